@@ -1,0 +1,108 @@
+"""The contract every domain tool follows.
+
+A tool is a ``ToolSpec``: a name, the group (domain agent) it belongs to, a description written for an
+LLM, a JSON schema for its arguments and a function ``func(ctx, **args)``. ``call_tool`` validates the
+arguments against the schema, runs the function and always returns a JSON-serialisable envelope:
+
+    {"ok": true,  "result": ...}
+    {"ok": false, "error": {"code": "unknown_asset", "message": "...", "hint": "..."}}
+
+Tools read the world only through ``ToolContext``: an in-memory DuckDB over the Parquet snapshot of the
+agent-visible world tables. Agents therefore never see ground truth, expected answers or any file path.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+TOOL_GROUPS = ("iot", "fmsr", "tsfm", "wo", "knowledge")
+
+
+class ToolError(Exception):
+    """A failure the calling agent can recover from (bad argument, unknown entity, empty window...)."""
+
+    def __init__(self, code: str, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.hint = hint
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {"code": self.code, "message": self.message}
+        if self.hint:
+            d["hint"] = self.hint
+        return d
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    group: str
+    description: str
+    parameters: dict[str, Any]
+    func: Callable[..., Any] = field(repr=False, compare=False)
+
+    def as_json_schema(self) -> dict[str, Any]:
+        """The shape LLM APIs and MCP expect: name, description, input schema."""
+        return {"name": self.name, "description": self.description, "input_schema": self.parameters}
+
+
+class ToolContext:
+    """Read access to the agent-visible world for one run.
+
+    ``world_dir`` holds one ``<table>.parquet`` per agent-visible table (written by the world build).
+    ``now`` overrides the world's current time (ISO timestamp) for scenarios set at a given moment.
+    ``created_work_orders`` collects work orders that agents asked to create: recorded, never applied.
+    """
+
+    def __init__(self, world_dir: str | Path, now: str | None = None):
+        self.world_dir = Path(world_dir)
+        if not self.world_dir.is_dir():
+            raise FileNotFoundError(f"world snapshot not found at {self.world_dir}; run `aob world build` first")
+        self._con = duckdb.connect(":memory:")
+        self._lock = threading.Lock()
+        for pq in sorted(self.world_dir.glob("*.parquet")):
+            self._con.execute(
+                f"CREATE VIEW \"{pq.stem}\" AS SELECT * FROM read_parquet('{pq.as_posix()}')"
+            )
+        self._now_override = now
+        self.created_work_orders: list[dict[str, Any]] = []
+        self.cache: dict[str, Any] = {}
+
+    def query(self, sql: str, params: list[Any] | None = None):
+        """Run a query and return a pandas DataFrame. Thread-safe (one cursor per call)."""
+        with self._lock:
+            cur = self._con.cursor()
+        try:
+            return cur.execute(sql, params or []).df()
+        finally:
+            cur.close()
+
+    def now(self) -> str:
+        if self._now_override:
+            return self._now_override
+        row = self.query("SELECT value FROM world_meta WHERE key = 'now'")
+        return str(row["value"].iloc[0])
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def jsonable(value: Any) -> Any:
+    """Round-trip through JSON so results hold only plain types (timestamps become ISO strings)."""
+    return json.loads(json.dumps(value, default=_default))
+
+
+def _default(o: Any) -> Any:
+    if hasattr(o, "isoformat"):
+        return o.isoformat()
+    if hasattr(o, "item"):
+        return o.item()
+    return str(o)

@@ -1,0 +1,1 @@
+"""The industrial world: catalogs, generation, import, and storage in the warehouse."""

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set everything up and run the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export NUMBA_CACHE_DIR=${NUMBA_CACHE_DIR:-$PWD/.aob_home/numba_cache}
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,13 @@
+"""Test-wide isolation: nothing a test does touches the developer's $AOB_HOME or Dagster instance."""
+
+import os
+import tempfile
+
+_session_home = tempfile.mkdtemp(prefix="aob-test-home-")
+os.environ["AOB_HOME"] = _session_home
+os.environ["DAGSTER_HOME"] = os.path.join(_session_home, "dagster")
+os.makedirs(os.environ["DAGSTER_HOME"], exist_ok=True)
+os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "aob-numba-cache"))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.pop("ANTHROPIC_API_KEY", None)
