@@ -61,7 +61,7 @@ def replace_tables(
                 con.execute(f'INSERT INTO "{name}" SELECT {select} FROM "{view}"')
             finally:
                 con.unregister(view)
-            counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+            counts[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0]
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
@@ -74,5 +74,5 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
         con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
             [name],
-        ).fetchone()[0]
+        ).fetchall()[0][0]
     )
