@@ -123,11 +123,8 @@ def world_import(path: Path) -> None:
         result = import_assetopsbench(path)
     except WorldImportError as exc:
         _fail(str(exc))
-    frames = getattr(result, "frames", result)
-    manifest = getattr(result, "manifest", None)
-    counts = store_world(settings, frames)
-    if manifest is not None:
-        click.echo(str(manifest))
+    counts = store_world(settings, result.frames)
+    click.echo(result.manifest.to_text())
     click.echo(f"imported {path} into {settings.warehouse_path}")
     _print_counts(counts)
 

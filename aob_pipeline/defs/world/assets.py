@@ -46,7 +46,7 @@ def _spec(name: str) -> dg.AssetSpec:
     )
 
 
-def load_world_frames(config: WorldConfig):
+def load_world_frames(config: WorldConfig, context: dg.AssetExecutionContext):
     """Generate or import the world as frames keyed by table name (no writes)."""
     if config.source == "import":
         if not config.import_path:
@@ -54,7 +54,8 @@ def load_world_frames(config: WorldConfig):
         from aob_pipeline.lib.world.importer import import_assetopsbench
 
         result = import_assetopsbench(config.import_path)
-        return getattr(result, "frames", result)
+        context.log.info(result.manifest.to_text())
+        return result.frames
     from aob_pipeline.lib.world.generate import generate_world
 
     return generate_world(scale=config.scale, seed=config.seed)
@@ -72,7 +73,7 @@ def _preview(frame, rows: int = 8) -> str:
     description=__doc__,
 )
 def world_tables(context: dg.AssetExecutionContext, config: WorldConfig, duckdb: DuckDBResource, aob: AobSettingsResource):
-    frames = load_world_frames(config)
+    frames = load_world_frames(config, context)
     settings = aob.settings()
     with duckdb.get_connection() as con:
         counts = store_world_in(con, frames, world_snapshot_dir(settings))
