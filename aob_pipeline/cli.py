@@ -129,5 +129,63 @@ def world_import(path: Path) -> None:
     _print_counts(counts)
 
 
+# ----------------------------------------------------------------------------- tools
+
+
+@main.group()
+def tools() -> None:
+    """The four domain tool groups (IoT, FMSR, TSFM, WO) and the maintenance manual, for debugging."""
+
+
+@tools.command("list")
+@click.option("--group", type=click.Choice(["iot", "fmsr", "tsfm", "wo", "knowledge"]), multiple=True)
+@click.option("--json", "as_json", is_flag=True, help="Print names, descriptions and JSON schemas as JSON.")
+def tools_list(group: tuple[str, ...], as_json: bool) -> None:
+    """List the tools agents can call."""
+    from aob_pipeline.lib.tools.registry import describe_tools
+
+    described = describe_tools(list(group) or None)
+    if as_json:
+        click.echo(json.dumps(described, indent=2))
+        return
+    for t in described:
+        props = t["schema"].get("properties", {})
+        required = set(t["schema"].get("required", []))
+        args = ", ".join(f"{k}{'' if k in required else '?'}" for k in props)
+        first = t["description"].strip().splitlines()[0]
+        click.echo(f"{t['group']:<9} {t['name']}({args})\n          {first}")
+
+
+@tools.command("call")
+@click.argument("tool")
+@click.argument("args", default="{}")
+def tools_call(tool: str, args: str) -> None:
+    """Call TOOL with ARGS (a JSON object) against the current world and print the JSON envelope.
+
+    Example: aob tools call iot_sensor_history '{"asset": "Chiller 6", "sensor": "Tonnage",
+    "start": "2020-06-01", "end": "2020-06-02", "resample": "hourly"}'
+    """
+    from aob_pipeline.lib.tools.base import ToolContext
+    from aob_pipeline.lib.tools.registry import call_tool
+    from aob_pipeline.lib.world.store import world_snapshot_dir
+
+    try:
+        parsed = json.loads(args)
+    except json.JSONDecodeError as exc:
+        _fail(f"ARGS is not valid JSON: {exc}")
+    settings = _settings()
+    try:
+        ctx = ToolContext(world_snapshot_dir(settings))
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    try:
+        envelope = call_tool(ctx, tool, parsed)
+    finally:
+        ctx.close()
+    click.echo(json.dumps(envelope, indent=2))
+    if not envelope.get("ok"):
+        sys.exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

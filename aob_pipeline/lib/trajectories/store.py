@@ -1,0 +1,171 @@
+"""Idempotent trajectory writes: re-running an (agent, scenario) partition replaces its rows exactly.
+
+``replace_trajectories`` deletes every row of the (agent_id, scenario_id) pairs being written — all their
+trials, and the steps of those runs — then inserts the new rows, in one transaction. Writing the same
+partition twice therefore leaves the same rows as writing it once, and a partition re-run with fewer
+trials leaves no stale trial behind. The tables are created on first use from ``TRAJECTORY_TABLES``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from aob_pipeline.lib.trajectories.schema import (
+    TRAJECTORIES_TABLE,
+    TRAJECTORY_STEPS_TABLE,
+    TRAJECTORY_TABLES,
+    Trajectory,
+    from_rows,
+    to_rows,
+)
+from aob_pipeline.lib.world.schema import Table
+
+
+def _create_if_missing(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    con.execute(table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+
+
+def ensure_trajectory_tables(con: duckdb.DuckDBPyConnection) -> None:
+    """Create ``trajectories`` and ``trajectory_steps`` if they do not exist (never drops data)."""
+    for table in TRAJECTORY_TABLES.values():
+        _create_if_missing(con, table)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pd.DataFrame) -> None:
+    if frame.empty:
+        return
+    view = f"__incoming_{table.name}"
+    con.register(view, frame)
+    try:
+        cols = ", ".join(f'"{c.name}"' for c in table.columns)
+        select = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in table.columns)
+        con.execute(f'INSERT INTO "{table.name}" ({cols}) SELECT {select} FROM "{view}"')
+    finally:
+        con.unregister(view)
+
+
+def _deleted(result: duckdb.DuckDBPyConnection) -> int:
+    """The number of rows a DELETE removed (DuckDB answers a one-row 'Count' result)."""
+    row = result.fetchone()
+    return int(row[0]) if row else 0
+
+
+def replace_trajectories(
+    con: duckdb.DuckDBPyConnection,
+    trajs: Sequence[Trajectory],
+    pairs: Iterable[tuple[str, str]] | None = None,
+) -> dict[str, int]:
+    """Replace the rows of the (agent_id, scenario_id) ``pairs`` with ``trajs``, in one transaction.
+
+    ``pairs`` is the partition filter: the (agent, scenario) pairs this write owns. It defaults to the
+    pairs present in ``trajs``; pass it explicitly when a partition may legitimately produce no rows so
+    that its old rows are still removed. Every trajectory must belong to one of the pairs. Rows of other
+    pairs are never touched. Returns ``{"trajectories": inserted, "trajectory_steps": inserted,
+    "deleted_trajectories": removed, "deleted_steps": removed}``.
+    """
+    trajs = list(trajs)
+    pair_set = {(str(a), str(s)) for a, s in (pairs if pairs is not None else ((t.agent_id, t.scenario_id) for t in trajs))}
+    outside = [t.run_id for t in trajs if (t.agent_id, t.scenario_id) not in pair_set]
+    if outside:
+        raise ValueError(
+            f"replace_trajectories: {len(outside)} trajectory(ies) outside the partition filter, e.g. run {outside[0]}"
+        )
+    run_ids = [t.run_id for t in trajs]
+    if len(set(run_ids)) != len(run_ids):
+        dup = next(r for r in run_ids if run_ids.count(r) > 1)
+        raise ValueError(f"replace_trajectories: run id {dup} appears more than once in this write")
+    traj_frame, step_frame = to_rows(trajs)
+    pair_frame = pd.DataFrame(sorted(pair_set), columns=["agent_id", "scenario_id"], dtype="object")
+    run_frame = pd.DataFrame({"run_id": run_ids}, dtype="object")
+
+    counts: dict[str, int] = {}
+    con.execute("BEGIN TRANSACTION")
+    try:
+        ensure_trajectory_tables(con)
+        con.register("__partition_pairs", pair_frame)
+        con.register("__partition_runs", run_frame)
+        try:
+            # Steps first, by pair and by the run ids being written (an orphan step of a run id that moved
+            # between pairs can never survive its rewrite).
+            # Doomed runs: those of the pairs (in either table) and the run ids being written (a run id can
+            # never survive its own rewrite, even if it once sat under another pair). IN over a UNION lets
+            # DuckDB hash-join instead of scanning with OR-ed correlated subqueries.
+            doomed = (
+                "SELECT s.run_id FROM trajectory_steps s JOIN __partition_pairs p "
+                "ON p.agent_id = s.agent_id AND p.scenario_id = s.scenario_id "
+                "UNION SELECT t.run_id FROM trajectories t JOIN __partition_pairs p "
+                "ON p.agent_id = t.agent_id AND p.scenario_id = t.scenario_id "
+                "UNION SELECT run_id FROM __partition_runs"
+            )
+            counts["deleted_steps"] = _deleted(con.execute(
+                f'DELETE FROM "trajectory_steps" WHERE run_id IN ({doomed})'))
+            counts["deleted_trajectories"] = _deleted(con.execute(
+                f'DELETE FROM "trajectories" WHERE run_id IN ({doomed})'))
+        finally:
+            con.unregister("__partition_pairs")
+            con.unregister("__partition_runs")
+        _insert(con, TRAJECTORIES_TABLE, traj_frame)
+        _insert(con, TRAJECTORY_STEPS_TABLE, step_frame)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    counts["trajectories"] = len(traj_frame)
+    counts["trajectory_steps"] = len(step_frame)
+    return counts
+
+
+def read_trajectories(
+    con: duckdb.DuckDBPyConnection,
+    agent_id: str | None = None,
+    scenario_id: str | None = None,
+    run_ids: Sequence[str] | None = None,
+) -> list[Trajectory]:
+    """Trajectories stored in the warehouse, optionally restricted to an agent, a scenario or run ids.
+
+    Ordered by agent, scenario and trial. Returns an empty list when the tables do not exist yet.
+    """
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'trajectories'"
+    ).fetchone()[0]
+    if not exists:
+        return []
+    conds, params = [], []
+    if agent_id is not None:
+        conds.append("agent_id = ?")
+        params.append(agent_id)
+    if scenario_id is not None:
+        conds.append("scenario_id = ?")
+        params.append(scenario_id)
+    if run_ids is not None:
+        if not run_ids:
+            return []
+        conds.append(f"run_id IN ({', '.join('?' for _ in run_ids)})")
+        params.extend(run_ids)
+    where = " AND ".join(conds) or "TRUE"
+    trajectories = con.execute(
+        f'SELECT * FROM "trajectories" WHERE {where} ORDER BY agent_id, scenario_id, trial', params
+    ).df()
+    if trajectories.empty:
+        return []
+    ids = list(trajectories["run_id"])
+    steps = con.execute(
+        f'SELECT * FROM "trajectory_steps" WHERE run_id IN ({", ".join("?" for _ in ids)}) ORDER BY run_id, step',
+        ids,
+    ).df()
+    return from_rows(trajectories, steps)
+
+
+def trajectory_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Row counts of the two tables (0 when absent) — handy for asset metadata."""
+    out: dict[str, Any] = {}
+    for name in TRAJECTORY_TABLES:
+        exists = con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
+        ).fetchone()[0]
+        out[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] if exists else 0
+    return out
