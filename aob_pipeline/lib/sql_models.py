@@ -30,6 +30,9 @@ from aob_pipeline.lib.world.schema import WORLD_TABLES
 # Schemas under which a world table or model may be referenced (``main.telemetry`` is ``telemetry``).
 _LOCAL_SCHEMAS = frozenset({"", "main"})
 
+# Layers in the order they are built when the dependency graph leaves the choice free; others follow, by name.
+LAYER_ORDER = ("staging", "intermediate", "marts")
+
 
 class SqlModelError(ValueError):
     """A SQL model cannot be discovered, ordered or built. The message names the file."""
@@ -191,14 +194,24 @@ def _unknown_table_error(where: str, ref: TableReference, known: Iterable[str]) 
 
 
 def topological_order(models: Sequence[SqlModel]) -> list[SqlModel]:
-    """Models ordered so that each comes after the models it reads; ties broken by name (deterministic).
+    """Models ordered so that each comes after the models it reads; where the graph leaves the choice free,
+    by layer (``LAYER_ORDER``) and then name, so the order is deterministic.
 
     Raises SqlModelError naming the files on a dependency cycle.
     """
     by_name = {m.name: m for m in models}
+    if len(by_name) != len(models):
+        names = [m.name for m in models]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        raise SqlModelError(f"duplicate model name(s): {', '.join(twice)}")
+
+    def rank(name: str) -> tuple[int, str, str]:
+        layer = by_name[name].layer
+        return (LAYER_ORDER.index(layer) if layer in LAYER_ORDER else len(LAYER_ORDER), layer, name)
+
     waiting = {m.name: {d for d in m.deps if d in by_name} for m in models}
     ordered: list[SqlModel] = []
-    ready = sorted(name for name, deps in waiting.items() if not deps)
+    ready = sorted((name for name, deps in waiting.items() if not deps), key=rank)
     while ready:
         name = ready.pop(0)
         ordered.append(by_name[name])
@@ -208,7 +221,7 @@ def topological_order(models: Sequence[SqlModel]) -> list[SqlModel]:
             waiting[other].discard(name)
             if not waiting[other]:
                 ready.append(other)
-        ready.sort()
+        ready.sort(key=rank)
     if waiting:
         cycle = _find_cycle(waiting)
         files = ", ".join(str(by_name[n]) for n in cycle[:-1])
