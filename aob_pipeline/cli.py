@@ -187,5 +187,250 @@ def tools_call(tool: str, args: str) -> None:
         sys.exit(1)
 
 
+# ----------------------------------------------------------------------------- scenarios
+
+
+@main.group()
+def scenarios() -> None:
+    """The curated scenarios (and imported public ones)."""
+
+
+@scenarios.command("list")
+@click.option("--split", type=click.Choice(["public", "hidden"]))
+@click.option("--type", "type_", help="IoT, FMSR, TSFM, WO or multi-agent.")
+@click.option("--robustness", type=click.Choice(["none", "missing_sensor", "conflicting_logs", "vague_request"]))
+def scenarios_list(split: str | None, type_: str | None, robustness: str | None) -> None:
+    """List scenarios with their metadata (hidden scenarios are listed by id and metadata only)."""
+    from aob_pipeline.lib.scenarios.loader import list_scenarios
+
+    rows = list_scenarios(split=split, type=type_, robustness=robustness)
+    for sc in rows:
+        text = sc.text if sc.split == "public" else "(hidden)"
+        text = text if len(text) <= 70 else text[:67] + "..."
+        click.echo(f"{sc.id:<12} {sc.type:<11} {sc.split:<6} {sc.robustness:<17} {sc.output_format:<12} {text}")
+    click.echo(f"{len(rows)} scenario(s)")
+
+
+@scenarios.command("show")
+@click.argument("scenario_id")
+def scenarios_show(scenario_id: str) -> None:
+    """Show one scenario: text rendered at the world's now, metadata, gold plan and (public only) expected answer."""
+    from aob_pipeline.lib.scenarios.loader import get_scenario
+
+    try:
+        sc = get_scenario(scenario_id)
+    except KeyError as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    record = _rendered_record(sc)
+    if sc.split == "hidden":
+        record = {k: record[k] for k in ("scenario_id", "type", "category", "split", "robustness", "output_format")
+                  if k in record}
+        record["note"] = "hidden scenario: text, plan and answer are not shown"
+    click.echo(json.dumps(record, indent=2, default=str))
+
+
+def _rendered_record(sc) -> dict:
+    """The scenarios-table row when the world has been materialised, else the template's record."""
+    from aob_pipeline.lib.warehouse import connect, table_exists
+
+    settings = _settings()
+    if settings.warehouse_path.exists():
+        try:
+            with connect(settings.warehouse_path, read_only=True) as con:
+                if table_exists(con, "scenarios"):
+                    rows = con.execute("SELECT * FROM scenarios WHERE scenario_id = ?", [sc.id]).df()
+                    if len(rows):
+                        row = rows.iloc[0].to_dict()
+                        for key in ("expected_answer", "gold_plan", "answer_params"):
+                            if isinstance(row.get(key), str):
+                                try:
+                                    row[key] = json.loads(row[key])
+                                except json.JSONDecodeError:
+                                    pass
+                        return row
+        except Exception:  # the warehouse is busy or older than the scenarios: fall back to the template
+            pass
+    return sc.to_record()
+
+
+@scenarios.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--name", default=None, help="Name of the imported set (default: the file's stem).")
+def scenarios_import(path: Path, name: str | None) -> None:
+    """Import scenarios in the public AssetOpsBench format (JSON array or JSON lines)."""
+    from aob_pipeline.lib.scenarios.importer import import_public_scenarios
+    from aob_pipeline.lib.scenarios.loader import save_imported_scenarios
+
+    try:
+        imported = import_public_scenarios(path)
+    except ValueError as exc:
+        _fail(str(exc))
+    target = save_imported_scenarios(imported, name or path.stem, _settings())
+    click.echo(f"imported {len(imported)} scenario(s) into {target}")
+    unanswerable = [s for s in imported if not s.answerable]
+    if unanswerable:
+        click.echo(f"{len(unanswerable)} have no computable answer (judged from their characteristic form)")
+
+
+# ----------------------------------------------------------------------------- agents and runs
+
+
+@main.group()
+def agents() -> None:
+    """The agent registry: built-in agents and submitted ones."""
+
+
+@agents.command("list")
+@click.option("--all", "show_all", is_flag=True, help="Include agents that need ANTHROPIC_API_KEY.")
+def agents_list(show_all: bool) -> None:
+    """List registered agents."""
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+
+    for spec in load_agent_registry(_settings(), include_unavailable=show_all):
+        how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
+               "fault": f"{spec.inner} + {spec.fault}"}[spec.kind]
+        click.echo(f"{spec.agent_id:<34} {spec.kind:<8} trials={spec.trials}  {how}")
+
+
+@agents.command("add")
+@click.argument("name")
+@click.option("--command", "command", help="Command line of a JSON-lines agent (see docs/AGENT_PROTOCOL.md).")
+@click.option("--python", "python_ref", help="MODULE:CLASS of a Python agent (see aob_pipeline/lib/agents/base.py).")
+@click.option("--trials", type=int, default=1, show_default=True)
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
+@click.option("--deterministic/--non-deterministic", default=True, show_default=True)
+@click.option("--description", default="")
+def agents_add(name: str, command: str | None, python_ref: str | None, trials: int, timeout_s: float,
+               deterministic: bool, description: str) -> None:
+    """Register (submit) an agent; the registry sensor evaluates it on every scenario."""
+    import shlex
+
+    from aob_pipeline.lib.agents.command import resolve_argv
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, add_agent
+
+    if bool(command) == bool(python_ref):
+        _fail("give exactly one of --command or --python")
+    try:
+        if command:
+            spec = AgentSpec(agent_id=name, kind="command", command=resolve_argv(shlex.split(command), Path.cwd()),
+                             trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description)
+        else:
+            spec = AgentSpec(agent_id=name, kind="python", python=python_ref, trials=trials, timeout_s=timeout_s,
+                             deterministic=deterministic, description=description)
+        path = add_agent(_settings(), spec)
+    except (AgentRegistryError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"registered agent '{name}' in {path}")
+
+
+def _ad_hoc_or_registered(agent: str, command: str | None, python_ref: str | None):
+    import shlex
+
+    from aob_pipeline.lib.agents.command import resolve_argv
+    from aob_pipeline.lib.agents.registry import AgentSpec, get_agent_spec, load_agent_registry
+
+    settings = _settings()
+    registry = load_agent_registry(settings, include_unavailable=True)
+    if command:
+        spec = AgentSpec(agent_id=agent, kind="command", command=resolve_argv(shlex.split(command), Path.cwd()))
+        return spec, registry + [spec]
+    if python_ref:
+        spec = AgentSpec(agent_id=agent, kind="python", python=python_ref)
+        return spec, registry + [spec]
+    return get_agent_spec(agent, settings), registry
+
+
+@main.command("run")
+@click.argument("agent")
+@click.option("--scenario", "scenario_ids", multiple=True, help="Scenario id (repeatable); default: every public one.")
+@click.option("--trials", type=int, default=1, show_default=True)
+@click.option("--command", "command", help="Run an unregistered JSON-lines agent under the name AGENT.")
+@click.option("--python", "python_ref", help="Run an unregistered Python agent (MODULE:CLASS) under the name AGENT.")
+@click.option("--quiet", is_flag=True, help="One line per run instead of the full trace.")
+def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str | None, python_ref: str | None,
+            quiet: bool) -> None:
+    """Run an agent locally on public scenarios and print readable traces: the agent builder's loop.
+
+    Nothing is written to the warehouse. Hidden scenarios are refused.
+    """
+    from aob_pipeline.lib.agents.registry import AgentRegistryError
+    from aob_pipeline.lib.evaluation import plan_jobs, run_evaluations
+    from aob_pipeline.lib.localrun import format_trace, local_scenarios
+    from aob_pipeline.lib.tools.base import ToolContext
+    from aob_pipeline.lib.world.store import world_snapshot_dir
+
+    settings = _settings()
+    try:
+        spec, registry = _ad_hoc_or_registered(agent, command, python_ref)
+    except AgentRegistryError as exc:
+        _fail(str(exc))
+    try:
+        chosen = local_scenarios(settings, list(scenario_ids))
+        ctx = ToolContext(world_snapshot_dir(settings))
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        _fail(str(exc.args[0] if exc.args else exc))
+    jobs = plan_jobs([spec], [sc for sc, _ in chosen], trials=trials)
+    expected = {sc.id: exp for sc, exp in chosen}
+    passed = 0
+
+    def progress(i: int, total: int, traj) -> None:
+        nonlocal passed
+        ok, line = format_trace(traj, expected.get(traj.scenario_id), quiet=quiet)
+        passed += ok
+        click.echo(f"[{i}/{total}] " + line)
+
+    try:
+        run_evaluations(jobs, ctx, registry, progress=progress)
+    finally:
+        ctx.close()
+    click.echo(f"{passed}/{len(jobs)} runs matched the expected answer")
+
+
+@main.group()
+def trajectories() -> None:
+    """Trajectories recorded elsewhere."""
+
+
+@trajectories.command("import")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+@click.option("--agent", "agent_id", default=None, help="Agent id for records that carry none.")
+def trajectories_import(path: Path, agent_id: str | None) -> None:
+    """Import trajectories (AssetOpsBench ReAct, plan-execute and SDK shapes, or our own schema) into the warehouse."""
+    from aob_pipeline.lib.trajectories.importer import import_trajectories
+    from aob_pipeline.lib.trajectories.store import replace_trajectories
+    from aob_pipeline.lib.warehouse import connect
+
+    try:
+        trajs = import_trajectories(path, agent_id=agent_id)
+    except ValueError as exc:
+        _fail(str(exc))
+    settings = _settings()
+    with connect(settings.warehouse_path) as con:
+        written = replace_trajectories(con, trajs)
+    click.echo(f"imported {written['trajectories']} trajectories ({written['trajectory_steps']} steps) from {path}")
+
+
+# ----------------------------------------------------------------------------- MCP
+
+
+@main.group()
+def mcp() -> None:
+    """The domain tools as an MCP server, so MCP-speaking agent frameworks can be evaluated."""
+
+
+@mcp.command("serve", add_help_option=False,
+             context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def mcp_serve(ctx: click.Context) -> None:
+    """Serve the tools over stdio and record the session as a trajectory.
+
+    Options: --agent ID, --scenario ID (the task get_task returns), --trial N, --record PATH (JSONL),
+    --scenarios-dir DIR, --allow-hidden, --timeout S, --max-steps N. See docs/AGENT_PROTOCOL.md#mcp.
+    """
+    from aob_pipeline.lib.mcp_server import main as serve_main
+
+    sys.exit(serve_main(list(ctx.args)))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -111,7 +111,8 @@ def call_structured(
     """The validated tool inputs of ``samples`` independent answers, in sample order.
 
     Keyword arguments as ``call_structured_samples`` (``tool_description``, ``max_reasks``, ``max_tokens``,
-    ``temperature``, ``metadata``). Raises ``StructuredOutputError`` or ``LLMCallFailed`` (both ``LLMError``).
+    ``temperature``, ``metadata``, ``first_sample_index``). Raises ``StructuredOutputError`` or ``LLMCallFailed``
+    (both ``LLMError``).
     """
     return [s.value for s in call_structured_samples(client, model, system, user, schema, tool_name, samples, **kwargs)]
 
@@ -130,14 +131,18 @@ def call_structured_samples(
     max_tokens: int = 2048,
     temperature: float | None = None,
     metadata: Mapping[str, Any] | None = None,
+    first_sample_index: int = 0,
 ) -> list[StructuredSample]:
     """Like ``call_structured`` but keeps each sample's replies (tokens, cost, cached) for the caller to store.
 
-    Sample i is requested with ``sample_index=i``. If any sample fails, the error of the lowest failing sample
-    index is raised after all samples have finished.
+    Sample i is requested with ``sample_index=first_sample_index + i`` (an agent's trial k passes
+    ``first_sample_index=k`` so that repeated trials are distinct samples). If any sample fails, the error of
+    the lowest failing sample index is raised after all samples have finished.
     """
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ValueError(f"call_structured: samples must be a positive integer, got {samples!r}")
+    if isinstance(first_sample_index, bool) or not isinstance(first_sample_index, int) or first_sample_index < 0:
+        raise ValueError(f"call_structured: first_sample_index must be an integer >= 0, got {first_sample_index!r}")
     if max_reasks < 0:
         raise ValueError(f"call_structured: max_reasks must be >= 0, got {max_reasks}")
     if not isinstance(tool_name, str) or not tool_name:
@@ -153,10 +158,10 @@ def call_structured_samples(
         return _one_sample(client, model, system, user, schema, tool, index, max_reasks, max_tokens, temperature, metadata)
 
     if samples == 1:
-        return [one(0)]
+        return [one(first_sample_index)]
     outcomes: list[StructuredSample | BaseException] = []
     with ThreadPoolExecutor(max_workers=min(samples, client.concurrency), thread_name_prefix="llm-sample") as pool:
-        futures = [pool.submit(one, i) for i in range(samples)]
+        futures = [pool.submit(one, first_sample_index + i) for i in range(samples)]
         for future in futures:
             try:
                 outcomes.append(future.result())
