@@ -11,3 +11,5 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ao
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.pop("ANTHROPIC_API_KEY", None)
+# Embeddings of the maintenance manual are cached across test sessions (content-hash keyed, so never stale).
+os.environ.setdefault("AOB_EMBEDDING_CACHE_DIR", os.path.join(tempfile.gettempdir(), "aob-embedding-cache"))
