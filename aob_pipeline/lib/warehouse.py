@@ -76,3 +76,45 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
             [name],
         ).fetchall()[0][0]
     )
+
+
+def replace_partition_rows(
+    con: duckdb.DuckDBPyConnection,
+    table: Table,
+    frame: Any,
+    partition_keys: Any,
+) -> dict[str, int]:
+    """Idempotent partition write: delete the rows whose key columns match a row of ``partition_keys``
+    (a frame holding only those columns, e.g. agent_id, scenario_id, judge), then insert ``frame`` —
+    in one transaction. Re-running a partition therefore replaces its rows exactly.
+    """
+    _check_columns(table, frame)
+    key_cols = list(partition_keys.columns)
+    con.execute(table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.register("__partition_keys", partition_keys)
+        con.register("__incoming_rows", frame)
+        try:
+            match = " AND ".join(f't."{c}" = k."{c}"' for c in key_cols)
+            deleted = con.execute(
+                f'DELETE FROM "{table.name}" t WHERE EXISTS (SELECT 1 FROM __partition_keys k WHERE {match})'
+            ).fetchall()[0][0]
+            cols = ", ".join(f'"{c.name}"' for c in table.columns)
+            select = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in table.columns)
+            con.execute(f'INSERT INTO "{table.name}" ({cols}) SELECT {select} FROM __incoming_rows')
+        finally:
+            con.unregister("__partition_keys")
+            con.unregister("__incoming_rows")
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"deleted": int(deleted), "inserted": len(frame)}
+
+
+def read_table(con: duckdb.DuckDBPyConnection, name: str):
+    """The whole table as a pandas frame, or None when it does not exist yet."""
+    if not table_exists(con, name):
+        return None
+    return con.execute(f'SELECT * FROM "{name}"').df()

@@ -1,0 +1,238 @@
+"""Judging: six verdicts per trajectory and judge, then scores, the leaderboard and judge diagnostics.
+
+`judgements` shares the agent × scenario partitions of `trajectories`; everything after it is one table
+over all partitions, recomputed from the warehouse (cheap: milliseconds per thousand trajectories).
+The reference judge always runs; the LLM judge runs too when ANTHROPIC_API_KEY is set (or its calls are
+in the LLM cache) and `JudgingConfig.llm_judge_model` is given.
+"""
+
+import os
+
+import dagster as dg
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
+from aob_pipeline.lib.judge import (
+    JUDGEMENTS_TABLE,
+    LLMJudge,
+    ReferenceJudge,
+    agreement_frame,
+    breakdown_frame,
+    judge_trajectories,
+    leaderboard_frame,
+    operational_frame,
+    plan_scores_frame,
+    scores_frame,
+    sensitivity_frame,
+    tool_call_accuracy_frame,
+    tool_calls_frame,
+)
+from aob_pipeline.lib.judge.scoring import SCORES_TABLE
+from aob_pipeline.lib.trajectories.store import read_trajectories
+from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
+from aob_pipeline.lib.world.schema import Column, Table
+
+GROUP = "judging"
+MAX_JUDGING_ERROR_SHARE = 0.05
+
+
+class JudgingConfig(dg.Config):
+    """``llm_judge_model``: also judge with this Claude model (needs ANTHROPIC_API_KEY or a warm LLM cache);
+    ``llm_samples``: samples per trajectory for the majority vote."""
+
+    llm_judge_model: str | None = None
+    llm_samples: int = 3
+    concurrency: int = 4
+
+
+def _frame_table(name: str, description: str, frame: pd.DataFrame, docs: dict[str, str] | None = None) -> Table:
+    """A table declaration for a derived frame (types inferred by DuckDB from the frame)."""
+    docs = docs or {}
+    return Table(name, description, tuple(Column(c, _duck_type(frame[c]), docs.get(c, "")) for c in frame.columns))
+
+
+def _duck_type(series: pd.Series) -> str:
+    if pd.api.types.is_bool_dtype(series):
+        return "BOOLEAN"
+    if pd.api.types.is_integer_dtype(series):
+        return "BIGINT"
+    if pd.api.types.is_float_dtype(series):
+        return "DOUBLE"
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return "TIMESTAMP"
+    return "VARCHAR"
+
+
+def _md(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g") if len(frame) else "(empty)")
+
+
+def _judges(config: JudgingConfig) -> list:
+    judges = [ReferenceJudge()]
+    model = config.llm_judge_model or os.environ.get("AOB_LLM_JUDGE_MODEL")
+    if model:
+        from aob_pipeline.lib.llm import LLMClient
+
+        judges.append(LLMJudge(model, LLMClient.from_settings(), samples=config.llm_samples))
+    return judges
+
+
+@dg.asset(
+    partitions_def=AGENT_SCENARIO_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["trajectories", "scenarios"],
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    owners=["team:evaluation"],
+)
+def judgements(context: dg.AssetExecutionContext, config: JudgingConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Six verdicts per trajectory and judge — task completion, retrieval accuracy, result verification,
+    sequence correctness, clarity and justification, hallucination (true is bad) — each with a rationale,
+    plus suggestions. A trajectory that cannot be judged gets a row with `judge_error`, never a silent
+    pass or fail. Re-judging a partition replaces its rows."""
+    pairs = [split_partition_key(k) for k in context.partition_keys]
+    keys = pd.DataFrame(pairs, columns=["agent_id", "scenario_id"])
+    with duckdb.get_connection() as con:
+        scenario_frame = con.execute("SELECT * FROM scenarios").df()
+        con.register("__pairs", keys)
+        run_ids = [r[0] for r in con.execute(
+            "SELECT t.run_id FROM trajectories t JOIN __pairs p USING (agent_id, scenario_id)").fetchall()]
+        con.unregister("__pairs")
+        trajs = read_trajectories(con, run_ids=run_ids) if run_ids else []
+    frames = []
+    for judge in _judges(config):
+        frames.append(judge_trajectories(judge, trajs, scenario_frame, concurrency=config.concurrency))
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
+    with duckdb.get_connection() as con:
+        written = replace_partition_rows(con, JUDGEMENTS_TABLE, frame, keys)
+    errors = int(frame["judge_error"].notna().sum()) if len(frame) else 0
+    context.log.info(f"judged {len(trajs)} trajectories: {len(frame)} judgements, {errors} judging errors")
+    return dg.MaterializeResult(metadata={
+        "judgements_written_in_run": written["inserted"],
+        "judging_errors_in_run": errors,
+        "judges": sorted(frame["judge"].unique().tolist()) if len(frame) else [],
+    })
+
+
+def _read(con, *names: str) -> list[pd.DataFrame | None]:
+    return [read_table(con, n) for n in names]
+
+
+@dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def scores(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """One row per judgement: score = 100 × (true among the five positive criteria) / 5, minus 20 when
+    hallucinating, floored at 0; passed = all five true and no hallucination; with the scenario's type,
+    category, robustness and split and the run's orchestration for breakdowns."""
+    with duckdb.get_connection() as con:
+        judg, trajs, scen = _read(con, "judgements", "trajectories", "scenarios")
+        frame = scores_frame(judg, trajs, scen)
+        replace_tables(con, {"scores": frame}, {"scores": SCORES_TABLE})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "mean_score": float(frame["score"].mean())
+                                          if len(frame) else None})
+
+
+@dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource) -> dg.MaterializeResult:
+    """Per agent and judge: mean score with a bootstrap 95% interval over scenarios, pass rate, pass^k over
+    trials, per-criterion rates, tool-call accuracy, plan score (plan-execute agents) and operational
+    figures; deployment_ready at a mean of 85 or more. Every run is also appended to `leaderboard_history`
+    so trends show."""
+    with duckdb.get_connection() as con:
+        score_frame, scen = _read(con, "scores", "scenarios")
+        trajs = read_trajectories(con)
+    board = leaderboard_frame(
+        score_frame,
+        tool_accuracy=tool_call_accuracy_frame(tool_calls_frame(trajs, scen)),
+        plan_scores=plan_scores_frame(trajs, scen),
+        operational=operational_frame(trajs),
+    )
+    history = board.assign(evaluated_at=pd.Timestamp.now(tz="UTC").tz_localize(None), run_id=context.run_id)
+    table = _frame_table("leaderboard", "Per-agent, per-judge leaderboard.", board)
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"leaderboard": board}, {"leaderboard": table})
+        hist_table = _frame_table("leaderboard_history", "Every leaderboard computed, with its time.", history)
+        con.execute(hist_table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+        old_cols = [r[0] for r in con.execute(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = 'leaderboard_history'").fetchall()]
+        con.register("__hist", history[[c for c in history.columns if c in old_cols]])
+        con.execute(f"INSERT INTO leaderboard_history BY NAME SELECT * FROM __hist")
+        con.unregister("__hist")
+    shown = [c for c in ("agent_id", "judge", "mean_score", "ci_low", "ci_high", "pass_rate", "deployment_ready")
+             if c in board.columns]
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(board), "leaderboard": _md(board[shown])})
+
+
+@dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Mean score and pass rate per agent and judge by scenario type, category, robustness kind, single
+    versus multi-agent scenario and orchestration."""
+    with duckdb.get_connection() as con:
+        (score_frame,) = _read(con, "scores")
+        frame = breakdown_frame(score_frame)
+        replace_tables(con, {"score_breakdowns": frame},
+                       {"score_breakdowns": _frame_table("score_breakdowns", "Score breakdowns.", frame)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": _md(frame)})
+
+
+@dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def judge_agreement(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Cohen's κ per criterion between every two judges (and human labels imported with
+    `aob judge import-labels`), on the runs both judged."""
+    with duckdb.get_connection() as con:
+        judg, human = _read(con, "judgements", "human_labels")
+        frames = [f for f in (judg, human) if f is not None and len(f)]
+        both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
+        frame = agreement_frame(both)
+        if frame.empty:
+            frame = pd.DataFrame({"judge_a": pd.Series(dtype=str), "judge_b": pd.Series(dtype=str),
+                                  "criterion": pd.Series(dtype=str), "kappa": pd.Series(dtype=float)})
+        replace_tables(con, {"judge_agreement": frame},
+                       {"judge_agreement": _frame_table("judge_agreement", "Cohen's kappa between judges.", frame)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "kappa": _md(frame)})
+
+
+@dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def judge_sensitivity(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """The judge judged: on the fault-injecting wrapper's labelled runs, how often each planted fault flips
+    the criterion it targets (sensitivity), how often it flips others (off-target), and specificity on the
+    clean inner runs — per judge."""
+    with duckdb.get_connection() as con:
+        judg = read_table(con, "judgements")
+        trajs = read_trajectories(con)
+        frame = sensitivity_frame(judg, trajs)
+        replace_tables(con, {"judge_sensitivity": frame},
+                       {"judge_sensitivity": _frame_table("judge_sensitivity", "Judge sensitivity per planted fault.", frame)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "table": _md(frame)})
+
+
+@dg.asset_check(asset=judgements, name="every_trajectory_judged", description=(
+    "Every stored trajectory has a reference judgement (a missing one means judging was skipped)."))
+def every_trajectory_judged(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        missing = con.execute(
+            "SELECT t.agent_id, t.scenario_id, t.run_id FROM trajectories t "
+            "ANTI JOIN (SELECT run_id FROM judgements WHERE judge = 'reference') j USING (run_id) LIMIT 20"
+        ).df()
+        total = con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
+    return dg.AssetCheckResult(passed=missing.empty, metadata={"trajectories": total, "unjudged_examples": _md(missing)})
+
+
+@dg.asset_check(asset=judgements, name="judging_errors_below_threshold", description=(
+    f"Share of judgements with a judging error stays below {MAX_JUDGING_ERROR_SHARE:.0%} per judge."))
+def judging_errors_below_threshold(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        per_judge = con.execute(
+            "SELECT judge, count(*) AS judgements, count(judge_error) AS errors, "
+            "count(judge_error) / count(*) AS error_share FROM judgements GROUP BY judge ORDER BY judge"
+        ).df()
+        examples = con.execute(
+            "SELECT judge, judge_error, count(*) AS n FROM judgements WHERE judge_error IS NOT NULL "
+            "GROUP BY ALL ORDER BY n DESC LIMIT 10").df()
+    worst = float(per_judge["error_share"].max()) if len(per_judge) else 0.0
+    return dg.AssetCheckResult(
+        passed=worst < MAX_JUDGING_ERROR_SHARE,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"per_judge": _md(per_judge), "most_common_errors": _md(examples), "worst_error_share": worst},
+    )

@@ -1,0 +1,56 @@
+"""Partitions of the evaluation: agent × scenario, both dynamic.
+
+Agents are registered and submitted over time and scenarios can be imported, so both dimensions are
+dynamic partitions that `sync_partitions` (called by `aob demo` and the registry sensor) keeps in step
+with the agent registry and the scenario files. Multi-partition keys read ``<agent>|<scenario>``; keys are
+ordered agent-major, so "one agent on every scenario" is one contiguous partition range.
+"""
+
+from collections.abc import Iterable
+
+import dagster as dg
+
+AGENTS_PARTITIONS = dg.DynamicPartitionsDefinition(name="agents")
+SCENARIOS_PARTITIONS = dg.DynamicPartitionsDefinition(name="scenarios")
+AGENT_SCENARIO_PARTITIONS = dg.MultiPartitionsDefinition({"agent": AGENTS_PARTITIONS, "scenario": SCENARIOS_PARTITIONS})
+
+
+def split_partition_key(key: str) -> tuple[str, str]:
+    """``'oracle|IOT-001'`` → ``('oracle', 'IOT-001')``."""
+    mk = AGENT_SCENARIO_PARTITIONS.get_partition_key_from_str(key)
+    return mk.keys_by_dimension["agent"], mk.keys_by_dimension["scenario"]
+
+
+def partition_key(agent_id: str, scenario_id: str) -> str:
+    return dg.MultiPartitionKey({"agent": agent_id, "scenario": scenario_id})
+
+
+def sync_partitions(instance: dg.DagsterInstance, agent_ids: Iterable[str], scenario_ids: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Add agents and scenarios the instance does not know yet; return what was added (nothing is removed)."""
+    added = []
+    for name, wanted in ((AGENTS_PARTITIONS.name, list(agent_ids)), (SCENARIOS_PARTITIONS.name, list(scenario_ids))):
+        have = set(instance.get_dynamic_partitions(name))
+        new = [k for k in dict.fromkeys(wanted) if k not in have]
+        if new:
+            instance.add_dynamic_partitions(name, new)
+        added.append(new)
+    return added[0], added[1]
+
+
+def range_tags(instance: dg.DagsterInstance, agent_ids: list[str] | None = None) -> dict[str, str]:
+    """Run tags selecting a contiguous range of partitions: every scenario for the agents from the first
+    to the last of ``agent_ids`` in registration order (all agents when None).
+
+    Dynamic partitions keep their insertion order and keys are agent-major, so such a range is exact.
+    """
+    agents = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
+    scenarios = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
+    if not agents or not scenarios:
+        raise ValueError("no agent or scenario partitions yet: run sync_partitions first")
+    chosen = [a for a in agents if agent_ids is None or a in set(agent_ids)]
+    if not chosen:
+        raise ValueError(f"none of {agent_ids} is a registered agent partition")
+    return {
+        "dagster/asset_partition_range_start": str(partition_key(chosen[0], scenarios[0])),
+        "dagster/asset_partition_range_end": str(partition_key(chosen[-1], scenarios[-1])),
+    }

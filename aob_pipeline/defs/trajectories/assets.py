@@ -1,0 +1,107 @@
+"""Agent runs as a partitioned asset: one partition per (agent, scenario), every trial inside it.
+
+Backfills run many partitions in one run (single-run backfill policy): the world snapshot is opened
+once, agents run (threads for agents that wait on LLMs or subprocesses), and all rows are written in one
+short transaction at the end — so no DuckDB connection is held while agents run. Re-materialising a
+partition replaces its rows exactly (every trial of that agent × scenario is deleted, then inserted).
+"""
+
+import time
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+from aob_pipeline.defs.resources import AobSettingsResource
+from aob_pipeline.lib.agents.registry import load_agent_registry
+from aob_pipeline.lib.evaluation import EvaluationJob, run_evaluations, summarize
+from aob_pipeline.lib.scenarios.materialize import scenario_from_row
+from aob_pipeline.lib.tools.base import ToolContext
+from aob_pipeline.lib.trajectories.store import replace_trajectories
+from aob_pipeline.lib.world.store import world_snapshot_dir
+
+
+class TrajectoriesConfig(dg.Config):
+    """Run settings: ``trials`` overrides each agent's registered trial count; ``concurrency`` is the
+    number of runs in flight (useful for LLM and command agents)."""
+
+    trials: int | None = None
+    concurrency: int = 4
+
+
+def _load_scenarios(con, scenario_ids: list[str]) -> dict:
+    frame = con.execute("SELECT * FROM scenarios WHERE scenario_id IN (SELECT unnest(?))", [scenario_ids]).df()
+    return {row["scenario_id"]: scenario_from_row(row) for row in frame.to_dict("records")}
+
+
+@dg.asset(
+    partitions_def=AGENT_SCENARIO_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["scenarios"],
+    group_name="evaluation",
+    kinds={"python", "duckdb"},
+    owners=["team:evaluation"],
+    tags={"aob/stage": "agents"},
+)
+def trajectories(
+    context: dg.AssetExecutionContext, config: TrajectoriesConfig, duckdb: DuckDBResource, aob: AobSettingsResource
+) -> dg.MaterializeResult:
+    """Every trial of an agent on a scenario: steps (tool calls, observations, errors, thoughts, operator
+    questions), final answer, status (completed, failed, timed_out, crashed) with its reason, tokens, cost.
+    Tables `trajectories` and `trajectory_steps`; a crashing or hanging agent gives a failed trajectory,
+    never a failed run."""
+    pairs = [split_partition_key(k) for k in context.partition_keys]
+    agent_ids = sorted({a for a, _ in pairs})
+    scenario_ids = sorted({s for _, s in pairs})
+    with duckdb.get_connection() as con:
+        scenarios = _load_scenarios(con, scenario_ids)
+    missing = sorted(set(scenario_ids) - set(scenarios))
+    if missing:
+        raise dg.Failure(
+            f"{len(missing)} scenario(s) are not in the scenarios table, e.g. {missing[:5]}: materialise `scenarios` first"
+        )
+    registry = load_agent_registry(aob.settings(), include_unavailable=True)
+    specs = {s.agent_id: s for s in registry}
+    unknown = [a for a in agent_ids if a not in specs]
+    if unknown:
+        raise dg.Failure(f"agent partition(s) with no registry entry: {unknown}")
+    jobs = [
+        EvaluationJob(specs[a], scenarios[s], trial)
+        for a, s in pairs
+        for trial in range(config.trials or specs[a].trials)
+    ]
+    context.log.info(f"running {len(jobs)} trajectories: {len(agent_ids)} agent(s) × {len(scenario_ids)} scenario(s)")
+
+    def progress(i: int, total: int, traj) -> None:
+        if i == total or i % max(1, total // 10) == 0:
+            context.log.info(f"{i}/{total} trajectories done ({traj.agent_id} on {traj.scenario_id}: {traj.status})")
+
+    ctx = ToolContext(world_snapshot_dir(aob.settings()))
+    t0 = time.perf_counter()
+    try:
+        trajs = run_evaluations(jobs, ctx, registry, concurrency=config.concurrency, progress=progress)
+    finally:
+        ctx.close()
+    seconds = time.perf_counter() - t0
+    with duckdb.get_connection() as con:
+        written = replace_trajectories(con, trajs, pairs)
+    summary = summarize(trajs, seconds)
+    per_agent = {}
+    for t in trajs:
+        row = per_agent.setdefault(t.agent_id, {"runs": 0, "completed": 0, "failed": 0, "timed_out": 0, "crashed": 0})
+        row["runs"] += 1
+        row[t.status] = row.get(t.status, 0) + 1
+    table = "| agent | runs | completed | failed | timed out | crashed |\n|---|---|---|---|---|---|\n" + "\n".join(
+        f"| {a} | {r['runs']} | {r['completed']} | {r['failed']} | {r['timed_out']} | {r['crashed']} |"
+        for a, r in sorted(per_agent.items())
+    )
+    return dg.MaterializeResult(
+        metadata={
+            "trajectories_written_in_run": written["trajectories"],
+            "steps_written": written["trajectory_steps"],
+            "trajectories_per_second": summary.get("trajectories_per_second"),
+            "seconds": summary.get("seconds"),
+            "by_status": summary["by_status"],
+            "per_agent": dg.MetadataValue.md(table),
+        }
+    )
