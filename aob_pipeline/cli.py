@@ -69,6 +69,21 @@ def demo(scale: str, seed: int) -> None:
 
 
 @main.command()
+@click.option("--agent", "agent_ids", multiple=True, help="Agent to evaluate (repeatable); default: every agent.")
+@click.option("--rejudge", is_flag=True, help="Only re-judge, re-analyse and re-report (agents are not re-run).")
+def evaluate(agent_ids: tuple[str, ...], rejudge: bool) -> None:
+    """Evaluate agents on every scenario (and everything downstream) through Dagster, on the world already built.
+
+    One agent: `aob evaluate --agent my_agent`. After a judge change: `aob evaluate --rejudge`.
+    """
+    settings = _settings()
+    dagster_home(settings)
+    from aob_pipeline.demo import run_evaluation
+
+    run_evaluation(settings, list(agent_ids) or None, rejudge=rejudge, echo=click.echo)
+
+
+@main.command()
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """Open the Dagster UI (`dagster dev`) on this project with the same instance `aob demo` writes to."""
@@ -408,6 +423,78 @@ def trajectories_import(path: Path, agent_id: str | None) -> None:
     with connect(settings.warehouse_path) as con:
         written = replace_trajectories(con, trajs)
     click.echo(f"imported {written['trajectories']} trajectories ({written['trajectory_steps']} steps) from {path}")
+
+
+# ----------------------------------------------------------------------------- reports, feedback, SQL
+
+
+@main.command()
+def report() -> None:
+    """Write the self-contained HTML report from the current warehouse and print its path."""
+    from aob_pipeline.lib.reports.outputs import write_report
+
+    settings = _settings()
+    if not settings.warehouse_path.exists():
+        _fail(f"no warehouse at {settings.warehouse_path}: run `aob demo` first")
+    click.echo(str(write_report(settings)))
+
+
+@main.command()
+@click.argument("agent")
+@click.option("--min-cluster-size", type=int, default=5, show_default=True,
+              help="A failure cluster is shown only with at least this many of the agent's traces.")
+def feedback(agent: str, min_cluster_size: int) -> None:
+    """Write and print an agent's confidential feedback (hidden scenarios: aggregates and cluster summaries only)."""
+    from aob_pipeline.lib.reports.outputs import write_feedback
+
+    settings = _settings()
+    md, js = write_feedback(settings, agent, min_cluster_size=min_cluster_size)
+    click.echo(md.read_text())
+    click.echo(f"(written to {md} and {js})")
+
+
+@main.command()
+@click.argument("query")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
+def sql(query: str, fmt: str) -> None:
+    """Run QUERY against the published, read-only warehouse ($AOB_HOME/published/aob.duckdb)."""
+    from aob_pipeline.lib.publish import query_published
+
+    try:
+        frame = query_published(_settings(), query)
+    except FileNotFoundError as exc:
+        _fail(str(exc))
+    except Exception as exc:  # a SQL error: show DuckDB's message, not a traceback
+        _fail(f"{type(exc).__name__}: {exc}")
+    if fmt == "csv":
+        click.echo(frame.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(frame.to_json(orient="records", date_format="iso", indent=2))
+    else:
+        click.echo(frame.to_string(index=False) if len(frame) else "(no rows)")
+
+
+@main.group()
+def judge() -> None:
+    """Judges and human labels."""
+
+
+@judge.command("import-labels")
+@click.argument("path", type=click.Path(exists=True, path_type=Path))
+def judge_import_labels(path: Path) -> None:
+    """Import human verdicts (CSV: run_id plus criterion columns) as judge 'human' for the agreement table."""
+    from aob_pipeline.lib.judge import JUDGEMENTS_TABLE, import_human_labels
+    from aob_pipeline.lib.warehouse import connect, replace_tables
+
+    try:
+        frame = import_human_labels(path)
+    except ValueError as exc:
+        _fail(str(exc))
+    table = JUDGEMENTS_TABLE.__class__(name="human_labels", description="Human verdicts imported from CSV.",
+                                       columns=JUDGEMENTS_TABLE.columns, key=JUDGEMENTS_TABLE.key)
+    with connect(_settings().warehouse_path) as con:
+        replace_tables(con, {"human_labels": frame}, {"human_labels": table})
+    click.echo(f"imported {len(frame)} human label rows; re-materialise judge_agreement to compare")
 
 
 # ----------------------------------------------------------------------------- MCP

@@ -61,6 +61,10 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
     echo(f"warehouse: {settings.warehouse_path}")
     if result.success:
         print_leaderboard(settings, echo)
+        from aob_pipeline.lib.reports.outputs import report_path
+
+        echo(f"report: {report_path(settings)}")
+        echo(f"analysts' warehouse: {settings.published_path}  (try: aob sql 'SELECT * FROM leaderboard')")
     if not result.success:
         raise SystemExit(1)
     return {
@@ -103,3 +107,37 @@ def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, j
         echo(line)
     ready = [r["agent_id"] for r in board.to_dict("records") if r["deployment_ready"]]
     echo(f"deployment-ready (mean ≥ 85): {', '.join(ready) if ready else 'none'}")
+
+
+def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejudge: bool = False,
+                   echo: Callable[[str], None] = print) -> None:
+    """Run the `evaluate_agents` job (or, with ``rejudge``, judging and everything after it) over the
+    partitions of ``agent_ids`` (default: all registered agents), recorded in the persistent instance."""
+    import dagster as dg
+
+    from aob_pipeline.defs.partitions import range_tags, sync_partitions
+    from aob_pipeline.definitions import defs
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+    from aob_pipeline.lib.scenarios.loader import load_scenarios
+
+    registered = [s.agent_id for s in load_agent_registry(settings)]
+    unknown = [a for a in agent_ids or [] if a not in registered]
+    if unknown:
+        raise SystemExit(f"unknown agent(s): {', '.join(unknown)} (see `aob agents list`)")
+    chosen = agent_ids or registered
+    job = defs.resolve_job_def("evaluate_agents")
+    selection = None
+    if rejudge:
+        graph = defs.resolve_asset_graph()
+        selection = [k for k in graph.get_all_asset_keys()
+                     if k in set(dg.AssetSelection.assets("judgements", "failure_findings").downstream()
+                                 .resolve(graph))]
+    with dg.DagsterInstance.get() as instance:
+        sync_partitions(instance, registered, [s.id for s in load_scenarios(settings=settings)])
+        t0 = time.perf_counter()
+        result = job.execute_in_process(instance=instance, raise_on_error=False,
+                                        tags=range_tags(instance, chosen), asset_selection=selection)
+    echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t0:.1f} s")
+    if not result.success:
+        raise SystemExit(1)
+    print_leaderboard(settings, echo)

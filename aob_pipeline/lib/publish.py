@@ -109,7 +109,10 @@ def declared_tables() -> dict[str, Table]:
         from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
         from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE
 
-        groups.append([FAILURE_FINDINGS_TABLE, *TRAJFM_TABLES.values(), FAILURE_DISTRIBUTION_TABLE])
+        from aob_pipeline.lib.trajfm.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
+
+        groups.append([FAILURE_FINDINGS_TABLE, *TRAJFM_TABLES.values(), FAILURE_DISTRIBUTION_TABLE,
+                       FAILURE_EMBEDDINGS_TABLE, FAILURE_CLUSTER_MEMBERS_TABLE])
     except ImportError:  # the TrajFM package is optional for publishing the rest
         pass
     groups.append([LLM_CACHE_TABLE, TABLE_DOCS_TABLE])
@@ -271,13 +274,12 @@ SELECT group_value AS agent_id, kind, coalesce(label, mode) AS failure_mode, tra
 FROM failure_distribution
 WHERE scope = 'agent' AND kind IN ('mast', 'cluster') AND traces > 0
 ORDER BY agent_id, share DESC;"""),
-    ("Score trend: mean score per agent per day of runs", """\
-SELECT t.agent_id, date_trunc('day', t.started_at) AS day, round(avg(sc.score), 1) AS mean_score,
-       count(*) AS runs
-FROM scores sc JOIN trajectories t USING (run_id)
-WHERE sc.judge = 'reference' AND sc.score IS NOT NULL
-GROUP BY ALL
-ORDER BY t.agent_id, day;"""),
+    ("Score trend: mean score per agent across evaluation runs (nightly history)", """\
+SELECT agent_id, evaluated_at, round(mean_score, 1) AS mean_score, round(ci_low, 1) AS ci_low,
+       round(ci_high, 1) AS ci_high, deployment_ready
+FROM leaderboard_history
+WHERE judge = 'reference'
+ORDER BY agent_id, evaluated_at;"""),
     ("Columns and meaning of a table", """\
 SELECT column_name, column_type, description FROM table_docs WHERE table_name = 'work_orders' ORDER BY ordinal;"""),
 )

