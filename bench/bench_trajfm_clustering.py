@@ -438,6 +438,16 @@ def main(argv: list[str] | None = None) -> None:
             all_figures += figures
             all_facts.append(facts)
 
+    if all_figures:
+        print_figures(all_figures, all_facts)
+    if jit:
+        print("\n## numba JIT: fresh process, empty vs warm NUMBA_CACHE_DIR (seconds)")
+        for mode, run, imported, first, second in jit:
+            print(f"  {mode:<18} {run:<12} imports {imported:6.1f}   first fit {first:6.1f}   second fit {second:6.1f}")
+    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
+
+
+def print_figures(all_figures: list[StageFigure], all_facts: list[dict[str, Any]]) -> None:
     print("\n## Seconds and peak resident memory per stage")
     print(f"{'rows':>8}  {'stage':<30} {'seconds':>9} {'peak MB':>9} {'+MB':>7}")
     for f in all_figures:
@@ -446,11 +456,6 @@ def main(argv: list[str] | None = None) -> None:
     for facts in all_facts:
         for key, value in facts.items():
             print(f"  {facts['rows']:>8,}  {key:<34} {value}")
-    if jit:
-        print("\n## numba JIT: fresh process, empty vs warm NUMBA_CACHE_DIR (seconds)")
-        for mode, run, imported, first, second in jit:
-            print(f"  {mode:<18} {run:<12} imports {imported:6.1f}   first fit {first:6.1f}   second fit {second:6.1f}")
-    print(f"\nload average at end: {os.getloadavg()[0]:.1f}")
 
 
 if __name__ == "__main__":
