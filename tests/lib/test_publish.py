@@ -42,6 +42,9 @@ def settings(tmp_path, frames):
         con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM frame')
         con.unregister("frame")
     con.execute("CREATE VIEW passed_runs AS SELECT run_id FROM scores WHERE passed")
+    # Two evaluation runs of history, as the leaderboard asset appends them.
+    con.execute("CREATE TABLE leaderboard_history AS SELECT *, TIMESTAMP '2026-11-01 02:00' AS evaluated_at FROM leaderboard "
+                "UNION ALL BY NAME SELECT *, TIMESTAMP '2026-11-02 02:00' AS evaluated_at FROM leaderboard")
     con.close()
     cache = duckdb.connect(str(settings.cache_dir / "llm_cache.duckdb"))
     cache.execute("CREATE TABLE llm_cache (key VARCHAR, model VARCHAR, sample_index INTEGER, request_json VARCHAR, "
@@ -58,7 +61,7 @@ def test_publish_copies_everything_with_docs(settings, frames):
     assert not os.access(path, os.W_OK) or os.geteuid() == 0  # read-only file (root ignores modes)
     assert oct(path.stat().st_mode & 0o777) == "0o444"
     names = set(query_published(settings, "SELECT table_name FROM duckdb_tables()")["table_name"])
-    assert names == {*WAREHOUSE_TABLES, "passed_runs", "llm_cache", "table_docs"}
+    assert names == {*WAREHOUSE_TABLES, "leaderboard_history", "passed_runs", "llm_cache", "table_docs"}
     n = query_published(settings, "SELECT count(*) AS n FROM trajectories")["n"][0]
     assert n == len(frames["trajectories"])
     docs = query_published(settings, "SELECT * FROM table_docs WHERE table_name = 'leaderboard'")
@@ -85,6 +88,8 @@ def test_example_queries_run_on_the_published_file(settings):
     for title, sql in EXAMPLE_QUERIES:
         result = query_published(settings, sql)
         assert isinstance(result, pd.DataFrame), title
+    trend = query_published(settings, next(sql for title, sql in EXAMPLE_QUERIES if "trend" in title.lower()))
+    assert len(trend) == 2 * len(set(trend["agent_id"])) > 0
     board = query_published(settings, EXAMPLE_QUERIES[0][1])
     assert set(board["agent_id"]) == {"oracle", "alpha", "beta"}
     assert list(board["mean_score"]) == sorted(board["mean_score"], reverse=True)
