@@ -54,3 +54,23 @@ def range_tags(instance: dg.DagsterInstance, agent_ids: list[str] | None = None)
         "dagster/asset_partition_range_start": str(partition_key(chosen[0], scenarios[0])),
         "dagster/asset_partition_range_end": str(partition_key(chosen[-1], scenarios[-1])),
     }
+
+
+def load_partition_runs(con, partition_keys: list[str]):
+    """For a run over agent × scenario partitions: the (agent_id, scenario_id) key frame, the stored
+    trajectories of those pairs, and the `scenarios` rows they refer to — read in one short connection."""
+    import pandas as pd
+
+    from aob_pipeline.lib.trajectories.store import read_trajectories
+
+    keys = pd.DataFrame([split_partition_key(k) for k in partition_keys], columns=["agent_id", "scenario_id"])
+    con.register("__pairs", keys)
+    try:
+        run_ids = [r[0] for r in con.execute(
+            "SELECT t.run_id FROM trajectories t JOIN __pairs p USING (agent_id, scenario_id)").fetchall()]
+        scenario_rows = con.execute(
+            "SELECT s.* FROM scenarios s JOIN (SELECT DISTINCT scenario_id FROM __pairs) USING (scenario_id)").df()
+    finally:
+        con.unregister("__pairs")
+    trajs = read_trajectories(con, run_ids=run_ids) if run_ids else []
+    return keys, trajs, scenario_rows

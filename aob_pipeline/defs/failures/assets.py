@@ -12,10 +12,9 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-from aob_pipeline.lib.trajectories.store import read_trajectories
 from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
 from aob_pipeline.lib.trajfm.distribution import failure_distribution as distribution_of
 from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
@@ -61,16 +60,8 @@ def failure_findings(context: dg.AssetExecutionContext, config: FindingsConfig, 
     """Per trajectory and extractor: the 14 MAST failure modes as flags (by slug and taxonomy version), up to
     two additional failure modes with evidence quoted from the trace (checked: a quote not in the trace is
     rejected), and who failed at which step. Offline detectors always run; the LLM extractor when configured."""
-    pairs = [split_partition_key(k) for k in context.partition_keys]
-    keys = pd.DataFrame(pairs, columns=["agent_id", "scenario_id"])
     with duckdb.get_connection() as con:
-        con.register("__pairs", keys)
-        run_ids = [r[0] for r in con.execute(
-            "SELECT t.run_id FROM trajectories t JOIN __pairs p USING (agent_id, scenario_id)").fetchall()]
-        scen_rows = con.execute("SELECT s.* FROM scenarios s JOIN (SELECT DISTINCT scenario_id FROM __pairs) "
-                                "USING (scenario_id)").df()
-        con.unregister("__pairs")
-        trajs = read_trajectories(con, run_ids=run_ids) if run_ids else []
+        keys, trajs, scen_rows = load_partition_runs(con, context.partition_keys)
     scenarios = {r["scenario_id"]: scenario_from_row(r) for r in scen_rows.to_dict("records")}
     findings = extract_findings(_extractors(config), trajs, scenarios, concurrency=config.concurrency)
     frame = findings_frame(findings)

@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
 from aob_pipeline.lib.judge import (
     JUDGEMENTS_TABLE,
@@ -92,15 +92,8 @@ def judgements(context: dg.AssetExecutionContext, config: JudgingConfig, duckdb:
     sequence correctness, clarity and justification, hallucination (true is bad) — each with a rationale,
     plus suggestions. A trajectory that cannot be judged gets a row with `judge_error`, never a silent
     pass or fail. Re-judging a partition replaces its rows."""
-    pairs = [split_partition_key(k) for k in context.partition_keys]
-    keys = pd.DataFrame(pairs, columns=["agent_id", "scenario_id"])
     with duckdb.get_connection() as con:
-        scenario_frame = con.execute("SELECT * FROM scenarios").df()
-        con.register("__pairs", keys)
-        run_ids = [r[0] for r in con.execute(
-            "SELECT t.run_id FROM trajectories t JOIN __pairs p USING (agent_id, scenario_id)").fetchall()]
-        con.unregister("__pairs")
-        trajs = read_trajectories(con, run_ids=run_ids) if run_ids else []
+        keys, trajs, scenario_frame = load_partition_runs(con, context.partition_keys)
     frames = []
     for judge in _judges(config):
         frames.append(judge_trajectories(judge, trajs, scenario_frame, concurrency=config.concurrency))
@@ -157,7 +150,7 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
         old_cols = [r[0] for r in con.execute(
             "SELECT column_name FROM information_schema.columns WHERE table_name = 'leaderboard_history'").fetchall()]
         con.register("__hist", history[[c for c in history.columns if c in old_cols]])
-        con.execute(f"INSERT INTO leaderboard_history BY NAME SELECT * FROM __hist")
+        con.execute("INSERT INTO leaderboard_history BY NAME SELECT * FROM __hist")
         con.unregister("__hist")
     shown = [c for c in ("agent_id", "judge", "mean_score", "ci_low", "ci_high", "pass_rate", "deployment_ready")
              if c in board.columns]

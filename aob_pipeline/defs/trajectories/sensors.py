@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, SCENARIOS_PARTITIONS, range_tags, sync_partitions
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.settings import Settings
