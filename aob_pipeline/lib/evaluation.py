@@ -110,3 +110,26 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     t0 = time.perf_counter()
     value = fn()
     return value, time.perf_counter() - t0
+
+
+def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]) -> str:
+    """What a deterministic agent's run depends on: its registry entry (and the files its command names),
+    what it is shown of the scenario, and the world build. Equal fingerprints mean a re-run would give the
+    same trajectory, so the nightly run can skip it."""
+    import hashlib
+    import json
+    from pathlib import Path
+
+    files = {}
+    for part in spec.command or []:
+        path = Path(part)
+        if path.is_file():
+            files[part] = hashlib.sha256(path.read_bytes()).hexdigest()
+    payload = {
+        "agent": spec.model_dump(exclude={"source", "description"}),
+        "files": files,
+        "scenario": {k: str(getattr(scenario, k, None)) for k in ("id", "text", "output_format", "operator_reply",
+                                                                   "rendered_now")},
+        "world": {k: world_meta.get(k) for k in sorted(world_meta) if k != "built_at"},
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()

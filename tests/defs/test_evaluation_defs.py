@@ -82,7 +82,9 @@ def test_rerunning_replaces_partitions_exactly(env):
 
 
 def test_sensor_registers_a_submitted_agent_and_requests_its_run(env, monkeypatch):
-    settings, instance, _, _, defs = env
+    settings, _, _, _, defs = env
+    instance = dg.DagsterInstance.ephemeral()  # its own instance: the other tests' partitions stay as they are
+    sync_partitions(instance, ["oracle", "do_nothing", "crasher"], SCENARIOS)
     monkeypatch.setenv("AOB_HOME", str(settings.home))
     add_agent(settings, AgentSpec(agent_id="submitted_one", kind="command", command=["python3", "agent.py"]))
     with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
@@ -96,3 +98,25 @@ def test_sensor_registers_a_submitted_agent_and_requests_its_run(env, monkeypatc
     with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
         again = agent_registry_sensor(ctx)
     assert isinstance(again, dg.SkipReason), "a known agent must not be requested twice"
+
+
+def test_nightly_skips_unchanged_deterministic_runs_and_reruns_changed_ones(env):
+    settings, instance, _, _, defs = env
+    job = defs.resolve_job_def("everything")
+    config = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}},
+                      "trajectories": {"config": {"skip_unchanged": True}}}}
+    before = _q(settings, "SELECT run_id, ended_at FROM trajectories ORDER BY run_id")
+    result = job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=config)
+    assert result.success
+    meta = [m for m in result.asset_materializations_for_node("trajectories")][0].metadata
+    assert meta["partitions_skipped_unchanged"].value == 3 * len(SCENARIOS)
+    after = _q(settings, "SELECT run_id, ended_at FROM trajectories ORDER BY run_id")
+    assert before.equals(after), "skipped partitions keep their stored trajectories untouched"
+
+    # A different world (another seed) changes every fingerprint: everything runs again.
+    config["ops"]["world_tables"]["config"]["seed"] = 8
+    result = job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=config)
+    meta = [m for m in result.asset_materializations_for_node("trajectories")][0].metadata
+    assert meta["partitions_skipped_unchanged"].value == 0
+    restore = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}}
+    assert job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=restore).success

@@ -141,7 +141,7 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
         plan_scores=plan_scores_frame(trajs, scen),
         operational=operational_frame(trajs),
     )
-    history = board.assign(evaluated_at=pd.Timestamp.now(tz="UTC").tz_localize(None), run_id=context.run_id)
+    history = board.assign(evaluated_at=pd.Timestamp.now(tz="UTC").tz_localize(None), run_id=context.run.run_id)
     table = _frame_table("leaderboard", "Per-agent, per-judge leaderboard.", board)
     with duckdb.get_connection() as con:
         replace_tables(con, {"leaderboard": board}, {"leaderboard": table})

@@ -14,7 +14,8 @@ from aob_pipeline.lib.settings import Settings
     job_name="evaluate_agents",
     execution_timezone="UTC",
     description=(
-        "Every night: re-evaluate every registered agent on every scenario (agent × scenario range), re-judge, "
+        "Every night: re-evaluate every registered agent on every scenario (agent × scenario range) — deterministic "
+        "agents whose registry entry, scenario and world are unchanged are skipped — then re-judge, "
         "re-extract and re-cluster failures, rebuild the report and feedback and re-publish the warehouse. "
         "Deterministic agents replay from the LLM cache at zero cost; embeddings come from the cache; the "
         "leaderboard is appended to leaderboard_history so trends show."
@@ -24,4 +25,5 @@ from aob_pipeline.lib.settings import Settings
 def nightly_evaluation_schedule(context: dg.ScheduleEvaluationContext):
     agents = [s.agent_id for s in load_agent_registry(Settings.from_env())]
     sync_partitions(context.instance, agents, [s.id for s in load_scenarios()])
-    return dg.RunRequest(run_key=None, tags=range_tags(context.instance, agents))
+    return dg.RunRequest(run_key=None, tags=range_tags(context.instance, agents),
+                         run_config={"ops": {"trajectories": {"config": {"skip_unchanged": True}}}})

@@ -9,15 +9,18 @@ partition replaces its rows exactly (every trial of that agent × scenario is de
 import time
 
 import dagster as dg
+import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.lib.agents.registry import load_agent_registry
-from aob_pipeline.lib.evaluation import EvaluationJob, run_evaluations, summarize
+from aob_pipeline.lib.evaluation import EvaluationJob, input_fingerprint, run_evaluations, summarize
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
 from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.trajectories.store import replace_trajectories
+from aob_pipeline.lib.warehouse import read_table, replace_partition_rows
+from aob_pipeline.lib.world.schema import Column, Table
 from aob_pipeline.lib.world.store import world_snapshot_dir
 
 
@@ -27,6 +30,22 @@ class TrajectoriesConfig(dg.Config):
 
     trials: int | None = None
     concurrency: int = 4
+    skip_unchanged: bool = False
+    """Skip deterministic agents whose inputs (registry entry, scenario as shown, world build) are unchanged
+    since their stored run (the nightly schedule sets this)."""
+
+
+TRAJECTORY_INPUTS_TABLE = Table(
+    "trajectory_inputs",
+    "Fingerprint of what each (agent, scenario) run depended on, so unchanged deterministic runs are skipped.",
+    (
+        Column("agent_id", "VARCHAR", "Agent.", False),
+        Column("scenario_id", "VARCHAR", "Scenario.", False),
+        Column("fingerprint", "VARCHAR", "SHA-256 of the agent entry, the scenario as shown and the world build.", False),
+        Column("evaluated_at", "TIMESTAMP", "When the stored trajectories were produced.", False),
+    ),
+    key=("agent_id", "scenario_id"),
+)
 
 
 def _load_scenarios(con, scenario_ids: list[str]) -> dict:
@@ -65,9 +84,19 @@ def trajectories(
     unknown = [a for a in agent_ids if a not in specs]
     if unknown:
         raise dg.Failure(f"agent partition(s) with no registry entry: {unknown}")
+    with duckdb.get_connection() as con:
+        world_meta = dict(con.execute("SELECT key, value FROM world_meta").fetchall())
+        stored = read_table(con, TRAJECTORY_INPUTS_TABLE.name)
+    fingerprints = {(a, s): input_fingerprint(specs[a], scenarios[s], world_meta) for a, s in pairs}
+    unchanged: set[tuple[str, str]] = set()
+    if config.skip_unchanged and stored is not None:
+        previous = {(r["agent_id"], r["scenario_id"]): r["fingerprint"] for r in stored.to_dict("records")}
+        unchanged = {p for p in pairs if specs[p[0]].deterministic and previous.get(p) == fingerprints[p]}
+        context.log.info(f"{len(unchanged)} of {len(pairs)} partitions unchanged since their last run: skipped")
+    run_pairs = [p for p in pairs if p not in unchanged]
     jobs = [
         EvaluationJob(specs[a], scenarios[s], trial)
-        for a, s in pairs
+        for a, s in run_pairs
         for trial in range(config.trials or specs[a].trials)
     ]
     context.log.info(f"running {len(jobs)} trajectories: {len(agent_ids)} agent(s) × {len(scenario_ids)} scenario(s)")
@@ -83,8 +112,12 @@ def trajectories(
     finally:
         ctx.close()
     seconds = time.perf_counter() - t0
+    now = pd.Timestamp.now(tz="UTC").tz_localize(None)
+    inputs = pd.DataFrame([(a, s, fingerprints[(a, s)], now) for a, s in run_pairs],
+                          columns=TRAJECTORY_INPUTS_TABLE.column_names)
     with duckdb.get_connection() as con:
-        written = replace_trajectories(con, trajs, pairs)
+        written = replace_trajectories(con, trajs, run_pairs)
+        replace_partition_rows(con, TRAJECTORY_INPUTS_TABLE, inputs, inputs[["agent_id", "scenario_id"]])
     summary = summarize(trajs, seconds)
     per_agent = {}
     for t in trajs:
@@ -98,6 +131,7 @@ def trajectories(
     return dg.MaterializeResult(
         metadata={
             "trajectories_written_in_run": written["trajectories"],
+            "partitions_skipped_unchanged": len(unchanged),
             "steps_written": written["trajectory_steps"],
             "trajectories_per_second": summary.get("trajectories_per_second"),
             "seconds": summary.get("seconds"),
