@@ -48,8 +48,7 @@ def main() -> None:
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="aob-bench-demo-"))
     os.environ["AOB_HOME"] = str(home)
-    os.environ["DAGSTER_HOME"] = str(home / "dagster")
-    (home / "dagster").mkdir(parents=True)
+    os.environ.pop("DAGSTER_HOME", None)
 
     import dagster as dg
     import duckdb
@@ -61,7 +60,10 @@ def main() -> None:
     from aob_pipeline.lib.scenarios.loader import load_scenarios
     from aob_pipeline.lib.settings import Settings
 
+    from aob_pipeline.cli import dagster_home
+
     settings = Settings.from_env().ensure()
+    dagster_home(settings)  # $AOB_HOME/dagster with the same dagster.yaml `aob demo` uses
     agents = [s.agent_id for s in load_agent_registry(settings)]
     scenario_ids = [s.id for s in load_scenarios(settings=settings)]
     with dg.DagsterInstance.get() as instance:
