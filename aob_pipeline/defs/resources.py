@@ -32,3 +32,8 @@ def default_resources() -> dict[str, object]:
         "duckdb": DuckDBResource(database=str(settings.warehouse_path)),
         "aob": AobSettingsResource(home=str(settings.home)),
     }
+
+
+def markdown_table(frame, rows: int = 20) -> dg.MetadataValue:
+    """The first ``rows`` of a frame as a markdown table for asset metadata in the UI."""
+    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g") if len(frame) else "(empty)")

@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
+from aob_pipeline.defs.resources import markdown_table
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
 from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
 from aob_pipeline.lib.trajfm.distribution import failure_distribution as distribution_of
@@ -29,10 +30,6 @@ class FindingsConfig(dg.Config):
 
     llm_extractor_model: str | None = None
     concurrency: int = 4
-
-
-def _md(frame: pd.DataFrame, rows: int = 15) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g") if len(frame) else "(empty)")
 
 
 def _extractors(config: FindingsConfig) -> list:
@@ -73,7 +70,7 @@ def failure_findings(context: dg.AssetExecutionContext, config: FindingsConfig, 
     return dg.MaterializeResult(metadata={
         "rows_written_in_run": written["inserted"],
         "trajectories_in_run": len(trajs),
-        "most_common_modes_in_run": _md(top),
+        "most_common_modes_in_run": markdown_table(top, 15),
     })
 
 
@@ -154,8 +151,8 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
     shown = [c for c in ("cluster_id", "label", "size", "keywords") if c in clusters.columns]
     yield dg.MaterializeResult(asset_key="failure_clusters", metadata={
         "dagster/row_count": len(clusters),
-        "clusters": _md(clusters[shown]),
-        "quality": _md(quality),
+        "clusters": markdown_table(clusters[shown], 15),
+        "quality": markdown_table(quality, 15),
         "failure_texts": len(member_frame),
     })
 
@@ -196,7 +193,7 @@ def taxonomy(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: Aob
     with duckdb.get_connection() as con:
         replace_tables(con, {"taxonomy": frame}, {"taxonomy": TAXONOMY_TABLE})
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "version": tax.version,
-                                          "candidates": len(candidates), "table": _md(frame[[c for c in (
+                                          "candidates": len(candidates), "table": markdown_table(frame[[c for c in (
                                               "slug", "name", "mode_group", "status", "size") if c in frame.columns]], 25)})
 
 
@@ -215,8 +212,8 @@ def failure_distribution(duckdb: DuckDBResource) -> dg.MaterializeResult:
         replace_tables(con, {"failure_distribution": frame}, {"failure_distribution": FAILURE_DISTRIBUTION_TABLE})
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
-        "versus_published": _md(compare_with_published(findings), 20),
-        "new_failures_per_trace": _md(new_failure_counts(findings)),
+        "versus_published": markdown_table(compare_with_published(findings), 20),
+        "new_failures_per_trace": markdown_table(new_failure_counts(findings), 15),
     })
 
 

@@ -14,6 +14,7 @@ from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
+from aob_pipeline.defs.resources import markdown_table
 from aob_pipeline.lib.judge import (
     JUDGEMENTS_TABLE,
     LLMJudge,
@@ -63,10 +64,6 @@ def _duck_type(series: pd.Series) -> str:
     if pd.api.types.is_datetime64_any_dtype(series):
         return "TIMESTAMP"
     return "VARCHAR"
-
-
-def _md(frame: pd.DataFrame, rows: int = 20) -> dg.MetadataValue:
-    return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g") if len(frame) else "(empty)")
 
 
 def _judges(config: JudgingConfig) -> list:
@@ -154,7 +151,7 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
         con.unregister("__hist")
     shown = [c for c in ("agent_id", "judge", "mean_score", "ci_low", "ci_high", "pass_rate", "deployment_ready")
              if c in board.columns]
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(board), "leaderboard": _md(board[shown])})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(board), "leaderboard": markdown_table(board[shown])})
 
 
 @dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
@@ -166,7 +163,7 @@ def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
         frame = breakdown_frame(score_frame)
         replace_tables(con, {"score_breakdowns": frame},
                        {"score_breakdowns": _frame_table("score_breakdowns", "Score breakdowns.", frame)})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": _md(frame)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": markdown_table(frame)})
 
 
 @dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
@@ -183,7 +180,7 @@ def judge_agreement(duckdb: DuckDBResource) -> dg.MaterializeResult:
                                   "criterion": pd.Series(dtype=str), "kappa": pd.Series(dtype=float)})
         replace_tables(con, {"judge_agreement": frame},
                        {"judge_agreement": _frame_table("judge_agreement", "Cohen's kappa between judges.", frame)})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "kappa": _md(frame)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "kappa": markdown_table(frame)})
 
 
 @dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
@@ -197,7 +194,7 @@ def judge_sensitivity(duckdb: DuckDBResource) -> dg.MaterializeResult:
         frame = sensitivity_frame(judg, trajs)
         replace_tables(con, {"judge_sensitivity": frame},
                        {"judge_sensitivity": _frame_table("judge_sensitivity", "Judge sensitivity per planted fault.", frame)})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "table": _md(frame)})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "table": markdown_table(frame)})
 
 
 @dg.asset_check(asset=judgements, name="every_trajectory_judged", description=(
@@ -209,7 +206,7 @@ def every_trajectory_judged(duckdb: DuckDBResource) -> dg.AssetCheckResult:
             "ANTI JOIN (SELECT run_id FROM judgements WHERE judge = 'reference') j USING (run_id) LIMIT 20"
         ).df()
         total = con.execute("SELECT count(*) FROM trajectories").fetchall()[0][0]
-    return dg.AssetCheckResult(passed=missing.empty, metadata={"trajectories": total, "unjudged_examples": _md(missing)})
+    return dg.AssetCheckResult(passed=missing.empty, metadata={"trajectories": total, "unjudged_examples": markdown_table(missing)})
 
 
 @dg.asset_check(asset=judgements, name="judging_errors_below_threshold", description=(
@@ -227,5 +224,5 @@ def judging_errors_below_threshold(duckdb: DuckDBResource) -> dg.AssetCheckResul
     return dg.AssetCheckResult(
         passed=worst < MAX_JUDGING_ERROR_SHARE,
         severity=dg.AssetCheckSeverity.WARN,
-        metadata={"per_judge": _md(per_judge), "most_common_errors": _md(examples), "worst_error_share": worst},
+        metadata={"per_judge": markdown_table(per_judge), "most_common_errors": markdown_table(examples), "worst_error_share": worst},
     )

@@ -382,3 +382,16 @@ def resolve_class(value: Any, allowed: tuple[str, ...], field: str = "equipment_
         raise ToolError("invalid_arguments", f"argument '{field}': unknown equipment class {value!r}",
                         f"use one of {', '.join(allowed)}")
     return canonical
+
+
+def paged_rows(ctx: Any, table: str, where: str, params: list[Any], order_by: str,
+               page: int | None, page_size: int | None) -> tuple[dict[str, int], Any]:
+    """Count the rows of ``table`` matching ``where``, then fetch one page of them ordered by ``order_by``.
+
+    Returns ``({count, page, page_size, pages}, frame)``; a page past the last raises ``invalid_arguments``.
+    """
+    count = int(ctx.query(f"SELECT count(*) AS n FROM {table} WHERE {where}", params)["n"].iloc[0])
+    page, page_size, pages, offset = page_slice(count, page, page_size)
+    frame = ctx.query(f"SELECT * FROM {table} WHERE {where} ORDER BY {order_by} LIMIT ? OFFSET ?",
+                      [*params, page_size, offset])
+    return {"count": count, "page": page, "page_size": page_size, "pages": pages}, frame

@@ -31,6 +31,7 @@ from aob_pipeline.lib.tools._common import (
     normalise_key,
     object_schema,
     page_slice,
+    paged_rows,
     parse_window,
     plain,
     records,
@@ -219,22 +220,16 @@ def list_events(
         conds.append("event_group = ?")
         params.append(event_group)
         filters["event_group"] = event_group
-    where = " AND ".join(conds)
-    count = int(ctx.query(f"SELECT count(*) AS n FROM events WHERE {where}", params)["n"].iloc[0])
-    page, page_size, pages, offset = page_slice(count, page, page_size)
-    df = ctx.query(
-        f"SELECT * FROM events WHERE {where} ORDER BY event_time, event_id LIMIT ? OFFSET ?",
-        [*params, page_size, offset],
-    )
+    paging, df = paged_rows(ctx, "events", " AND ".join(conds), params, "event_time, event_id", page, page_size)
     return {
         "asset_id": record["asset_id"],
         "name": record["name"],
         "filters": filters,
-        "count": count,
+        "count": paging["count"],
         "by_group": by_group,
-        "page": page,
-        "page_size": page_size,
-        "pages": pages,
+        "page": paging["page"],
+        "page_size": paging["page_size"],
+        "pages": paging["pages"],
         "events": records(df, EVENT_COLUMNS),
     }
 
@@ -258,16 +253,10 @@ def list_failure_codes(
         conds.append("primary_code = ?")
         params.append(code)
         filters["primary_code"] = code
-    where = " AND ".join(conds)
-    count = int(ctx.query(f"SELECT count(*) AS n FROM failure_codes WHERE {where}", params)["n"].iloc[0])
-    page, page_size, pages, offset = page_slice(count, page, page_size)
-    df = ctx.query(
-        f"SELECT * FROM failure_codes WHERE {where} ORDER BY primary_code, secondary_code LIMIT ? OFFSET ?",
-        [*params, page_size, offset],
-    )
+    paging, df = paged_rows(ctx, "failure_codes", " AND ".join(conds), params, "primary_code, secondary_code",
+                            page, page_size)
     cols = ["category", "primary_code", "primary_code_description", "secondary_code", "secondary_code_description"]
-    return {"filters": filters, "count": count, "page": page, "page_size": page_size, "pages": pages,
-            "codes": records(df, cols)}
+    return {"filters": filters, **paging, "codes": records(df, cols)}
 
 
 def code_distribution(
