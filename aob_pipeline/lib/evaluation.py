@@ -1,23 +1,44 @@
-"""Run many (agent, scenario, trial) evaluations against one world snapshot.
+"""Run many (agent, scenario, trial) evaluations against one world snapshot, and decide which need running.
 
 Pure library code: the Dagster ``trajectories`` asset and ``aob run`` both call ``run_evaluations``.
 A broken agent never breaks the batch: an agent that cannot even be built gives a crashed trajectory per
 run with the reason, and ``run_agent`` already turns crashes, hangs and floods into failed trajectories.
+
+Incremental re-evaluation: ``input_fingerprint`` hashes what a run depends on; the ``trajectories`` asset stores
+it per (agent, scenario) in ``trajectory_inputs``; ``plan_stale_runs`` compares the registry and the warehouse
+against it, so the nightly schedule requests only agents with something to do (and nothing at all when nothing
+changed).
 """
 
 from __future__ import annotations
 
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from aob_pipeline.lib.agents.base import RunLimits
 from aob_pipeline.lib.agents.registry import AgentSpec, build_agent
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.trajectories.schema import Trajectory, make_run_id, utc_now
+from aob_pipeline.lib.world.schema import Column, Table
+
+TRAJECTORY_INPUTS_TABLE = Table(
+    "trajectory_inputs",
+    "One row per (agent, scenario) that has stored trajectories: the fingerprint of what that run depended on, "
+    "so the nightly run can skip deterministic agents whose inputs did not change.",
+    (
+        Column("agent_id", "VARCHAR", "Agent.", False),
+        Column("scenario_id", "VARCHAR", "Scenario.", False),
+        Column("fingerprint", "VARCHAR", "SHA-256 of the agent's registry entry (and the files its command names), "
+                                         "the scenario as shown to the agent and the world build.", False),
+        Column("evaluated_at", "TIMESTAMP", "UTC time the stored trajectories were produced.", False),
+    ),
+    key=("agent_id", "scenario_id"),
+)
 
 
 @dataclass(frozen=True)
@@ -118,7 +139,6 @@ def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]
     same trajectory, so the nightly run can skip it."""
     import hashlib
     import json
-    from pathlib import Path
 
     files = {}
     for part in spec.command or []:
@@ -133,3 +153,121 @@ def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]
         "world": {k: world_meta.get(k) for k in sorted(world_meta) if k != "built_at"},
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def up_to_date_pairs(
+    pairs: Sequence[tuple[str, str]],
+    specs: Mapping[str, AgentSpec],
+    fingerprints: Mapping[tuple[str, str], str],
+    stored: Mapping[tuple[str, str], str],
+) -> set[tuple[str, str]]:
+    """The (agent, scenario) pairs a re-run would reproduce exactly: a deterministic agent whose stored
+    fingerprint equals the current one. Agents that are not deterministic are never up to date (each night
+    gives them new trials)."""
+    return {p for p in pairs if specs[p[0]].deterministic and stored.get(p) == fingerprints[p]}
+
+
+class WarehouseBusy(RuntimeError):
+    """The pipeline held the warehouse's write lock for longer than the planner was willing to wait."""
+
+
+@dataclass(frozen=True)
+class EvaluationPlan:
+    """What a re-evaluation has to run: ``stale`` (agent, scenario) pairs out of ``total``, and why."""
+
+    total: int
+    stale: tuple[tuple[str, str], ...]
+    reasons: Mapping[str, int]
+
+    @property
+    def agents(self) -> list[str]:
+        """Agents with at least one stale pair, in the order they were given to ``plan_stale_runs``."""
+        return list(dict.fromkeys(a for a, _ in self.stale))
+
+    def describe(self) -> str:
+        if not self.total:
+            return "no scenarios in the warehouse yet: materialise world_tables and scenarios first (e.g. `aob demo`)"
+        why = ", ".join(f"{n} {reason}" for reason, n in sorted(self.reasons.items()) if n) or "none"
+        return f"{len(self.stale)} of {self.total} agent × scenario runs to (re-)run ({why})"
+
+
+def _read_plan_inputs(path: Path, wait_seconds: float) -> dict[str, Any] | None:
+    """Scenarios, world build, stored fingerprints and which pairs are judged, in one short read-only
+    connection; None when there is no warehouse yet. Retries while a writer holds the lock."""
+    import duckdb
+
+    from aob_pipeline.lib.scenarios.materialize import scenario_from_row
+    from aob_pipeline.lib.warehouse import connect, table_exists
+
+    if not path.exists():
+        return None
+    deadline = time.monotonic() + wait_seconds
+    while True:
+        try:
+            with connect(path, read_only=True) as con:
+                if not (table_exists(con, "scenarios") and table_exists(con, "world_meta")):
+                    return None
+                frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
+                out: dict[str, Any] = {
+                    "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame.to_dict("records")},
+                    "world_meta": dict(con.execute("SELECT key, value FROM world_meta").fetchall()),
+                    "stored": {}, "judged": set(),
+                }
+                if table_exists(con, TRAJECTORY_INPUTS_TABLE.name):
+                    out["stored"] = {(a, s): f for a, s, f in con.execute(
+                        "SELECT agent_id, scenario_id, fingerprint FROM trajectory_inputs").fetchall()}
+                if table_exists(con, "trajectories") and table_exists(con, "judgements"):
+                    # a pair counts as judged when every one of its trials has at least one judgement
+                    out["judged"] = set(con.execute(
+                        "SELECT agent_id, scenario_id FROM trajectories t "
+                        "LEFT JOIN (SELECT DISTINCT run_id FROM judgements) j USING (run_id) "
+                        "GROUP BY ALL HAVING count(*) = count(j.run_id)").fetchall())
+                return out
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(f"{path}: the pipeline holds the write lock: {exc}") from exc
+            time.sleep(0.25)
+
+
+def plan_stale_runs(
+    warehouse_path: str | Path,
+    specs: Sequence[AgentSpec],
+    scenario_ids: Sequence[str] | None = None,
+    wait_seconds: float = 10.0,
+) -> EvaluationPlan:
+    """Which (agent, scenario) pairs of ``specs`` × ``scenario_ids`` (default: every scenario in the warehouse;
+    ids the warehouse does not hold yet are left out, they cannot run) need (re-)running.
+
+    A pair is up to date when its agent is deterministic, its stored fingerprint equals the current one (same
+    registry entry, scenario as shown, world build) and all its trajectories are judged. Everything else is
+    stale: ``new`` (never run), ``changed`` (fingerprint differs), ``not deterministic`` (new trials every
+    night) or ``unjudged`` (a run that stopped before judging). With no warehouse yet, every pair is stale.
+    Raises ``WarehouseBusy`` when a writer holds the lock longer than ``wait_seconds``.
+    """
+    inputs = _read_plan_inputs(Path(warehouse_path), wait_seconds)
+    if inputs is None:
+        return EvaluationPlan(total=0, stale=(), reasons={})
+    by_id = {s.agent_id: s for s in specs}
+    scenarios = inputs["scenarios"]
+    wanted = [s for s in (scenario_ids if scenario_ids is not None else scenarios) if s in scenarios]
+    pairs = [(a, s) for a in by_id for s in wanted]
+    fingerprints = {(a, s): input_fingerprint(by_id[a], scenarios[s], inputs["world_meta"])
+                    for a, s in pairs}
+    fresh = up_to_date_pairs(pairs, by_id, fingerprints, inputs["stored"])
+    reasons = {"new": 0, "changed": 0, "not deterministic": 0, "unjudged": 0}
+    stale = []
+    for pair in pairs:
+        if pair in fresh and pair in inputs["judged"]:
+            continue
+        stale.append(pair)
+        if not by_id[pair[0]].deterministic:
+            reasons["not deterministic"] += 1
+        elif pair not in inputs["stored"]:
+            reasons["new"] += 1
+        elif pair not in fresh:
+            reasons["changed"] += 1
+        else:
+            reasons["unjudged"] += 1
+    return EvaluationPlan(total=len(pairs), stale=tuple(stale), reasons=reasons)

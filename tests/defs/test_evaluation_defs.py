@@ -6,7 +6,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.judging import judging_assets, judging_checks
-from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, SCENARIOS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.defs.scenarios import scenario_assets
 from aob_pipeline.defs.trajectories import trajectory_assets
@@ -120,3 +120,129 @@ def test_nightly_skips_unchanged_deterministic_runs_and_reruns_changed_ones(env)
     assert meta["partitions_skipped_unchanged"].value == 0
     restore = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}}
     assert job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=restore).success
+
+
+def _edit_user_agent(settings, agent_id: str, **changes) -> None:
+    import yaml
+
+    from aob_pipeline.lib.agents.registry import user_registry_path
+
+    path = user_registry_path(settings)
+    data = yaml.safe_load(path.read_text())
+    for entry in data["agents"]:
+        if entry["agent_id"] == agent_id:
+            entry.update(changes)
+            for key in [k for k, v in changes.items() if v is None]:
+                entry.pop(key)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_otherwise(env):
+    from aob_pipeline.defs.reports.schedules import nightly_run_request
+    from aob_pipeline.lib.evaluation import plan_stale_runs
+
+    settings, instance, _, _, defs = env
+    agents = ["oracle", "do_nothing", "crasher"]
+    assert isinstance(nightly_run_request(instance, settings, agents), dg.SkipReason)
+
+    # A changed registry entry makes only that agent's runs stale; the request covers that agent alone.
+    _edit_user_agent(settings, "crasher", timeout_s=33)
+    try:
+        request = nightly_run_request(instance, settings, agents)
+        assert isinstance(request, dg.RunRequest)
+        assert request.tags["dagster/asset_partition_range_start"].startswith("crasher|")
+        assert request.tags["dagster/asset_partition_range_end"].startswith("crasher|")
+        assert "4 changed" in request.tags["aob/plan"]
+        result = defs.resolve_job_def("everything").execute_in_process(
+            instance=instance, tags=request.tags,
+            run_config={"ops": {**request.run_config["ops"],
+                                "world_tables": {"config": {"scale": "tiny", "seed": 7}}}})
+        assert result.success
+        meta = result.asset_materializations_for_node("trajectories")[0].metadata
+        assert meta["trajectories_written_in_run"].value == len(SCENARIOS)
+        assert isinstance(nightly_run_request(instance, settings, agents), dg.SkipReason), \
+            "once re-run, the changed agent is up to date again"
+    finally:
+        _edit_user_agent(settings, "crasher", timeout_s=None)
+
+    # A run that stopped before judging is repaired by the next night even though its fingerprint matches.
+    from aob_pipeline.lib.warehouse import connect as _connect
+
+    restore = defs.resolve_job_def("everything").execute_in_process(
+        instance=instance, tags=range_tags(instance, ["crasher"]),
+        run_config={"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}})
+    assert restore.success
+    with _connect(settings.warehouse_path) as con:
+        con.execute("DELETE FROM judgements WHERE run_id IN "
+                    "(SELECT run_id FROM trajectories WHERE agent_id = 'do_nothing' AND scenario_id = 'WO-001')")
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+
+    specs = [s for s in load_agent_registry(settings) if s.agent_id in agents]
+    plan = plan_stale_runs(settings.warehouse_path, specs, SCENARIOS)
+    assert plan.stale == (("do_nothing", "WO-001"),) and plan.reasons["unjudged"] == 1
+    request = nightly_run_request(instance, settings, agents)
+    assert request.tags["dagster/asset_partition_range_start"].startswith("do_nothing|")
+    assert request.tags["dagster/asset_partition_range_end"].startswith("do_nothing|")
+
+
+def test_nightly_plan_counts_new_and_non_deterministic_agents_and_waits_out_a_writer(env, tmp_path):
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+    from aob_pipeline.lib.evaluation import WarehouseBusy, plan_stale_runs
+
+    settings = env[0]
+    specs = {s.agent_id: s for s in load_agent_registry(settings)}
+    chosen = [specs["oracle"], specs["heuristic_single"].model_copy(update={"deterministic": False}),
+              specs["heuristic_plan_execute"]]
+    plan = plan_stale_runs(settings.warehouse_path, chosen, SCENARIOS)
+    assert plan.total == 3 * len(SCENARIOS)
+    assert plan.reasons["not deterministic"] == len(SCENARIOS)
+    assert plan.reasons["new"] == len(SCENARIOS)
+    assert plan.agents == ["heuristic_single", "heuristic_plan_execute"]
+    assert plan_stale_runs(tmp_path / "none.duckdb", chosen).total == 0
+
+    # Another process holding the write lock: the planner waits, then reports the warehouse busy (never a crash);
+    # once the writer is gone within the wait, it plans as usual.
+    import subprocess
+    import sys
+
+    def hold_lock(seconds: float) -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-c", (
+            "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('ready', flush=True); "
+            "time.sleep(float(sys.argv[2]))"), str(settings.warehouse_path), str(seconds)],
+            stdout=subprocess.PIPE, text=True)
+        assert proc.stdout.readline().strip() == "ready"
+        return proc
+
+    writer = hold_lock(30)
+    try:
+        with pytest.raises(WarehouseBusy):
+            plan_stale_runs(settings.warehouse_path, chosen, SCENARIOS, wait_seconds=0.5)
+    finally:
+        writer.kill()
+        writer.wait()
+    writer = hold_lock(1.0)
+    try:
+        assert plan_stale_runs(settings.warehouse_path, chosen, SCENARIOS, wait_seconds=20).total == 3 * len(SCENARIOS)
+    finally:
+        writer.wait()
+
+
+def test_the_nightly_schedule_plans_over_every_registered_agent(env, monkeypatch):
+    from aob_pipeline.defs.reports.schedules import nightly_evaluation_schedule
+
+    settings = env[0]
+    monkeypatch.setenv("AOB_HOME", str(settings.home))
+    with dg.instance_for_test() as instance:  # a schedule context needs an instance with a ref
+        sync_partitions(instance, ["oracle", "do_nothing", "crasher"], SCENARIOS)
+        with dg.build_schedule_context(instance=instance) as ctx:
+            request = nightly_evaluation_schedule(ctx)
+        registered = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
+        scenario_partitions = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
+    assert isinstance(request, dg.RunRequest)
+    assert "heuristic_single" in registered, "the schedule adds every registered agent as a partition"
+    assert len(scenario_partitions) > len(SCENARIOS), "... and every scenario file's scenario"
+    # only 4 scenarios were ever evaluated here, so every agent has new pairs: the whole range is requested
+    assert request.tags["dagster/asset_partition_range_start"] == f"oracle|{scenario_partitions[0]}"
+    assert request.tags["dagster/asset_partition_range_end"] == f"{registered[-1]}|{scenario_partitions[-1]}"
+    assert " new" in request.tags["aob/plan"]
+    assert request.run_config["ops"]["trajectories"]["config"]["skip_unchanged"] is True

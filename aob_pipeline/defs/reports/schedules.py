@@ -1,11 +1,46 @@
-"""The nightly re-evaluation."""
+"""The nightly re-evaluation: run only what changed, then refresh everything downstream of it."""
 
 import dagster as dg
 
-from aob_pipeline.defs.partitions import range_tags, sync_partitions
+from aob_pipeline.defs.partitions import SCENARIOS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
+from aob_pipeline.lib.evaluation import WarehouseBusy, plan_stale_runs
 from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.settings import Settings
+
+NIGHTLY_RUN_CONFIG = {"ops": {"trajectories": {"config": {"skip_unchanged": True}}}}
+
+
+def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_ids: list[str],
+                        log=None) -> dg.RunRequest | dg.SkipReason:
+    """The run a night needs for ``agent_ids`` (registered agents, in registration order) on every scenario
+    partition.
+
+    ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
+    in ``trajectory_inputs``. Nothing stale → a ``SkipReason`` (no run, no LLM call, no embedding). Otherwise one
+    ``evaluate_agents`` run over the agents from the first to the last one with stale pairs (agent-major keys
+    make that one contiguous range); inside it the ``trajectories`` asset still skips unchanged pairs, and
+    judging, failure analysis, reports and publishing follow once. When the pipeline holds the warehouse lock
+    too long to plan, the whole range is requested: correct, only slower.
+    """
+    specs = [s for s in load_agent_registry(settings) if s.agent_id in set(agent_ids)]
+    scenario_ids = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
+    try:
+        plan = plan_stale_runs(settings.warehouse_path, specs, scenario_ids)
+    except WarehouseBusy as exc:
+        if log:
+            log.warning(f"could not plan the night ({exc}); requesting every agent, unchanged runs are skipped")
+        chosen, summary = agent_ids, "warehouse busy: every agent requested"
+    else:
+        if not plan.stale:
+            reason = (f"nothing changed: all {plan.total} agent × scenario runs are up to date "
+                      "(fingerprints in trajectory_inputs)" if plan.total else plan.describe())
+            return dg.SkipReason(reason)
+        chosen, summary = plan.agents, plan.describe()
+    if log:
+        log.info(f"nightly plan: {summary}; agents {', '.join(chosen)}")
+    return dg.RunRequest(run_key=None, tags={**range_tags(instance, chosen), "aob/plan": summary[:200]},
+                         run_config=NIGHTLY_RUN_CONFIG)
 
 
 @dg.schedule(
@@ -14,16 +49,17 @@ from aob_pipeline.lib.settings import Settings
     job_name="evaluate_agents",
     execution_timezone="UTC",
     description=(
-        "Every night: re-evaluate every registered agent on every scenario (agent × scenario range) — deterministic "
-        "agents whose registry entry, scenario and world are unchanged are skipped — then re-judge, "
-        "re-extract and re-cluster failures, rebuild the report and feedback and re-publish the warehouse. "
-        "Deterministic agents replay from the LLM cache at zero cost; embeddings come from the cache; the "
-        "leaderboard is appended to leaderboard_history so trends show."
+        "Every night: re-evaluate what changed and refresh what depends on it. Agents that are not deterministic "
+        "get new trials; deterministic agents are re-run only when their registry entry, a scenario or the world "
+        "build changed (or a run was never judged) — compared with the fingerprints in trajectory_inputs. Then "
+        "judging, failure extraction and clustering, the report, feedback and the published warehouse are "
+        "rebuilt, and the leaderboard is appended to leaderboard_history so trends show. When nothing changed the "
+        "tick is skipped: no run, no LLM call, no embedding."
     ),
     default_status=dg.DefaultScheduleStatus.STOPPED,
 )
 def nightly_evaluation_schedule(context: dg.ScheduleEvaluationContext):
-    agents = [s.agent_id for s in load_agent_registry(Settings.from_env())]
-    sync_partitions(context.instance, agents, [s.id for s in load_scenarios()])
-    return dg.RunRequest(run_key=None, tags=range_tags(context.instance, agents),
-                         run_config={"ops": {"trajectories": {"config": {"skip_unchanged": True}}}})
+    settings = Settings.from_env()
+    agents = [s.agent_id for s in load_agent_registry(settings)]
+    sync_partitions(context.instance, agents, [s.id for s in load_scenarios(settings=settings)])
+    return nightly_run_request(context.instance, settings, agents, log=context.log)

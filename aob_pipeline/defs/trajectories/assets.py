@@ -15,12 +15,18 @@ from dagster_duckdb import DuckDBResource
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.lib.agents.registry import load_agent_registry
-from aob_pipeline.lib.evaluation import EvaluationJob, input_fingerprint, run_evaluations, summarize
+from aob_pipeline.lib.evaluation import (
+    TRAJECTORY_INPUTS_TABLE,
+    EvaluationJob,
+    input_fingerprint,
+    run_evaluations,
+    summarize,
+    up_to_date_pairs,
+)
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
 from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.trajectories.store import replace_trajectories
 from aob_pipeline.lib.warehouse import read_table, replace_partition_rows
-from aob_pipeline.lib.world.schema import Column, Table
 from aob_pipeline.lib.world.store import world_snapshot_dir
 
 
@@ -33,19 +39,6 @@ class TrajectoriesConfig(dg.Config):
     skip_unchanged: bool = False
     """Skip deterministic agents whose inputs (registry entry, scenario as shown, world build) are unchanged
     since their stored run (the nightly schedule sets this)."""
-
-
-TRAJECTORY_INPUTS_TABLE = Table(
-    "trajectory_inputs",
-    "Fingerprint of what each (agent, scenario) run depended on, so unchanged deterministic runs are skipped.",
-    (
-        Column("agent_id", "VARCHAR", "Agent.", False),
-        Column("scenario_id", "VARCHAR", "Scenario.", False),
-        Column("fingerprint", "VARCHAR", "SHA-256 of the agent entry, the scenario as shown and the world build.", False),
-        Column("evaluated_at", "TIMESTAMP", "When the stored trajectories were produced.", False),
-    ),
-    key=("agent_id", "scenario_id"),
-)
 
 
 def _load_scenarios(con, scenario_ids: list[str]) -> dict:
@@ -91,7 +84,7 @@ def trajectories(
     unchanged: set[tuple[str, str]] = set()
     if config.skip_unchanged and stored is not None:
         previous = {(r["agent_id"], r["scenario_id"]): r["fingerprint"] for r in stored.to_dict("records")}
-        unchanged = {p for p in pairs if specs[p[0]].deterministic and previous.get(p) == fingerprints[p]}
+        unchanged = up_to_date_pairs(pairs, specs, fingerprints, previous)
         context.log.info(f"{len(unchanged)} of {len(pairs)} partitions unchanged since their last run: skipped")
     run_pairs = [p for p in pairs if p not in unchanged]
     jobs = [
