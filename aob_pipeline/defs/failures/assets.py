@@ -12,9 +12,14 @@ import numpy as np
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from aob_pipeline.defs.metadata_images import image_metadata
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
 from aob_pipeline.defs.resources import markdown_table
+from aob_pipeline.lib.reports.metadata_plots import (
+    cluster_map_png,
+    failure_heatmap_png,
+)
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
 from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
 from aob_pipeline.lib.trajfm.distribution import failure_distribution as distribution_of
@@ -154,6 +159,7 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         "clusters": markdown_table(clusters[shown], 15),
         "quality": markdown_table(quality, 15),
         "failure_texts": len(member_frame),
+        **image_metadata("cluster_map", cluster_map_png, member_frame, clusters, log=context.log),
     })
 
 
@@ -199,7 +205,7 @@ def taxonomy(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: Aob
 
 @dg.asset(deps=["failure_findings", "failure_clusters"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"],
           pool=WAREHOUSE_WRITE_POOL)
-def failure_distribution(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Share of traces per failure mode and per cluster — overall, per agent and per orchestration — and how
     many traces have one or several new failures, in the shape of the published AssetOpsBench table."""
     from aob_pipeline.lib.trajfm.distribution import compare_with_published, new_failure_counts
@@ -207,6 +213,7 @@ def failure_distribution(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")
         members = read_table(con, "failure_cluster_members")
+        clusters = read_table(con, "failure_clusters")
     frame = distribution_of(findings, clusters=members)
     with duckdb.get_connection() as con:
         replace_tables(con, {"failure_distribution": frame}, {"failure_distribution": FAILURE_DISTRIBUTION_TABLE})
@@ -214,6 +221,7 @@ def failure_distribution(duckdb: DuckDBResource) -> dg.MaterializeResult:
         "dagster/row_count": len(frame),
         "versus_published": markdown_table(compare_with_published(findings), 20),
         "new_failures_per_trace": markdown_table(new_failure_counts(findings), 15),
+        **image_metadata("failure_heatmap", failure_heatmap_png, frame, clusters, log=context.log),
     })
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
+from aob_pipeline.defs.metadata_images import image_metadata
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
 from aob_pipeline.defs.resources import markdown_table
@@ -30,7 +31,15 @@ from aob_pipeline.lib.judge import (
     tool_call_accuracy_frame,
     tool_calls_frame,
 )
-from aob_pipeline.lib.judge.scoring import SCORES_TABLE
+from aob_pipeline.lib.judge.agreement import JUDGE_AGREEMENT_TABLE
+from aob_pipeline.lib.judge.scoring import SCORE_BREAKDOWNS_TABLE, SCORES_TABLE
+from aob_pipeline.lib.judge.sensitivity import JUDGE_SENSITIVITY_TABLE
+from aob_pipeline.lib.reports.metadata_plots import (
+    criteria_png,
+    judge_agreement_png,
+    leaderboard_png,
+    trend_png,
+)
 from aob_pipeline.lib.trajectories.store import read_trajectories
 from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
 from aob_pipeline.lib.world.schema import Column, Table
@@ -149,9 +158,15 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
         con.register("__hist", history[[c for c in history.columns if c in old_cols]])
         con.execute("INSERT INTO leaderboard_history BY NAME SELECT * FROM __hist")
         con.unregister("__hist")
+        past = read_table(con, "leaderboard_history")
     shown = [c for c in ("agent_id", "judge", "mean_score", "ci_low", "ci_high", "pass_rate", "deployment_ready")
              if c in board.columns]
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(board), "leaderboard": markdown_table(board[shown])})
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(board), "leaderboard": markdown_table(board[shown]),
+        **image_metadata("leaderboard_plot", leaderboard_png, board, log=context.log),
+        **image_metadata("criteria_plot", criteria_png, board, log=context.log),
+        **image_metadata("trend_plot", trend_png, past, log=context.log),
+    })
 
 
 @dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
@@ -161,13 +176,12 @@ def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
     with duckdb.get_connection() as con:
         (score_frame,) = _read(con, "scores")
         frame = breakdown_frame(score_frame)
-        replace_tables(con, {"score_breakdowns": frame},
-                       {"score_breakdowns": _frame_table("score_breakdowns", "Score breakdowns.", frame)})
+        replace_tables(con, {"score_breakdowns": frame}, {"score_breakdowns": SCORE_BREAKDOWNS_TABLE})
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": markdown_table(frame)})
 
 
 @dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
-def judge_agreement(duckdb: DuckDBResource) -> dg.MaterializeResult:
+def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Cohen's κ per criterion between every two judges (and human labels imported with
     `aob judge import-labels`), on the runs both judged."""
     with duckdb.get_connection() as con:
@@ -175,12 +189,9 @@ def judge_agreement(duckdb: DuckDBResource) -> dg.MaterializeResult:
         frames = [f for f in (judg, human) if f is not None and len(f)]
         both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
         frame = agreement_frame(both)
-        if frame.empty:
-            frame = pd.DataFrame({"judge_a": pd.Series(dtype=str), "judge_b": pd.Series(dtype=str),
-                                  "criterion": pd.Series(dtype=str), "kappa": pd.Series(dtype=float)})
-        replace_tables(con, {"judge_agreement": frame},
-                       {"judge_agreement": _frame_table("judge_agreement", "Cohen's kappa between judges.", frame)})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "kappa": markdown_table(frame)})
+        replace_tables(con, {"judge_agreement": frame}, {"judge_agreement": JUDGE_AGREEMENT_TABLE})
+    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "kappa": markdown_table(frame),
+                                          **image_metadata("kappa_plot", judge_agreement_png, frame, log=context.log)})
 
 
 @dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
@@ -192,8 +203,7 @@ def judge_sensitivity(duckdb: DuckDBResource) -> dg.MaterializeResult:
         judg = read_table(con, "judgements")
         trajs = read_trajectories(con)
         frame = sensitivity_frame(judg, trajs)
-        replace_tables(con, {"judge_sensitivity": frame},
-                       {"judge_sensitivity": _frame_table("judge_sensitivity", "Judge sensitivity per planted fault.", frame)})
+        replace_tables(con, {"judge_sensitivity": frame}, {"judge_sensitivity": JUDGE_SENSITIVITY_TABLE})
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "table": markdown_table(frame)})
 
 

@@ -30,11 +30,46 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.judge.records import CRITERIA, HUMAN_JUDGE, Judgement, judgements_frame
+from aob_pipeline.lib.judge.records import (
+    CRITERIA,
+    HUMAN_JUDGE,
+    JUDGEMENTS_TABLE,
+    Judgement,
+    judgements_frame,
+)
+from aob_pipeline.lib.world.schema import Column, Table
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n"})
 OPTIONAL_COLUMNS = ("agent_id", "scenario_id", "trial", "annotator", "notes")
+
+JUDGE_AGREEMENT_TABLE = Table(
+    "judge_agreement",
+    "One row per pair of judges and criterion: Cohen's kappa and raw agreement on the runs both judged without a "
+    "judging error (human labels from `aob judge import-labels` count as the judge 'human').",
+    (
+        Column("judge_a", "VARCHAR", "First judge of the pair (judge_a < judge_b alphabetically).", False),
+        Column("judge_b", "VARCHAR", "Second judge of the pair.", False),
+        Column("criterion", "VARCHAR", "The criterion compared: one of " + ", ".join(CRITERIA) + ".", False),
+        Column("n", "BIGINT", "Runs both judges gave a verdict on for this criterion.", False),
+        Column("agreement", "DOUBLE", "Share of those runs where the two verdicts are equal (NULL when n = 0)."),
+        Column("kappa", "DOUBLE", "Cohen's kappa: (observed - chance agreement) / (1 - chance agreement); NULL when "
+                                  "n = 0; 1.0 when degenerate."),
+        Column("degenerate", "BOOLEAN", "Both judges gave one and the same verdict to every run, so kappa is 0/0 and "
+                                        "reported as 1.0: perfect, but on a one-sided sample."),
+        Column("rate_a", "DOUBLE", "Share of true verdicts of judge_a on those runs."),
+        Column("rate_b", "DOUBLE", "Share of true verdicts of judge_b on those runs."),
+    ),
+    key=("judge_a", "judge_b", "criterion"),
+)
+
+HUMAN_LABELS_TABLE = Table(
+    "human_labels",
+    "One row per run a human labelled: verdicts imported from CSV with `aob judge import-labels` (judge 'human'), "
+    "in the judgements layout; compared with the machine judges in judge_agreement. Replaced by each import.",
+    JUDGEMENTS_TABLE.columns,
+    key=JUDGEMENTS_TABLE.key,
+)
 
 
 class HumanLabelError(ValueError):
@@ -86,8 +121,7 @@ def agreement_frame(judgements: pd.DataFrame, judges: Sequence[str] | None = Non
                          "kappa": kappa, "degenerate": degenerate,
                          "rate_a": float(xa.mean()) if both.any() else math.nan,
                          "rate_b": float(xb.mean()) if both.any() else math.nan})
-    return pd.DataFrame(rows, columns=["judge_a", "judge_b", "criterion", "n", "agreement", "kappa", "degenerate",
-                                       "rate_a", "rate_b"])
+    return pd.DataFrame(rows, columns=JUDGE_AGREEMENT_TABLE.column_names)
 
 
 def _parse_bool(value: str, path: Path, line: int, field: str) -> bool | None:
@@ -166,4 +200,5 @@ def import_human_labels(path: str | Path) -> pd.DataFrame:
     return judgements_frame(records)
 
 
-__all__ = ["HumanLabelError", "agreement_frame", "cohen_kappa", "import_human_labels"]
+__all__ = ["HUMAN_LABELS_TABLE", "JUDGE_AGREEMENT_TABLE", "HumanLabelError", "agreement_frame", "cohen_kappa",
+           "import_human_labels"]

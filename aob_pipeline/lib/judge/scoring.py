@@ -305,6 +305,48 @@ LEADERBOARD_COLUMNS: dict[str, str] = {
 """Every column a leaderboard may carry (which appear depends on the frames given), for the docs."""
 
 
+def _leaderboard_type(column: str) -> str:
+    if column in ("agent_id", "judge"):
+        return "VARCHAR"
+    if column == "deployment_ready":
+        return "BOOLEAN"
+    if column == "rank" or column.startswith("n_"):
+        return "BIGINT"
+    return "DOUBLE"
+
+
+LEADERBOARD_TABLE = Table(
+    "leaderboard",
+    "One row per agent and judge: mean score with its bootstrap 95% interval, pass rate, per-criterion rates, "
+    "pass^k, deployment readiness, and tool-call, plan and operational figures when computed.",
+    tuple(Column(name, _leaderboard_type(name), meaning) for name, meaning in LEADERBOARD_COLUMNS.items()),
+    key=("agent_id", "judge"),
+)
+"""Every column the leaderboard may carry; which appear in a given file depends on the figures computed, and
+``pass_hat_<k>`` stands for ``pass_hat_1`` .. ``pass_hat_K`` (see ``leaderboard_column_description``)."""
+
+LEADERBOARD_HISTORY_TABLE = Table(
+    "leaderboard_history",
+    "One row per agent, judge and evaluation run: every leaderboard the pipeline computed, appended, so score "
+    "trends across nightly runs show. Columns as in leaderboard (those of the first run that created the table), "
+    "plus when and in which Dagster run it was computed.",
+    (*LEADERBOARD_TABLE.columns,
+     Column("evaluated_at", "TIMESTAMP", "UTC time the leaderboard was computed.", False),
+     Column("run_id", "VARCHAR", "Id of the Dagster run that computed it (not a trajectory run).", False)),
+    key=("agent_id", "judge", "run_id"),
+)
+
+
+def leaderboard_column_description(column: str) -> str | None:
+    """The meaning of a leaderboard (or leaderboard_history) column, ``pass_hat_<k>`` columns included."""
+    for c in LEADERBOARD_HISTORY_TABLE.columns:
+        if c.name == column:
+            return c.description
+    if column.startswith("pass_hat_") and column.removeprefix("pass_hat_").isdigit():
+        return LEADERBOARD_COLUMNS["pass_hat_<k>"]
+    return None
+
+
 def leaderboard_frame(
     scores: pd.DataFrame,
     *,
@@ -367,8 +409,28 @@ def breakdown_frame(scores: pd.DataFrame, dimensions: Sequence[str] = BREAKDOWN_
                 "mean_score": float(per_scenario.mean()), "pass_rate": float(group["passed"].astype(bool).mean()),
                 **{f"{c}_rate": float(group[c].astype(bool).mean()) for c in CRITERIA},
             })
-    return pd.DataFrame(rows, columns=["agent_id", "judge", "dimension", "value", "n_scenarios", "n_trajectories",
-                                       "mean_score", "pass_rate", *[f"{c}_rate" for c in CRITERIA]])
+    return pd.DataFrame(rows, columns=SCORE_BREAKDOWNS_TABLE.column_names)
+
+
+SCORE_BREAKDOWNS_TABLE = Table(
+    "score_breakdowns",
+    "One row per agent, judge and value of a grouping dimension (scenario type, category, robustness kind, "
+    "single- vs multi-agent scenario, orchestration): mean score, pass rate and criteria rates over the agent's "
+    "scored trajectories in that group.",
+    tuple(Column(*c) for c in [
+        ("agent_id", "VARCHAR", "Registered agent id.", False),
+        ("judge", "VARCHAR", "Judge: 'reference', 'human' or an LLM model name.", False),
+        ("dimension", "VARCHAR", "Grouping dimension: " + ", ".join(BREAKDOWN_DIMENSIONS) + ".", False),
+        ("value", "VARCHAR", ("The group's value of the dimension (e.g. IoT, missing_sensor, multi / single, "
+                              "plan_execute); 'unknown' when the field is missing."), False),
+        ("n_scenarios", "BIGINT", "Scenarios in the group with at least one scored trajectory.", False),
+        ("n_trajectories", "BIGINT", "Scored trajectories in the group.", False),
+        ("mean_score", "DOUBLE", "Mean over the group's scenarios of each scenario's mean score (0-100)."),
+        ("pass_rate", "DOUBLE", "Share of the group's scored trajectories that passed."),
+        *[(f"{c}_rate", "DOUBLE", f"Share of the group's scored trajectories with {c} true.") for c in CRITERIA],
+    ]),
+    key=("agent_id", "judge", "dimension", "value"),
+)
 
 
 # ===================================================================================== tool accuracy
@@ -566,7 +628,8 @@ def plan_scores_frame(trajectories: Sequence[Trajectory] | tuple[pd.DataFrame, p
 
 
 __all__ = [
-    "BREAKDOWN_DIMENSIONS", "DEPLOYMENT_READY_SCORE", "LEADERBOARD_COLUMNS", "SCORES_TABLE", "bootstrap_ci", "breakdown_frame",
-    "leaderboard_frame", "operational_frame", "pass_hat_k", "plan_score", "plan_scores_frame", "scores_frame",
+    "BREAKDOWN_DIMENSIONS", "DEPLOYMENT_READY_SCORE", "LEADERBOARD_COLUMNS", "LEADERBOARD_HISTORY_TABLE",
+    "LEADERBOARD_TABLE", "SCORES_TABLE", "SCORE_BREAKDOWNS_TABLE", "bootstrap_ci", "breakdown_frame",
+    "leaderboard_column_description", "leaderboard_frame", "operational_frame", "pass_hat_k", "plan_score", "plan_scores_frame", "scores_frame",
     "tool_call_accuracy_frame", "tool_calls_frame", "trajectory_score",
 ]

@@ -43,6 +43,7 @@ import pandas as pd
 from aob_pipeline.lib.judge.records import CRITERIA, NEGATIVE_CRITERION
 from aob_pipeline.lib.judge.scoring import trajectory_score
 from aob_pipeline.lib.trajectories.schema import Trajectory, to_rows
+from aob_pipeline.lib.world.schema import Column, Table
 
 FAULT_TARGETS: dict[str, str] = {
     "skipped_verification": "result_verification",
@@ -58,6 +59,31 @@ FAULT_TARGETS: dict[str, str] = {
 
 PLANTED_FAULTS_LABEL = "planted_faults"
 FAULT_SEPARATOR = "+"
+
+JUDGE_SENSITIVITY_TABLE = Table(
+    "judge_sensitivity",
+    "One row per judge and planted fault: how the judge reacts to faults the fault-injecting agents "
+    "(<inner>+<fault>) plant on purpose, from each faulty run paired with the inner agent's clean run on the same "
+    "scenario and trial.",
+    tuple(Column(*c) for c in [
+        ("judge", "VARCHAR", "Judge: 'reference', 'human' or an LLM model name.", False),
+        ("fault", "VARCHAR", "Planted fault, e.g. invented_value, skipped_verification.", False),
+        ("target", "VARCHAR", "The criterion the fault should flip (NULL for a fault without a declared target)."),
+        ("n_pairs", "BIGINT", "(faulty run, clean run) pairs the judge judged both of.", False),
+        ("n_flippable", "BIGINT", "Pairs whose clean run is good on the target criterion (the sensitivity's base).",
+         False),
+        ("sensitivity", "DOUBLE", "Among flippable pairs, share whose faulty run is bad on the target criterion."),
+        ("detection_rate", "DOUBLE", "Share of judged faulty runs bad on the target, whatever the clean run got."),
+        ("off_target_rate", "DOUBLE", ("Among the other five criteria good on the clean run, share that turned "
+                                       "bad on the faulty run (collateral flips).")),
+        ("specificity", "DOUBLE", "Share of the paired clean runs that are good on the target criterion."),
+        ("n_unplanted", "BIGINT", "Wrapped runs where the fault could not be planted (not paired).", False),
+        ("mean_score_clean", "DOUBLE", "Mean score (0-100) of the judged clean runs."),
+        ("mean_score_faulty", "DOUBLE", "Mean score (0-100) of the judged faulty runs."),
+    ]),
+    key=("judge", "fault"),
+)
+"""The ``judge_sensitivity`` table (what ``sensitivity_frame`` returns); "bad" as in the module docstring."""
 
 
 def is_bad(criterion: str, value: Any) -> bool | None:
@@ -178,9 +204,7 @@ def sensitivity_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Seq
             row["mean_score_clean"] = float(pd.Series(scores_c, dtype=float).mean()) if judged else math.nan
             row["mean_score_faulty"] = float(pd.Series(scores_f, dtype=float).mean()) if judged else math.nan
             rows.append(row)
-    return pd.DataFrame(rows, columns=["judge", "fault", "target", "n_pairs", "n_flippable", "sensitivity",
-                                       "detection_rate", "off_target_rate", "specificity", "n_unplanted",
-                                       "mean_score_clean", "mean_score_faulty"])
+    return pd.DataFrame(rows, columns=JUDGE_SENSITIVITY_TABLE.column_names)
 
 
 def criterion_flips_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Sequence[Trajectory]) -> pd.DataFrame:
@@ -202,4 +226,7 @@ def criterion_flips_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame |
     return pd.DataFrame(rows, columns=["judge", "fault", "criterion", "n", "flip_rate"])
 
 
-__all__ = ["FAULT_TARGETS", "criterion_flips_frame", "fault_pairs", "is_bad", "planted_faults", "sensitivity_frame"]
+__all__ = [
+    "FAULT_TARGETS", "JUDGE_SENSITIVITY_TABLE", "criterion_flips_frame", "fault_pairs", "is_bad", "planted_faults",
+    "sensitivity_frame",
+]
