@@ -483,17 +483,16 @@ def judge() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def judge_import_labels(path: Path) -> None:
     """Import human verdicts (CSV: run_id plus criterion columns) as judge 'human' for the agreement table."""
-    from aob_pipeline.lib.judge import JUDGEMENTS_TABLE, import_human_labels
+    from aob_pipeline.lib.judge import import_human_labels
+    from aob_pipeline.lib.judge.agreement import HUMAN_LABELS_TABLE
     from aob_pipeline.lib.warehouse import connect, replace_tables
 
     try:
         frame = import_human_labels(path)
     except ValueError as exc:
         _fail(str(exc))
-    table = JUDGEMENTS_TABLE.__class__(name="human_labels", description="Human verdicts imported from CSV.",
-                                       columns=JUDGEMENTS_TABLE.columns, key=JUDGEMENTS_TABLE.key)
     with connect(_settings().warehouse_path) as con:
-        replace_tables(con, {"human_labels": frame}, {"human_labels": table})
+        replace_tables(con, {HUMAN_LABELS_TABLE.name: frame}, {HUMAN_LABELS_TABLE.name: HUMAN_LABELS_TABLE})
     click.echo(f"imported {len(frame)} human label rows; re-materialise judge_agreement to compare")
 
 

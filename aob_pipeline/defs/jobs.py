@@ -14,12 +14,14 @@ demo_job = dg.define_asset_job(
     ),
 )
 
-# Re-evaluate: the partitioned evaluation assets and everything downstream of them (backfills, nightly).
+# Re-evaluate: the partitioned evaluation assets and everything downstream of them (backfills, nightly), plus
+# the `agents` table, so the registry the runs used is written alongside their results.
 evaluation_job = dg.define_asset_job(
     name="evaluate_agents",
-    selection=dg.AssetSelection.assets("trajectories").downstream(),
+    selection=dg.AssetSelection.assets("trajectories").downstream() | dg.AssetSelection.assets("agents"),
     partitions_def=None,
-    description="Agents on scenarios, then everything downstream. Launch over a partition range or as a backfill.",
+    description=("Agents on scenarios, then everything downstream, and the agents table. Launch over a partition "
+                 "range or as a backfill."),
 )
 
 jobs = [demo_job, evaluation_job]

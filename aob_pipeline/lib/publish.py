@@ -30,10 +30,20 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from aob_pipeline.lib.agents.table import AGENTS_TABLE
+from aob_pipeline.lib.judge.agreement import HUMAN_LABELS_TABLE, JUDGE_AGREEMENT_TABLE
 from aob_pipeline.lib.judge.records import JUDGEMENTS_TABLE
-from aob_pipeline.lib.judge.scoring import LEADERBOARD_COLUMNS, SCORES_TABLE
+from aob_pipeline.lib.judge.scoring import (
+    LEADERBOARD_HISTORY_TABLE,
+    LEADERBOARD_TABLE,
+    SCORE_BREAKDOWNS_TABLE,
+    SCORES_TABLE,
+    leaderboard_column_description,
+)
+from aob_pipeline.lib.judge.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
+from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES
 from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
 
@@ -42,24 +52,6 @@ TABLE_DOCS = "table_docs"
 LOCK_RETRY_SECONDS = 30.0
 """How long ``publish_warehouse`` retries when the pipeline holds the warehouse's write lock."""
 
-
-def _leaderboard_type(column: str) -> str:
-    if column in ("agent_id", "judge"):
-        return "VARCHAR"
-    if column == "deployment_ready":
-        return "BOOLEAN"
-    if column == "rank" or column.startswith("n_"):
-        return "BIGINT"
-    return "DOUBLE"
-
-
-LEADERBOARD_TABLE = Table(
-    "leaderboard",
-    "One row per agent and judge: mean score with its bootstrap 95% interval, pass rate, per-criterion rates, "
-    "pass^k, deployment readiness, and tool-call, plan and operational figures when computed.",
-    tuple(Column(name, _leaderboard_type(name), meaning) for name, meaning in LEADERBOARD_COLUMNS.items()),
-    key=("agent_id", "judge"),
-)
 
 LLM_CACHE_TABLE = Table(
     "llm_cache",
@@ -97,18 +89,24 @@ TABLE_DOCS_TABLE = Table(
 
 
 def declared_tables() -> dict[str, Table]:
-    """Every table declaration of the project, by name: world, scenarios, trajectories, judging, TrajFM,
-    leaderboard, the LLM cache and ``table_docs`` itself (TrajFM modules are read when importable)."""
+    """Every table declaration of the project, by name, in the order of the docs page: world, SQL models
+    (``dbt_like_sql/``), scenarios, agents, trajectories, judging, TrajFM, the LLM cache and ``table_docs``
+    itself (TrajFM modules are read when importable). Every table the pipeline writes must be declared here: a
+    test publishes a warehouse built by the pipeline and fails on any '(undocumented)' column."""
+    # Imported here, not at the top: lib.evaluation pulls in the agents and the runner.
+    from aob_pipeline.lib.evaluation import TRAJECTORY_INPUTS_TABLE
+
     tables: dict[str, Table] = {}
     groups: list[Iterable[Table]] = [
-        WORLD_TABLES.values(), [SCENARIOS_TABLE], TRAJECTORY_TABLES.values(), [JUDGEMENTS_TABLE, SCORES_TABLE,
-                                                                             LEADERBOARD_TABLE],
+        WORLD_TABLES.values(), sql_model_tables().values(), [SCENARIOS_TABLE, AGENTS_TABLE],
+        TRAJECTORY_TABLES.values(), [TRAJECTORY_INPUTS_TABLE],
+        [JUDGEMENTS_TABLE, SCORES_TABLE, LEADERBOARD_TABLE, LEADERBOARD_HISTORY_TABLE, SCORE_BREAKDOWNS_TABLE,
+         JUDGE_AGREEMENT_TABLE, JUDGE_SENSITIVITY_TABLE, HUMAN_LABELS_TABLE],
     ]
     try:
         from aob_pipeline.lib.trajfm import TRAJFM_TABLES
         from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
         from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE
-
         from aob_pipeline.lib.trajfm.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 
         groups.append([FAILURE_FINDINGS_TABLE, *TRAJFM_TABLES.values(), FAILURE_DISTRIBUTION_TABLE,
@@ -125,11 +123,11 @@ def declared_tables() -> dict[str, Table]:
 def _column_description(table: Table | None, column: str) -> str | None:
     if table is None:
         return None
+    if table.name in (LEADERBOARD_TABLE.name, LEADERBOARD_HISTORY_TABLE.name):
+        return leaderboard_column_description(column)
     for c in table.columns:
         if c.name == column:
             return c.description
-    if table.name == "leaderboard" and column.startswith("pass_hat_"):
-        return LEADERBOARD_COLUMNS.get("pass_hat_<k>")
     return None
 
 
@@ -214,12 +212,12 @@ def publish_warehouse(settings: Settings, tables: list[str] | None = None, *,
                 if "llm_cache" in _source_tables(con, "llm"):
                     con.execute("CREATE OR REPLACE TABLE main.llm_cache AS SELECT * FROM llm.main.llm_cache")
                 con.execute("DETACH llm")
+            con.execute(TABLE_DOCS_TABLE.ddl())  # first, so that it documents itself too
             docs = _docs_rows(con, declared)
-            con.execute(TABLE_DOCS_TABLE.ddl())
             con.register("__docs", docs)
             con.execute(f"INSERT INTO {TABLE_DOCS} SELECT * FROM __docs")
             con.unregister("__docs")
-            for table_name, part in _docs_rows(con, declared).groupby("table_name", sort=True):
+            for table_name, part in docs.groupby("table_name", sort=True):
                 described = part["table_description"].dropna()
                 if len(described):
                     con.execute(f"COMMENT ON TABLE {_ident(table_name)} IS {_sql_text(described.iloc[0])}")
@@ -315,9 +313,10 @@ def generate_warehouse_docs() -> str:
         "A re-publish replaces the file atomically: an open connection keeps reading the copy it opened; "
         "reconnect to see the new one. Inside the file, `table_docs` and the DuckDB comments "
         "(`SELECT table_name, comment FROM duckdb_tables()`) hold the same documentation as this page. "
-        "The SQL models of `dbt_like_sql/` (staging and marts) are published too; their description is the "
-        "comment at the top of their file. Tables the file holds that no declaration names show "
-        "'(undocumented)' in `table_docs`.",
+        "The SQL models of `dbt_like_sql/` (staging and marts) are published too: a model's description is the "
+        "comment at the top of its `.sql` file and its columns are documented in the `schema.yml` next to it. "
+        "Every table the pipeline writes is declared (a test fails on any '(undocumented)' column in "
+        "`table_docs`).",
         "",
         "## Tables",
         "",
@@ -332,7 +331,7 @@ def generate_warehouse_docs() -> str:
         lines += ["| column | type | meaning |", "|---|---|---|"]
         lines += [f"| `{c.name}` | {c.type}{'' if c.nullable else ' NOT NULL'} | {_md(c.description)} |"
                   for c in t.columns]
-        if t.name == "leaderboard":
+        if t.name in ("leaderboard", "leaderboard_history"):
             lines += ["", "Which optional columns appear depends on the figures computed; `pass_hat_1` .. "
                           "`pass_hat_K` go up to the most trials any agent ran on one scenario."]
     lines += ["", "## Example queries", ""]

@@ -6,7 +6,10 @@ tables (``WORLD_TABLES``) and other models, by name. The tables a model reads ar
 parser (``json_serialize_sql``), so joins, sub-queries, set operations and CTEs are understood exactly:
 a CTE name is not a dependency, and a CTE that shadows a table hides it.
 
-Leading ``--`` comment lines are the model's description (shown in the Dagster UI).
+Leading ``--`` comment lines are the model's description (shown in the Dagster UI). Its columns are documented
+in a ``schema.yml`` next to the models of its layer, in dbt's layout (``models: [{name, columns: [{name,
+data_type, description}]}]``); ``sql_model_tables`` turns both into the table declarations the analysts'
+warehouse and ``docs/WAREHOUSE.md`` are documented from.
 
 Every problem is reported as a ``SqlModelError`` that names the file (and the line where it helps), e.g.
 ``dbt_like_sql/marts/x.sql:3: reads unknown table 'telemetri' (did you mean 'telemetry'?)``.
@@ -23,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import yaml
 
 from aob_pipeline.lib.settings import SQL_MODELS_DIR
-from aob_pipeline.lib.world.schema import WORLD_TABLES
+from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
 
 # Schemas under which a world table or model may be referenced (``main.telemetry`` is ``telemetry``).
 _LOCAL_SCHEMAS = frozenset({"", "main"})
@@ -289,6 +293,81 @@ def discover_models(
             deps.add(ref.local_name)
         models.append(SqlModel(name, layer, path, sql, tuple(sorted(deps)), display_path=where))
     return topological_order(models)
+
+
+MODEL_DOCS_FILE = "schema.yml"
+"""Per layer folder: the column documentation of its models (dbt's ``schema.yml`` layout)."""
+
+_MODEL_KEYS = frozenset({"name", "columns"})
+_COLUMN_KEYS = frozenset({"name", "data_type", "description"})
+
+
+def load_model_docs(root: Path = SQL_MODELS_DIR) -> dict[str, tuple[Column, ...]]:
+    """The documented columns of every model, by model name, from ``<root>/<layer>/schema.yml``.
+
+    Raises SqlModelError naming the file for: invalid YAML, a model listed twice or in a file of another layer
+    than its SQL, an unknown key (a model's description belongs in the leading comment of its SQL file), or a
+    column without a name, type or description, or listed twice.
+    """
+    root = Path(root)
+    docs: dict[str, tuple[Column, ...]] = {}
+    seen: dict[str, str] = {}
+    for path in sorted(root.glob(f"*/{MODEL_DOCS_FILE}")):
+        where = _display(path, root)
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise SqlModelError(f"{where}: not valid YAML: {exc}") from exc
+        entries = data.get("models", []) if isinstance(data, dict) else None
+        if not isinstance(entries, list):
+            raise SqlModelError(f"{where}: expected a mapping with a list under 'models'")
+        for i, entry in enumerate(entries, start=1):
+            if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+                raise SqlModelError(f"{where}: model entry {i}: expected a mapping with a 'name'")
+            name = entry["name"].lower()
+            label = f"{where}: model '{name}'"
+            unknown = sorted(set(entry) - _MODEL_KEYS)
+            if unknown:
+                hint = (" (a model's description is the leading -- comment of its .sql file)"
+                        if "description" in unknown else "")
+                raise SqlModelError(f"{label}: unknown key(s) {', '.join(unknown)}{hint}")
+            if name in seen:
+                raise SqlModelError(f"{label}: documented twice (also in {seen[name]})")
+            if not (path.parent / f"{name}.sql").is_file():
+                raise SqlModelError(f"{label}: no model {path.parent.name}/{name}.sql next to this file")
+            seen[name] = where
+            columns: list[Column] = []
+            for j, col in enumerate(entry.get("columns") or [], start=1):
+                if not isinstance(col, dict):
+                    raise SqlModelError(f"{label}: column {j}: expected a mapping")
+                col_name = col.get("name")
+                unknown = sorted(set(col) - _COLUMN_KEYS)
+                missing = [k for k in ("name", "data_type", "description") if not str(col.get(k) or "").strip()]
+                if unknown or missing:
+                    problem = f"unknown key(s) {', '.join(unknown)}" if unknown else f"no {' or '.join(missing)}"
+                    raise SqlModelError(f"{label}: column {j} ({col_name or '?'}): {problem}")
+                if any(c.name == col_name for c in columns):
+                    raise SqlModelError(f"{label}: column '{col_name}' is listed twice")
+                columns.append(Column(str(col_name), str(col["data_type"]), str(col["description"]).strip()))
+            docs[name] = tuple(columns)
+    return docs
+
+
+def sql_model_tables(root: Path = SQL_MODELS_DIR) -> dict[str, Table]:
+    """A table declaration per SQL model, in build order: description = the leading comment of its SQL file (up
+    to its indented notes on single columns, which ``schema.yml`` holds), columns = its ``schema.yml`` entry (none
+    when undocumented: the warehouse then shows '(undocumented)')."""
+    docs = load_model_docs(root)
+    tables = {}
+    for model in discover_models(root):
+        lines = []
+        for line in model.description.splitlines():
+            if line.startswith((" ", "\t")):
+                break
+            lines.append(line)
+        description = " ".join(" ".join(lines).split()) or f"SQL model {model.display_path}."
+        tables[model.name] = Table(model.name, description, docs.get(model.name, ()))
+    return tables
 
 
 def _strip_trailing_semicolon(sql: str) -> str:

@@ -164,10 +164,33 @@ def test_docs_page_is_up_to_date():
         "docs/WAREHOUSE.md is out of date: run `python -m aob_pipeline.lib.publish --write-docs`")
 
 
+def test_every_declaration_describes_the_table_and_every_column():
+    tables = declared_tables()
+    assert {"agents", "score_breakdowns", "judge_agreement", "judge_sensitivity", "leaderboard_history",
+            "human_labels", "failure_cluster_quality", "trajectory_inputs", "world_meta", "stg_telemetry",
+            "mart_asset_mtbf"} <= set(tables)
+    for name, table in tables.items():
+        assert table.name == name and table.description.strip(), name
+        assert table.columns, f"{name}: no columns declared"
+        for column in table.columns:
+            assert column.description.strip(), f"{name}.{column.name}: no meaning"
+            assert column.type.strip(), f"{name}.{column.name}: no type"
+
+
+def test_leaderboard_pass_hat_columns_are_documented_in_both_tables():
+    from aob_pipeline.lib.publish import _column_description
+
+    tables = declared_tables()
+    for name in ("leaderboard", "leaderboard_history"):
+        assert _column_description(tables[name], "pass_hat_3").startswith("tau-bench pass^k")
+        assert _column_description(tables[name], "pass_hat_x") is None
+    assert _column_description(tables["leaderboard_history"], "evaluated_at").startswith("UTC time")
+
+
 def test_docs_cover_the_contract_tables():
     text = generate_warehouse_docs()
     contract = ["sites", "assets", "sensors", "telemetry", "failure_modes", "failure_codes", "work_orders", "events",
-                "scenarios", "trajectories", "trajectory_steps", "judgements", "scores", "failure_findings",
+                "scenarios", "agents", "trajectories", "trajectory_steps", "judgements", "scores", "failure_findings",
                 "failure_clusters", "taxonomy", "leaderboard", "failure_distribution"]
     tables = declared_tables()
     for name in contract:

@@ -34,7 +34,7 @@ def agent_feedback(context: dg.AssetExecutionContext, aob: AobSettingsResource) 
         str(report_path(settings).parent / "feedback"))})
 
 
-@dg.asset(deps=[*UPSTREAM, "html_report", "agent_feedback"], group_name=GROUP, kinds={"duckdb"},
+@dg.asset(deps=[*UPSTREAM, "html_report", "agent_feedback", "agents"], group_name=GROUP, kinds={"duckdb"},
           owners=["team:data-platform"])
 def published_warehouse(context: dg.AssetExecutionContext, aob: AobSettingsResource) -> dg.MaterializeResult:
     """$AOB_HOME/published/aob.duckdb: a read-only copy of every warehouse table, with `table_docs` and

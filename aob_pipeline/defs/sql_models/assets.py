@@ -5,13 +5,14 @@ description = the file's leading ``--`` comments, upstream assets = the tables t
 are assets keyed by their table name, models by theirs), code version = a hash of the SQL (so the UI flags
 a model whose SQL changed since it was last materialised). Materialising runs
 ``CREATE OR REPLACE TABLE <model> AS <sql>`` through the ``duckdb`` resource, inside the warehouse-writer
-pool, and records row count, column schema and a preview.
+pool, and records row count, column schema (with each column's meaning from the layer's ``schema.yml``) and a
+preview.
 
 Discovery happens when the code location loads: a model that reads an unknown table, a duplicate name or
 a dependency cycle stops the load with a ``SqlModelError`` naming the file.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -19,14 +20,24 @@ from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL
 from aob_pipeline.lib.settings import SQL_MODELS_DIR
-from aob_pipeline.lib.sql_models import SqlModel, build_model, discover_models, preview_markdown
+from aob_pipeline.lib.sql_models import (
+    SqlModel,
+    build_model,
+    discover_models,
+    load_model_docs,
+    preview_markdown,
+)
+from aob_pipeline.lib.world.schema import Column
 
 PREVIEW_ROWS = 10
 
 
-def sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
-    """The Dagster asset that materialises one SQL model."""
+def sql_model_asset(model: SqlModel, columns: Sequence[Column] = ()) -> dg.AssetsDefinition:
+    """The Dagster asset that materialises one SQL model; ``columns``: its documented columns (``schema.yml``)."""
     description = model.description or f"SQL model {model.display_path or model.path.name}."
+    meanings = {c.name: c.description for c in columns}
+    declared = ({"dagster/column_schema": dg.TableSchema(
+        columns=[dg.TableColumn(c.name, c.type, description=c.description) for c in columns])} if columns else {})
 
     @dg.asset(
         name=model.name,
@@ -40,6 +51,7 @@ def sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
             "sql_file": model.display_path or str(model.path),
             "sql": dg.MetadataValue.md(f"```sql\n{model.sql.strip()}\n```"),
             "dagster/table_name": f"aob.main.{model.name}",
+            **declared,
         },
     )
     def _materialise(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
@@ -51,7 +63,8 @@ def sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
             metadata={
                 "dagster/row_count": built.row_count,
                 "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name, dtype) for name, dtype in built.columns]
+                    columns=[dg.TableColumn(name, dtype, description=meanings.get(name))
+                             for name, dtype in built.columns]
                 ),
                 "columns": ", ".join(name for name, _ in built.columns),
                 "preview": dg.MetadataValue.md(preview),
@@ -61,10 +74,11 @@ def sql_model_asset(model: SqlModel) -> dg.AssetsDefinition:
     return _materialise
 
 
-def sql_model_assets_from(models: Sequence[SqlModel]) -> list[dg.AssetsDefinition]:
-    return [sql_model_asset(m) for m in models]
+def sql_model_assets_from(models: Sequence[SqlModel],
+                          docs: Mapping[str, Sequence[Column]] | None = None) -> list[dg.AssetsDefinition]:
+    return [sql_model_asset(m, (docs or {}).get(m.name, ())) for m in models]
 
 
 def load_sql_model_assets(root: Path = SQL_MODELS_DIR) -> list[dg.AssetsDefinition]:
     """Discover every model under ``root`` and turn each into an asset (build order)."""
-    return sql_model_assets_from(discover_models(root))
+    return sql_model_assets_from(discover_models(root), load_model_docs(root))

@@ -13,10 +13,10 @@ from aob_pipeline.lib.settings import Settings
     description=(
         "Watches the agent registry (assets_data/agents.yaml and $AOB_HOME/agents.yaml, where `aob agents add` "
         "writes). A new agent is added to the `agents` partitions and one run is requested that evaluates it on "
-        "every scenario (trajectories and everything downstream of them). New scenario files add scenario partitions."
+        "every scenario (trajectories and everything downstream of them, and the `agents` table). New scenario files add scenario partitions."
     ),
     minimum_interval_seconds=30,
-    asset_selection=dg.AssetSelection.assets("trajectories").downstream(),
+    asset_selection=dg.AssetSelection.assets("trajectories").downstream() | dg.AssetSelection.assets("agents"),
     default_status=dg.DefaultSensorStatus.RUNNING,
 )
 def agent_registry_sensor(context: dg.SensorEvaluationContext):

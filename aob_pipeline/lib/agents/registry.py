@@ -136,6 +136,12 @@ def _needs_key(spec: AgentSpec, specs: dict[str, AgentSpec]) -> bool:
     return False
 
 
+def needs_api_key(spec: AgentSpec, registry: list[AgentSpec]) -> bool:
+    """Whether ``spec`` needs ``ANTHROPIC_API_KEY`` (itself, or through the agent it wraps), the rule by which
+    ``load_agent_registry`` leaves agents out when the key is not set."""
+    return _needs_key(spec, {s.agent_id: s for s in registry})
+
+
 def get_agent_spec(agent_id: str, settings: Settings | None = None) -> AgentSpec:
     for spec in load_agent_registry(settings, include_unavailable=True):
         if spec.agent_id == agent_id:
