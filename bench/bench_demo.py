@@ -1,10 +1,12 @@
-"""The whole `aob demo` through Dagster, split by stage, then a nightly run where nothing changed.
+"""The whole `aob demo` through Dagster, split by stage, then the nightly schedule with nothing changed and
+with one new agent.
 
     .venv/bin/python bench/bench_demo.py [--scale default]
 
-Prints wall time per stage (sum of step durations per asset group), the whole run, peak memory, and for
-the nightly re-run: wall time, partitions skipped, LLM calls and newly embedded texts (aim: a small fraction
-of the full run, zero LLM calls, zero new embeddings).
+Prints wall time per stage (sum of step durations per asset group), the whole run and peak memory. Then:
+- the nightly tick where nothing changed: the `nightly_evaluation` schedule plans from the stored input
+  fingerprints and skips (aim: a small fraction of the full run, zero LLM calls, zero new embeddings);
+- the nightly run after one agent was submitted: what the tick requests, and that run's wall time.
 """
 
 from __future__ import annotations
@@ -54,9 +56,10 @@ def main() -> None:
     import duckdb
 
     from aob_pipeline.defs.partitions import range_tags, sync_partitions
+    from aob_pipeline.defs.reports.schedules import nightly_evaluation_schedule
     from aob_pipeline.definitions import defs
     from aob_pipeline.demo import demo_run_config
-    from aob_pipeline.lib.agents.registry import load_agent_registry
+    from aob_pipeline.lib.agents.registry import AgentSpec, add_agent, load_agent_registry
     from aob_pipeline.lib.scenarios.loader import load_scenarios
     from aob_pipeline.lib.settings import Settings
 
@@ -83,28 +86,55 @@ def main() -> None:
                 return con.execute("SELECT count(*) FROM llm_cache").fetchall()[0][0]
 
         llm_before = llm_rows()
+        embedded_before = _embedded_texts(settings)
         t0 = time.perf_counter()
-        nightly = defs.resolve_job_def("evaluate_agents").execute_in_process(
-            instance=instance, tags=range_tags(instance, agents),
-            run_config={"ops": {"trajectories": {"config": {"skip_unchanged": True}}}})
-        nightly_s = time.perf_counter() - t0
-        assert nightly.success
+        with dg.build_schedule_context(instance=instance) as ctx:
+            tick = nightly_evaluation_schedule(ctx)
+        tick_s = time.perf_counter() - t0
+        assert isinstance(tick, dg.SkipReason), f"nothing changed, yet the nightly tick asked for {tick}"
+        llm_after_tick, embedded_after_tick = llm_rows(), _embedded_texts(settings)
+
+        # One agent submitted during the day: the next tick requests that agent's range only.
+        add_agent(settings, AgentSpec(agent_id="submitted_heuristic", kind="builtin",
+                                      builtin="heuristic_plan_execute", description="bench: a submitted agent"))
+        t0 = time.perf_counter()
+        with dg.build_schedule_context(instance=instance) as ctx:
+            request = nightly_evaluation_schedule(ctx)
+        assert isinstance(request, dg.RunRequest), request
+        changed = defs.resolve_job_def("evaluate_agents").execute_in_process(
+            instance=instance, tags=request.tags, run_config=request.run_config)
+        changed_s = time.perf_counter() - t0
+        assert changed.success
     meta = {}
-    for event in nightly.get_asset_materialization_events():
+    for event in changed.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
         meta[mat.asset_key.to_user_string()] = mat.metadata
-    skipped = meta.get("trajectories", {}).get("partitions_skipped_unchanged")
-    embedded = meta.get("failure_embeddings", {}).get("newly_embedded")
 
     print(f"aob demo, scale {args.scale}, {len(agents)} agents × {len(scenario_ids)} scenarios, 2-core machine")
     print(f"  whole run: {full_s:8.1f} s   peak memory {peak_full:,.0f} MB")
     for group, s in sorted(_by_group(defs, _step_seconds(full)).items(), key=lambda kv: -kv[1]):
         print(f"  {group:<14} {s:8.1f} s (sum of step times)")
     print(f"  Dagster overhead (run minus steps): {full_s - sum(_step_seconds(full).values()):8.1f} s")
-    print(f"nightly run with nothing changed: {nightly_s:8.1f} s ({nightly_s / full_s:.0%} of the full run)")
-    print(f"  partitions skipped: {skipped.value if skipped else '?'}; LLM calls: {llm_rows() - llm_before}; "
+    print(f"nightly tick with nothing changed: {tick_s:8.2f} s ({tick_s / full_s:.2%} of the full run): {tick.skip_message}")
+    print(f"  LLM calls: {llm_after_tick - llm_before}; newly embedded texts: {embedded_after_tick - embedded_before}")
+    written = meta.get("trajectories", {}).get("trajectories_written_in_run")
+    embedded = meta.get("failure_embeddings", {}).get("newly_embedded")
+    print(f"nightly run after one agent was submitted: {changed_s:8.1f} s ({changed_s / full_s:.0%} of the full run)")
+    print(f"  plan: {request.tags.get('aob/plan')}")
+    print(f"  trajectories written: {written.value if written else '?'}; LLM calls: {llm_rows() - llm_after_tick}; "
           f"newly embedded texts: {embedded.value if embedded else '?'}")
     print(f"  peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")
+
+
+def _embedded_texts(settings) -> int:
+    """Rows in the embedding cache (Parquet parts under <cache>/embeddings/): every text ever embedded."""
+    import duckdb
+
+    root = Path(os.environ.get("AOB_EMBEDDING_CACHE_DIR") or settings.cache_dir) / "embeddings"
+    parts = sorted(str(p) for p in root.rglob("*.parquet"))
+    if not parts:
+        return 0
+    return duckdb.execute("SELECT count(*) FROM read_parquet(?)", [parts]).fetchall()[0][0]
 
 
 if __name__ == "__main__":
