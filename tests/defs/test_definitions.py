@@ -1,4 +1,5 @@
-"""The code location loads, validates with Dagster's own tooling, and every asset is described and grouped."""
+"""The code location loads, validates with Dagster's own tooling, and every asset is described, grouped, owned and
+has kinds."""
 
 import subprocess
 import sys
@@ -17,6 +18,8 @@ def test_definitions_load_and_every_asset_is_documented():
         node = graph.get(key)
         assert node.description, f"{key.to_user_string()} has no description"
         assert node.group_name and node.group_name != "default", f"{key.to_user_string()} has no group"
+        assert node.owners, f"{key.to_user_string()} has no owner"
+        assert node.kinds, f"{key.to_user_string()} has no kinds"
 
 
 def test_dg_check_defs_passes():

@@ -43,6 +43,7 @@ def sql_model_asset(model: SqlModel, columns: Sequence[Column] = ()) -> dg.Asset
         name=model.name,
         group_name=model.layer,
         kinds={"duckdb", "sql"},
+        owners=["team:data-platform"],
         description=description,
         deps=[dg.AssetKey(dep) for dep in model.deps],
         code_version=model.code_version,
