@@ -117,3 +117,37 @@ def test_the_agents_table_lists_the_registry(published):
     agents = query_published(published, "SELECT * FROM agents ORDER BY agent_id")
     registry = load_agent_registry(published, include_unavailable=True)
     assert sorted(agents["agent_id"]) == sorted(s.agent_id for s in registry)
+
+
+def _readme_example_queries() -> list[str]:
+    from aob_pipeline.lib.settings import PROJECT_ROOT
+
+    text = (PROJECT_ROOT / "README.md").read_text()
+    section = text[text.index("## Example queries"):]
+    block = section[section.index("```sql") + len("```sql"):]
+    block = block[:block.index("```")]
+    statements = [s.strip() for s in block.split(";")]
+    return [s for s in statements if any(not line.startswith("--") and line.strip() for line in s.splitlines())]
+
+
+def test_readme_example_queries_answer_while_the_pipeline_holds_its_warehouse(published):
+    import subprocess
+    import sys
+
+    queries = _readme_example_queries()
+    assert len(queries) >= 4, "the README's example queries were not found"
+    # The pipeline writing: another process holds the pipeline warehouse's write lock the whole time.
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); c.execute('BEGIN'); "
+        "c.execute('CREATE TABLE IF NOT EXISTS __busy (x INT)'); print('ready', flush=True); time.sleep(60)"),
+        str(published.warehouse_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout.readline().strip() == "ready"
+        with pytest.raises(duckdb.IOException):  # the lock is real: nobody else can open the pipeline's file
+            duckdb.connect(str(published.warehouse_path), read_only=True)
+        for sql in queries:
+            frame = query_published(published, sql)
+            assert len(frame) > 0, f"README example query returned no rows:\n{sql}"
+    finally:
+        writer.kill()
+        writer.wait()
