@@ -46,7 +46,7 @@ nav{margin:16px 0;font-size:14px}nav a{margin-right:14px;color:#12355b}
 section{background:#fff;border:1px solid #e3e3e3;border-radius:6px;padding:16px 20px;margin:18px 0}
 section h2{margin:0 0 6px;font-size:20px;color:#12355b}p.explain{margin:0 0 10px;color:#555;max-width:900px}
 .missing{padding:24px;text-align:center;color:#999;border:1px dashed #ccc;border-radius:4px}
-table{border-collapse:collapse;font-size:13px;margin:8px 0}th,td{border-bottom:1px solid #eee;padding:4px 10px;
+table{border-collapse:collapse;font-size:13px;margin:8px 0;display:block;overflow-x:auto;max-width:100%}th,td{border-bottom:1px solid #eee;padding:4px 10px;
 text-align:left;vertical-align:top}th{background:#f2f5f9}td.num{text-align:right;font-variant-numeric:tabular-nums}
 .ready{color:#2e7d32;font-weight:600}.notready{color:#c62828}pre{white-space:pre-wrap;font-size:12px;margin:0}
 details{margin:6px 0}summary{cursor:pointer;font-weight:600}

@@ -50,9 +50,20 @@ def _empty(frame: pd.DataFrame | None) -> bool:
     return frame is None or len(frame) == 0
 
 
+LEGEND_ABOVE_MAX_ENTRIES = 6
+"""Up to this many legend entries sit in a row above the plot; more go in a column on the right, where they
+cannot cover the title."""
+
+
 def _layout(fig, title: str, height: int = 420):
+    entries = sum(1 for trace in fig.data if getattr(trace, "showlegend", None) is not False and getattr(trace, "name", None)
+                  and trace.type in ("scatter", "bar"))
+    if entries > LEGEND_ABOVE_MAX_ENTRIES:
+        legend = dict(orientation="v", yanchor="top", y=1, x=1.02, xanchor="left", font=dict(size=11))
+    else:
+        legend = dict(orientation="h", yanchor="bottom", y=1.02, x=0)
     fig.update_layout(title=title, height=height, margin=dict(l=60, r=30, t=60, b=60), template="plotly_white",
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+                      legend=legend)
     return fig
 
 
@@ -399,7 +410,11 @@ def trend_figure(history: pd.DataFrame | None, judge: str | None = None):
         return None
     fig.add_hline(y=DEPLOYMENT_READY_SCORE, line_dash="dash", line_color=READY_COLOUR)
     fig.update_yaxes(title="mean score", range=[0, 105])
-    fig.update_xaxes(title="run")
+    fig.update_xaxes(title="run", tickformat="%Y-%m-%d %H:%M")
+    runs = frame[time_col].dropna().unique()
+    if len(runs) == 1:  # one run on record: a day either side, not a sub-millisecond axis
+        only = pd.Timestamp(runs[0])
+        fig.update_xaxes(range=[only - pd.Timedelta(days=1), only + pd.Timedelta(days=1)])
     return _layout(fig, "Mean score across nightly runs" + (f" (judge: {judge})" if judge else ""))
 
 
