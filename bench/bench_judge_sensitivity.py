@@ -6,13 +6,14 @@ Run:  .venv/bin/python bench/bench_judge_sensitivity.py [--scale tiny] [--inner 
 Builds a world (``generate_world`` + ``store_world`` in a temporary AOB_HOME), materialises the deterministic
 scenarios with their expected answers, runs the inner agent(s) (default: the oracle) and their fault-wrapped
 twins ``<inner>+<fault>`` (from ``assets_data/agents.yaml`` where registered, else built the same way) on
-every scenario, judges every run with the reference judge (and, with ``--llm-model``, an LLM judge; it needs
-``ANTHROPIC_API_KEY`` or cached replies), and prints
+every scenario, judges every run with the reference judge, the trace-only judge (rules blind to the ground
+truth) and, with ``--llm-model``, an LLM judge (it needs ``ANTHROPIC_API_KEY`` or cached replies), and prints
 
 - the sensitivity table (``aob_pipeline.lib.judge.sensitivity.sensitivity_frame``): per judge and fault, the
   target criterion, pairs, sensitivity, detection rate, off-target flip rate, specificity on the clean runs,
   runs where the fault could not be planted, and the mean score of the clean and faulty runs;
 - the flip rate of every criterion per fault (the full picture behind the off-target rate);
+- Cohen's κ per criterion between every two judges (``agreement_frame``);
 - the field's leaderboard under each judge, and timings (seconds; judging in ms per trajectory).
 
 Exits 2 with a message when the fault-injecting wrapper (``aob_pipeline.lib.agents.faults``) is missing.
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         from aob_pipeline.lib.judge import (
             LLMJudge,
             ReferenceJudge,
+            TraceOnlyJudge,
+            agreement_frame,
             criterion_flips_frame,
             judge_trajectories,
             leaderboard_frame,
@@ -100,7 +103,10 @@ def main(argv: list[str] | None = None) -> int:
             sensitivity_frame,
         )
         from aob_pipeline.lib.scenarios.loader import load_scenarios
-        from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
+        from aob_pipeline.lib.scenarios.materialize import (
+            materialize_scenarios,
+            scenario_from_row,
+        )
         from aob_pipeline.lib.settings import Settings
         from aob_pipeline.lib.tools.base import ToolContext
         from aob_pipeline.lib.trajectories.schema import to_rows
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         timings[f"{len(trajectories)} runs (s)"] = time.perf_counter() - t0
         ctx.close()
 
-        judges = [ReferenceJudge()]
+        judges = [ReferenceJudge(), TraceOnlyJudge()]
         if args.llm_model:
             from aob_pipeline.lib.llm import LLMClient
 
@@ -147,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         for judge in judges:
             t0 = time.perf_counter()
             frames.append(judge_trajectories(judge, trajectories, table,
-                                             concurrency=1 if judge.name == "reference" else args.concurrency))
+                                             concurrency=1 if judge.name in ("reference", "trace_only") else args.concurrency))
             timings[f"judging by {judge.name} (ms per trajectory)"] = (time.perf_counter() - t0) * 1000 / len(trajectories)
         judgements = pd.concat(frames, ignore_index=True)
         runs, _ = to_rows(trajectories)
@@ -165,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     if len(flips):
         print("\nFlip rate of each criterion per planted fault (clean good -> faulty bad):")
         print(flips.pivot_table(index=["judge", "fault"], columns="criterion", values="flip_rate").round(3).to_string())
+    agreement = agreement_frame(judgements)
+    if len(agreement):
+        print("\nJudge agreement (Cohen's kappa per criterion on the runs both judges judged):")
+        print(agreement[["judge_a", "judge_b", "criterion", "n", "agreement", "kappa", "rate_a", "rate_b"]]
+              .round(3).to_string(index=False))
     board = leaderboard_frame(scores_frame(judgements, runs, table), n_boot=1000)
     print("\nLeaderboard of the field:")
     print(board[["judge", "rank", "agent_id", "mean_score", "ci_low", "ci_high", "pass_rate", "n_trajectories",

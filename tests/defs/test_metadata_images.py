@@ -69,11 +69,19 @@ def test_leaderboard_metadata_holds_png_images_next_to_the_table(env):
     first, _ = env
     metadata = _metadata(first, "leaderboard")
     assert isinstance(metadata["leaderboard"], dg.MarkdownMetadataValue)  # the existing table stays
-    assert metadata["dagster/row_count"].value == 2
+    assert metadata["dagster/row_count"].value == 4  # 2 agents x 2 judges (reference, trace_only)
     for key in ("leaderboard_plot", "criteria_plot"):
         assert "data:image/png;base64," in metadata[key].value
         assert len(_png_of(metadata[key])) < 80 * 1024
     assert "trend_plot" not in metadata  # one run on record: no trend yet
+
+
+def test_judge_agreement_draws_kappa_offline(env):
+    # the trace-only judge runs beside the reference judge by default: one pair of judges, six criteria
+    first, _ = env
+    metadata = _metadata(first, "judge_agreement")
+    assert metadata["dagster/row_count"].value == 6
+    assert len(_png_of(metadata["kappa_plot"])) < 80 * 1024
 
 
 def test_the_trend_image_appears_from_the_second_run(env):

@@ -2,8 +2,10 @@
 
 `judgements` shares the agent × scenario partitions of `trajectories`; everything after it is one table
 over all partitions, recomputed from the warehouse (cheap: milliseconds per thousand trajectories).
-The reference judge always runs; the LLM judge runs too when ANTHROPIC_API_KEY is set (or its calls are
-in the LLM cache) and `JudgingConfig.llm_judge_model` is given.
+The reference judge always runs; the trace-only judge (rules blind to the ground truth) runs beside it unless
+`JudgingConfig.trace_only_judge` is false, so `judge_agreement` measures agreement even offline; the LLM judge
+runs too when ANTHROPIC_API_KEY is set (or its calls are in the LLM cache) and `JudgingConfig.llm_judge_model`
+is given.
 """
 
 import os
@@ -11,15 +13,20 @@ import os
 import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
+from pydantic import Field
 
 from aob_pipeline.defs.metadata_images import image_metadata
 from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
-from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
-from aob_pipeline.defs.resources import markdown_table
+from aob_pipeline.defs.resources import (
+    WAREHOUSE_WRITE_POOL,
+    AobSettingsResource,
+    markdown_table,
+)
 from aob_pipeline.lib.judge import (
     JUDGEMENTS_TABLE,
     LLMJudge,
     ReferenceJudge,
+    TraceOnlyJudge,
     agreement_frame,
     breakdown_frame,
     judge_trajectories,
@@ -41,7 +48,11 @@ from aob_pipeline.lib.reports.metadata_plots import (
     trend_png,
 )
 from aob_pipeline.lib.trajectories.store import read_trajectories
-from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
+from aob_pipeline.lib.warehouse import (
+    read_table,
+    replace_partition_rows,
+    replace_tables,
+)
 from aob_pipeline.lib.world.schema import Column, Table
 
 GROUP = "judging"
@@ -50,11 +61,19 @@ MAX_JUDGING_ERROR_SHARE = 0.05
 
 class JudgingConfig(dg.Config):
     """``llm_judge_model``: also judge with this Claude model (needs ANTHROPIC_API_KEY or a warm LLM cache);
-    ``llm_samples``: samples per trajectory for the majority vote."""
+    ``llm_samples``: samples per trajectory for the majority vote; ``trace_only_judge``: also judge with the
+    trace-only rules (``trace_only``, blind to the expected answer, gold plan and required evidence)."""
 
     llm_judge_model: str | None = None
     llm_samples: int = 3
     concurrency: int = 4
+    trace_only_judge: bool = Field(
+        default=True,
+        description="Also judge every run with the trace-only judge ('trace_only': rules from the request and the "
+                    "trace, blind to the expected answer, gold plan and required evidence), so judge_agreement "
+                    "shows Cohen's kappa against the reference judge even offline. About 3 ms per trajectory; "
+                    "set false to judge with the reference (and LLM) judge only.",
+    )
 
 
 def _frame_table(name: str, description: str, frame: pd.DataFrame, docs: dict[str, str] | None = None) -> Table:
@@ -76,7 +95,9 @@ def _duck_type(series: pd.Series) -> str:
 
 
 def _judges(config: JudgingConfig) -> list:
-    judges = [ReferenceJudge()]
+    judges: list = [ReferenceJudge()]
+    if config.trace_only_judge:
+        judges.append(TraceOnlyJudge())
     model = config.llm_judge_model or os.environ.get("AOB_LLM_JUDGE_MODEL")
     if model:
         from aob_pipeline.lib.llm import LLMClient

@@ -3,6 +3,8 @@
 - ``records``: the ``Judgement`` record, the six ``CRITERIA`` and the ``judgements`` table (``JUDGEMENTS_TABLE``,
   ``judgements_frame``).
 - ``reference``: ``ReferenceJudge``, deterministic rules from the scenario's ground truth and the trace.
+- ``trace_only``: ``TraceOnlyJudge``, rules from the trace and the request only, blind to the ground truth (the
+  offline second judge, so judge agreement is measured without an LLM).
 - ``llm_judge``: ``LLMJudge``, Claude with a rubric prompt, structured output and a majority vote.
 - ``batch``: ``judge_trajectories(judge, trajectories, scenarios)`` -> the judgements frame.
 - ``scoring``: scores, bootstrap intervals, pass^k, breakdowns, tool-call accuracy, operational figures,
@@ -31,6 +33,7 @@ from aob_pipeline.lib.judge.records import (
 )
 from aob_pipeline.lib.judge.reference import ReferenceJudge
 from aob_pipeline.lib.judge.scenario import JudgeScenario, scenario_index
+from aob_pipeline.lib.judge.trace_only import TraceOnlyJudge
 from aob_pipeline.lib.judge.scoring import (
     LEADERBOARD_COLUMNS,
     SCORES_TABLE,
@@ -50,7 +53,7 @@ from aob_pipeline.lib.judge.sensitivity import FAULT_TARGETS, criterion_flips_fr
 
 __all__ = [
     "CRITERIA", "FAULT_TARGETS", "HumanLabelError", "JUDGEMENTS_TABLE", "JudgeScenario", "Judgement", "LEADERBOARD_COLUMNS", "LLMJudge",
-    "NEGATIVE_CRITERION", "POSITIVE_CRITERIA", "ReferenceJudge", "SCORES_TABLE", "agreement_frame", "bootstrap_ci",
+    "NEGATIVE_CRITERION", "POSITIVE_CRITERIA", "ReferenceJudge", "SCORES_TABLE", "TraceOnlyJudge", "agreement_frame", "bootstrap_ci",
     "breakdown_frame", "cohen_kappa", "criterion_flips_frame", "fault_pairs", "import_human_labels",
     "is_self_judging", "judge_trajectories", "judgements_frame", "judgements_from_frame", "leaderboard_frame",
     "operational_frame", "pass_hat_k", "plan_score", "plan_scores_frame", "scenario_index", "scores_frame",

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pandas as pd
 
-from aob_pipeline.lib.judge.records import Judgement, judgements_frame
+from aob_pipeline.lib.judge.records import RULE_JUDGE_KINDS, Judgement, judgements_frame
 from aob_pipeline.lib.judge.scenario import JudgeScenario, scenario_index
 from aob_pipeline.lib.trajectories.schema import Trajectory, from_rows
 
@@ -49,7 +49,7 @@ def _rebuild(trajectories: pd.DataFrame, steps: pd.DataFrame, judge_name: str) -
 
 
 def _kind(judge_name: str) -> str:
-    return {"reference": "reference", "human": "human"}.get(judge_name, "llm")
+    return RULE_JUDGE_KINDS.get(judge_name, "llm")
 
 
 def judge_trajectories(

@@ -54,9 +54,15 @@ CRITERION_DESCRIPTIONS: dict[str, str] = {
                      "supports, or claims success after unhandled tool errors or without any successful tool call.",
 }
 
-JUDGE_KINDS = ("reference", "llm", "human")
+JUDGE_KINDS = ("reference", "rules", "llm", "human")
+"""``reference``: rules from the ground truth; ``rules``: rules from the trace and the request only (no ground
+truth); ``llm``: a model; ``human``: imported labels."""
 REFERENCE_JUDGE = "reference"
+TRACE_ONLY_JUDGE = "trace_only"
+"""The rule-based judge blind to the ground truth (``trace_only.TraceOnlyJudge``), judge_kind ``rules``."""
 HUMAN_JUDGE = "human"
+RULE_JUDGE_KINDS: dict[str, str] = {REFERENCE_JUDGE: "reference", TRACE_ONLY_JUDGE: "rules", HUMAN_JUDGE: "human"}
+"""The judge_kind of each judge that is not an LLM (any other judge name is an LLM model)."""
 
 
 def rationale_column(criterion: str) -> str:
@@ -73,8 +79,8 @@ class Judgement(BaseModel):
     agent_id: str | None = None
     scenario_id: str | None = None
     trial: int | None = None
-    judge: str = Field(min_length=1, description="'reference', 'human', or the LLM judge's model name.")
-    judge_kind: str = Field("reference", description="reference, llm or human.")
+    judge: str = Field(min_length=1, description="'reference', 'trace_only', 'human', or the LLM judge's model name.")
+    judge_kind: str = Field("reference", description="reference, rules, llm or human.")
     task_completion: bool | None = None
     retrieval_accuracy: bool | None = None
     result_verification: bool | None = None
@@ -132,8 +138,10 @@ JUDGEMENTS_TABLE = Table(
         ("agent_id", "VARCHAR", "Agent of the run."),
         ("scenario_id", "VARCHAR", "Scenario of the run."),
         ("trial", "INTEGER", "Trial number of the run."),
-        ("judge", "VARCHAR", "'reference' (rule-based), 'human' (imported labels) or the LLM judge's model name.", False),
-        ("judge_kind", "VARCHAR", "reference, llm or human.", False),
+        ("judge", "VARCHAR", ("'reference' (rules from the ground truth), 'trace_only' (rules from the trace and the "
+                              "request, blind to the ground truth), 'human' (imported labels) or the LLM judge's model "
+                              "name."), False),
+        ("judge_kind", "VARCHAR", "reference (ground-truth rules), rules (trace-only rules), llm or human.", False),
         *[(c, "BOOLEAN", CRITERION_DESCRIPTIONS[c]) for c in CRITERIA],
         *[(rationale_column(c), "VARCHAR", f"Why the judge decided {c} as it did.") for c in CRITERIA],
         ("suggestions", "VARCHAR", "JSON array of suggestions for the agent, from the failed criteria.", False),
@@ -235,7 +243,7 @@ def judgements_from_frame(frame: pd.DataFrame) -> list[Judgement]:
 
 
 def _kind_of(judge: str) -> str:
-    return {REFERENCE_JUDGE: "reference", HUMAN_JUDGE: "human"}.get(judge, "llm")
+    return RULE_JUDGE_KINDS.get(judge, "llm")
 
 
 def verdicts_of(row: Mapping[str, Any]) -> dict[str, bool | None]:

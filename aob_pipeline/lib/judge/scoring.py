@@ -94,7 +94,7 @@ SCORES_TABLE = Table(
         ("agent_id", "VARCHAR", "Agent of the run."),
         ("scenario_id", "VARCHAR", "Scenario of the run."),
         ("trial", "INTEGER", "Trial number."),
-        ("judge", "VARCHAR", "Judge: 'reference', 'human' or an LLM model name.", False),
+        ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
         ("score", "DOUBLE", "100 x (true among the five positive criteria)/5, minus 20 if hallucinating, floored at "
                             "0; NULL when the judge could not judge."),
         ("passed", "BOOLEAN", "All five positive criteria true and no hallucination; NULL when not judged."),
@@ -276,7 +276,7 @@ def _max_trials(scores: pd.DataFrame) -> int:
 
 LEADERBOARD_COLUMNS: dict[str, str] = {
     "agent_id": "Registered agent id.",
-    "judge": "Judge: 'reference', 'human' or an LLM model name.",
+    "judge": "Judge: 'reference', 'trace_only', 'human' or an LLM model name.",
     "rank": "Rank by mean score under this judge (1 = best).",
     "mean_score": "Mean over scenarios of the scenario's mean score over its trials (0-100).",
     "ci_low": "Lower bound of the bootstrap 95% interval of mean_score (scenarios resampled, seeded).",
@@ -419,7 +419,7 @@ SCORE_BREAKDOWNS_TABLE = Table(
     "scored trajectories in that group.",
     tuple(Column(*c) for c in [
         ("agent_id", "VARCHAR", "Registered agent id.", False),
-        ("judge", "VARCHAR", "Judge: 'reference', 'human' or an LLM model name.", False),
+        ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
         ("dimension", "VARCHAR", "Grouping dimension: " + ", ".join(BREAKDOWN_DIMENSIONS) + ".", False),
         ("value", "VARCHAR", ("The group's value of the dimension (e.g. IoT, missing_sensor, multi / single, "
                               "plan_execute); 'unknown' when the field is missing."), False),

@@ -66,7 +66,7 @@ JUDGE_SENSITIVITY_TABLE = Table(
     "(<inner>+<fault>) plant on purpose, from each faulty run paired with the inner agent's clean run on the same "
     "scenario and trial.",
     tuple(Column(*c) for c in [
-        ("judge", "VARCHAR", "Judge: 'reference', 'human' or an LLM model name.", False),
+        ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
         ("fault", "VARCHAR", "Planted fault, e.g. invented_value, skipped_verification.", False),
         ("target", "VARCHAR", "The criterion the fault should flip (NULL for a fault without a declared target)."),
         ("n_pairs", "BIGINT", "(faulty run, clean run) pairs the judge judged both of.", False),
