@@ -123,10 +123,14 @@ LEADING_YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 Verdict = tuple[bool, str]
 
 
-class ReferenceJudge:
-    """Rule-based judge (see the module docstring for every rule). ``judge(trajectory, scenario)``."""
+class RuleJudge:
+    """The frame every rule-based judge shares: ``judge(trajectory, scenario)`` turns bad input (no scenario, a
+    scenario of another run, one the judge cannot judge, an exception) into a ``Judgement.failed`` with the
+    reason, and otherwise assembles the six verdicts ``verdicts()`` decides, with rationales and suggestions.
+    Subclasses set ``name`` and ``kind`` and implement ``verdicts``; ``cannot_judge`` and ``prepare`` are hooks."""
 
-    name = REFERENCE_JUDGE
+    name: str
+    kind: str
 
     def judge(self, trajectory: Trajectory, scenario: JudgeScenario | Mapping[str, Any] | None) -> Judgement:
         """Six verdicts on ``trajectory``; never raises for bad input: it becomes the ``judge_error``."""
@@ -134,28 +138,64 @@ class ReferenceJudge:
                     "scenario_id": getattr(trajectory, "scenario_id", None),
                     "trial": getattr(trajectory, "trial", None)}
         run_id = getattr(trajectory, "run_id", None) or "?"
+
+        def failed(reason: str) -> Judgement:
+            return Judgement.failed(run_id, self.name, reason, judge_kind=self.kind, **identity)
+
         try:
             if scenario is None:
-                return Judgement.failed(run_id, self.name, f"scenario {identity['scenario_id']} is not in the "
-                                        "scenarios table", **identity)
+                return failed(f"scenario {identity['scenario_id']} is not in the scenarios table")
             sc = scenario if isinstance(scenario, JudgeScenario) else JudgeScenario.from_row(scenario)
             if sc.scenario_id != trajectory.scenario_id:
-                return Judgement.failed(run_id, self.name, f"scenario mismatch: the run is on {trajectory.scenario_id}, "
-                                        f"the scenario given is {sc.scenario_id}", **identity)
-            if not sc.answerable or sc.answer_format is None:
-                return Judgement.failed(run_id, self.name, "the reference judge needs an expected answer; scenario "
-                                        f"{sc.scenario_id} has none ({sc.unanswerable_reason or 'not answerable'})",
-                                        **identity)
-            return self._judge(trajectory, sc)
+                return failed(f"scenario mismatch: the run is on {trajectory.scenario_id}, "
+                              f"the scenario given is {sc.scenario_id}")
+            problem = self.cannot_judge(sc)
+            if problem:
+                return failed(problem)
+            sc = self.prepare(sc)
+            facts = TraceFacts(trajectory, sc)
+            verdicts = self.verdicts(trajectory, sc, facts, answer_claims(trajectory.final_answer))
+            t = trajectory
+            return Judgement(
+                run_id=t.run_id, agent_id=t.agent_id, scenario_id=t.scenario_id, trial=t.trial,
+                judge=self.name, judge_kind=self.kind,
+                **{c: verdicts[c][0] for c in CRITERIA},
+                rationales={c: verdicts[c][1] for c in CRITERIA},
+                suggestions=suggestions_for(verdicts),
+            )
         except Exception as exc:  # noqa: BLE001 - a judging failure is recorded, never a silent verdict
             tail = traceback.format_exc(limit=2).strip().splitlines()[-1]
-            return Judgement.failed(run_id, self.name, f"exception while judging: {type(exc).__name__}: {exc} "
-                                    f"({tail})"[:1000], **identity)
+            return failed(f"exception while judging: {type(exc).__name__}: {exc} ({tail})"[:1000])
 
-    def _judge(self, t: Trajectory, sc: JudgeScenario) -> Judgement:
-        facts = TraceFacts(t, sc)
-        claims = answer_claims(t.final_answer)
-        verdicts: dict[str, Verdict] = {
+    def cannot_judge(self, sc: JudgeScenario) -> str | None:
+        """Why this judge cannot judge runs of ``sc`` (recorded as the judge error), or None."""
+        return None
+
+    def prepare(self, sc: JudgeScenario) -> JudgeScenario:
+        """The scenario as the rules see it (the trace-only judge strips the ground truth here)."""
+        return sc
+
+    def verdicts(self, t: Trajectory, sc: JudgeScenario, facts: TraceFacts,
+                 claims: AnswerClaims) -> dict[str, Verdict]:
+        """``{criterion: (verdict, rationale)}`` for the six criteria."""
+        raise TypeError(f"{type(self).__name__} does not define verdicts()")
+
+
+class ReferenceJudge(RuleJudge):
+    """Rule-based judge with the ground truth (see the module docstring for every rule)."""
+
+    name = REFERENCE_JUDGE
+    kind = "reference"
+
+    def cannot_judge(self, sc: JudgeScenario) -> str | None:
+        if not sc.answerable or sc.answer_format is None:
+            return (f"the reference judge needs an expected answer; scenario {sc.scenario_id} has none "
+                    f"({sc.unanswerable_reason or 'not answerable'})")
+        return None
+
+    def verdicts(self, t: Trajectory, sc: JudgeScenario, facts: TraceFacts,
+                 claims: AnswerClaims) -> dict[str, Verdict]:
+        return {
             "task_completion": task_completion(t, sc, facts),
             "retrieval_accuracy": retrieval_accuracy(t, sc, facts),
             "result_verification": result_verification(t, sc, facts),
@@ -163,13 +203,6 @@ class ReferenceJudge:
             "clarity_justification": clarity_justification(t, sc, facts, claims),
             "hallucination": hallucination(t, sc, facts, claims),
         }
-        return Judgement(
-            run_id=t.run_id, agent_id=t.agent_id, scenario_id=t.scenario_id, trial=t.trial,
-            judge=self.name, judge_kind="reference",
-            **{c: verdicts[c][0] for c in CRITERIA},
-            rationales={c: verdicts[c][1] for c in CRITERIA},
-            suggestions=suggestions_for(verdicts),
-        )
 
 
 # =========================================================================================== criteria

@@ -79,17 +79,17 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-import traceback
 from collections.abc import Mapping
 from typing import Any
 
 import pandas as pd
 
-from aob_pipeline.lib.judge.records import CRITERIA, TRACE_ONLY_JUDGE, Judgement
+from aob_pipeline.lib.judge.records import TRACE_ONLY_JUDGE
 from aob_pipeline.lib.judge.reference import (
     BARE_ANSWER_WORDS,
     CONFLICT_WORDS,
     MAX_CLEAR_ANSWER_CHARS,
+    RuleJudge,
     UNIT_CONSTANTS,
     Verdict,
     _is_table,
@@ -101,7 +101,6 @@ from aob_pipeline.lib.judge.reference import (
     ignored_reports,
     is_garbage,
     states_result,
-    suggestions_for,
 )
 from aob_pipeline.lib.judge.scenario import JudgeScenario
 from aob_pipeline.lib.judge.trace import (
@@ -152,36 +151,18 @@ def blind(scenario: JudgeScenario) -> JudgeScenario:
                                gold_plan=(), required_evidence=(), operator_reply=None)
 
 
-class TraceOnlyJudge:
+class TraceOnlyJudge(RuleJudge):
     """Rule-based judge blind to the ground truth (see the module docstring). ``judge(trajectory, scenario)``."""
 
     name = TRACE_ONLY_JUDGE
     kind = "rules"
 
-    def judge(self, trajectory: Trajectory, scenario: JudgeScenario | Mapping[str, Any] | None) -> Judgement:
-        """Six verdicts on ``trajectory``; never raises for bad input: it becomes the ``judge_error``."""
-        identity = {"agent_id": getattr(trajectory, "agent_id", None),
-                    "scenario_id": getattr(trajectory, "scenario_id", None),
-                    "trial": getattr(trajectory, "trial", None)}
-        run_id = getattr(trajectory, "run_id", None) or "?"
-        try:
-            if scenario is None:
-                return Judgement.failed(run_id, self.name, f"scenario {identity['scenario_id']} is not in the "
-                                        "scenarios table", judge_kind=self.kind, **identity)
-            sc = scenario if isinstance(scenario, JudgeScenario) else JudgeScenario.from_row(scenario)
-            if sc.scenario_id != trajectory.scenario_id:
-                return Judgement.failed(run_id, self.name, f"scenario mismatch: the run is on {trajectory.scenario_id}, "
-                                        f"the scenario given is {sc.scenario_id}", judge_kind=self.kind, **identity)
-            return self._judge(trajectory, blind(sc))
-        except Exception as exc:  # noqa: BLE001 - a judging failure is recorded, never a silent verdict
-            tail = traceback.format_exc(limit=2).strip().splitlines()[-1]
-            return Judgement.failed(run_id, self.name, f"exception while judging: {type(exc).__name__}: {exc} "
-                                    f"({tail})"[:1000], judge_kind=self.kind, **identity)
+    def prepare(self, sc: JudgeScenario) -> JudgeScenario:
+        return blind(sc)
 
-    def _judge(self, t: Trajectory, sc: JudgeScenario) -> Judgement:
-        facts = TraceFacts(t, sc)
-        claims = answer_claims(t.final_answer)
-        verdicts: dict[str, Verdict] = {
+    def verdicts(self, t: Trajectory, sc: JudgeScenario, facts: TraceFacts,
+                 claims: AnswerClaims) -> dict[str, Verdict]:
+        return {
             "task_completion": task_completion(t, sc, facts, claims),
             "retrieval_accuracy": retrieval_accuracy(t, sc, facts),
             "result_verification": result_verification(t, sc, facts, claims),
@@ -189,13 +170,6 @@ class TraceOnlyJudge:
             "clarity_justification": clarity_justification(t, sc, facts, claims),
             "hallucination": hallucination(t, sc, facts, claims),
         }
-        return Judgement(
-            run_id=t.run_id, agent_id=t.agent_id, scenario_id=t.scenario_id, trial=t.trial,
-            judge=self.name, judge_kind=self.kind,
-            **{c: verdicts[c][0] for c in CRITERIA},
-            rationales={c: verdicts[c][1] for c in CRITERIA},
-            suggestions=suggestions_for(verdicts),
-        )
 
 
 # ========================================================================================= the request
