@@ -151,3 +151,11 @@ def test_readme_example_queries_answer_while_the_pipeline_holds_its_warehouse(pu
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_cluster_rows_of_the_failure_distribution_carry_the_cluster_name(published):
+    rows = query_published(published, (
+        "SELECT d.mode, d.label, c.label AS cluster_label FROM failure_distribution d "
+        "JOIN failure_clusters c ON d.mode = CAST(c.cluster_id AS VARCHAR) WHERE d.kind = 'cluster'"))
+    assert len(rows) > 0, "the tiny field should give at least one failure cluster"
+    assert (rows["label"] == rows["cluster_label"]).all(), rows.head().to_string()

@@ -214,6 +214,9 @@ def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         findings = read_table(con, "failure_findings")
         members = read_table(con, "failure_cluster_members")
         clusters = read_table(con, "failure_clusters")
+    if members is not None and clusters is not None and len(clusters):
+        names = clusters[["cluster_id", "label"]].rename(columns={"label": "cluster_label"})
+        members = members.merge(names, on="cluster_id", how="left")  # cluster rows carry their cluster's name
     frame = distribution_of(findings, clusters=members)
     with duckdb.get_connection() as con:
         replace_tables(con, {"failure_distribution": frame}, {"failure_distribution": FAILURE_DISTRIBUTION_TABLE})
