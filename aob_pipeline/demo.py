@@ -126,7 +126,9 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
         raise SystemExit(f"unknown agent(s): {', '.join(unknown)} (see `aob agents list`)")
     chosen = agent_ids or registered
     job = defs.resolve_job_def("evaluate_agents")
-    selection = None
+    from aob_pipeline.defs.jobs import evaluation_assets
+
+    selection = evaluation_assets(defs)  # the job without `scenarios` (only the nightly run rebuilds those)
     if rejudge:
         graph = defs.resolve_asset_graph()
         selection = [k for k in graph.get_all_asset_keys()

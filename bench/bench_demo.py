@@ -102,7 +102,8 @@ def main() -> None:
             request = nightly_evaluation_schedule(ctx)
         assert isinstance(request, dg.RunRequest), request
         changed = defs.resolve_job_def("evaluate_agents").execute_in_process(
-            instance=instance, tags=request.tags, run_config=request.run_config)
+            instance=instance, tags=request.tags, run_config=request.run_config,
+            asset_selection=request.asset_selection)
         changed_s = time.perf_counter() - t0
         assert changed.success
     meta = {}

@@ -14,14 +14,25 @@ demo_job = dg.define_asset_job(
     ),
 )
 
-# Re-evaluate: the partitioned evaluation assets and everything downstream of them (backfills, nightly), plus
-# the `agents` table, so the registry the runs used is written alongside their results.
+# Re-evaluate: the partitioned evaluation assets and everything downstream of them (backfills, nightly), the
+# `agents` table (so the registry the runs used is written alongside their results) and `scenarios` (rebuilt by
+# the nightly run when the scenario files changed; other launches leave it out).
+EVALUATION_SELECTION = dg.AssetSelection.assets("trajectories").downstream() | dg.AssetSelection.assets("agents")
+
+
+def evaluation_assets(defs: dg.Definitions | None = None) -> list[dg.AssetKey]:
+    """The keys of ``EVALUATION_SELECTION`` in the code location (what a launch without `scenarios` selects)."""
+    if defs is None:
+        from aob_pipeline.definitions import defs
+    return sorted(EVALUATION_SELECTION.resolve(defs.resolve_asset_graph()))
+
 evaluation_job = dg.define_asset_job(
     name="evaluate_agents",
-    selection=dg.AssetSelection.assets("trajectories").downstream() | dg.AssetSelection.assets("agents"),
+    selection=EVALUATION_SELECTION | dg.AssetSelection.assets("scenarios"),
     partitions_def=None,
-    description=("Agents on scenarios, then everything downstream, and the agents table. Launch over a partition "
-                 "range or as a backfill."),
+    description=("Agents on scenarios, then everything downstream, and the agents table; the nightly run also "
+                 "rebuilds `scenarios` when the scenario files changed. Launch over a partition range or as a "
+                 "backfill."),
 )
 
 jobs = [demo_job, evaluation_job]

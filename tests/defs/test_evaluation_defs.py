@@ -241,8 +241,42 @@ def test_the_nightly_schedule_plans_over_every_registered_agent(env, monkeypatch
     assert isinstance(request, dg.RunRequest)
     assert "heuristic_single" in registered, "the schedule adds every registered agent as a partition"
     assert len(scenario_partitions) > len(SCENARIOS), "... and every scenario file's scenario"
-    # only 4 scenarios were ever evaluated here, so every agent has new pairs: the whole range is requested
+    # this instance never materialised `scenarios`, so nothing says which files the table was built from: the
+    # night rebuilds it and checks every agent (the whole range)
     assert request.tags["dagster/asset_partition_range_start"] == f"oracle|{scenario_partitions[0]}"
     assert request.tags["dagster/asset_partition_range_end"] == f"{registered[-1]}|{scenario_partitions[-1]}"
-    assert " new" in request.tags["aob/plan"]
+    assert "scenario files changed" in request.tags["aob/plan"]
     assert request.run_config["ops"]["trajectories"]["config"]["skip_unchanged"] is True
+
+
+def test_edited_scenario_files_make_the_nightly_rebuild_scenarios_and_check_every_agent(env, monkeypatch):
+    from aob_pipeline.defs.reports import schedules
+    from aob_pipeline.defs.scenarios import assets as scenario_asset_module
+
+    settings, instance, _, _, _ = env
+    agents = ["oracle", "do_nothing", "crasher"]
+    assert not schedules.scenario_files_changed(instance), "the fixture built scenarios from the current files"
+
+    monkeypatch.setattr(scenario_asset_module, "scenario_files_version", lambda: "edited-since")
+    assert schedules.scenario_files_changed(instance)
+    request = schedules.nightly_run_request(instance, settings, agents)
+    assert isinstance(request, dg.RunRequest)
+    assert request.asset_selection is None, "the whole evaluate_agents job, `scenarios` included"
+    assert request.tags["dagster/asset_partition_range_start"].startswith("oracle|")
+    assert request.tags["dagster/asset_partition_range_end"].startswith("crasher|")
+    assert "scenario files changed" in request.tags["aob/plan"]
+    assert dg.DagsterInstance.ephemeral().get_latest_materialization_event(dg.AssetKey("scenarios")) is None
+
+
+def test_a_normal_night_leaves_scenarios_out_of_the_run(env):
+    from aob_pipeline.defs.reports.schedules import nightly_run_request
+
+    settings, instance, _, _, _ = env
+    _edit_user_agent(settings, "crasher", timeout_s=34)
+    try:
+        request = nightly_run_request(instance, settings, ["oracle", "do_nothing", "crasher"])
+    finally:
+        _edit_user_agent(settings, "crasher", timeout_s=None)
+    keys = {k.to_user_string() for k in request.asset_selection}
+    assert {"trajectories", "judgements", "agents", "published_warehouse"} <= keys
+    assert "scenarios" not in keys and "world_tables" not in keys and "telemetry" not in keys

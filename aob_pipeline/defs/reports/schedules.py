@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from aob_pipeline.defs.jobs import evaluation_assets
 from aob_pipeline.defs.partitions import SCENARIOS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.evaluation import WarehouseBusy, plan_stale_runs
@@ -9,6 +10,17 @@ from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.settings import Settings
 
 NIGHTLY_RUN_CONFIG = {"ops": {"trajectories": {"config": {"skip_unchanged": True}}}}
+SCENARIOS_KEY = dg.AssetKey("scenarios")
+
+
+def scenario_files_changed(instance: dg.DagsterInstance) -> bool:
+    """True when the scenario files differ from those the `scenarios` table was last built from: the asset's
+    code version is a hash of the files, and Dagster records it on every materialisation."""
+    from aob_pipeline.defs.scenarios.assets import scenario_files_version
+
+    event = instance.get_latest_materialization_event(SCENARIOS_KEY)
+    built_from = event.asset_materialization.tags.get("dagster/code_version") if event and event.asset_materialization else None
+    return built_from != scenario_files_version()
 
 
 def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_ids: list[str],
@@ -16,13 +28,22 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     """The run a night needs for ``agent_ids`` (registered agents, in registration order) on every scenario
     partition.
 
-    ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
+    When the scenario files changed since the `scenarios` table was built, the run rebuilds `scenarios` first and
+    covers every agent. Otherwise ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
     in ``trajectory_inputs``. Nothing stale → a ``SkipReason`` (no run, no LLM call, no embedding). Otherwise one
     ``evaluate_agents`` run over the agents from the first to the last one with stale pairs (agent-major keys
     make that one contiguous range); inside it the ``trajectories`` asset still skips unchanged pairs, and
     judging, failure analysis, reports and publishing follow once. When the pipeline holds the warehouse lock
     too long to plan, the whole range is requested: correct, only slower.
     """
+    if scenario_files_changed(instance):
+        # The table is older than the files: rebuild `scenarios` in the run, then every agent's pairs are compared
+        # with the new scenarios by the `trajectories` asset itself (unchanged ones are still skipped).
+        summary = "scenario files changed since the scenarios table was built: scenarios rebuilt, every agent checked"
+        if log:
+            log.info(f"nightly plan: {summary}")
+        return dg.RunRequest(run_key=None, tags={**range_tags(instance, agent_ids), "aob/plan": summary},
+                             run_config=NIGHTLY_RUN_CONFIG)
     specs = [s for s in load_agent_registry(settings) if s.agent_id in set(agent_ids)]
     scenario_ids = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
     try:
@@ -40,7 +61,7 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     if log:
         log.info(f"nightly plan: {summary}; agents {', '.join(chosen)}")
     return dg.RunRequest(run_key=None, tags={**range_tags(instance, chosen), "aob/plan": summary[:200]},
-                         run_config=NIGHTLY_RUN_CONFIG)
+                         run_config=NIGHTLY_RUN_CONFIG, asset_selection=evaluation_assets())
 
 
 @dg.schedule(
@@ -49,9 +70,10 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     job_name="evaluate_agents",
     execution_timezone="UTC",
     description=(
-        "Every night: re-evaluate what changed and refresh what depends on it. Agents that are not deterministic "
-        "get new trials; deterministic agents are re-run only when their registry entry, a scenario or the world "
-        "build changed (or a run was never judged) — compared with the fingerprints in trajectory_inputs. Then "
+        "Every night: re-evaluate what changed and refresh what depends on it. Edited scenario files rebuild the "
+        "scenarios table first. Agents that are not deterministic get new trials; deterministic agents are re-run "
+        "only when their registry entry, a scenario or the world build changed (or a run was never judged) — "
+        "compared with the fingerprints in trajectory_inputs. Then "
         "judging, failure extraction and clustering, the report, feedback and the published warehouse are "
         "rebuilt, and the leaderboard is appended to leaderboard_history so trends show. When nothing changed the "
         "tick is skipped: no run, no LLM call, no embedding."
