@@ -280,3 +280,12 @@ def test_a_normal_night_leaves_scenarios_out_of_the_run(env):
     keys = {k.to_user_string() for k in request.asset_selection}
     assert {"trajectories", "judgements", "agents", "published_warehouse"} <= keys
     assert "scenarios" not in keys and "world_tables" not in keys and "telemetry" not in keys
+
+
+def test_the_nightly_skips_with_a_reason_before_any_warehouse_exists(tmp_path):
+    from aob_pipeline.defs.reports.schedules import nightly_run_request
+
+    instance = dg.DagsterInstance.ephemeral()
+    sync_partitions(instance, ["oracle"], SCENARIOS)
+    result = nightly_run_request(instance, Settings(home=tmp_path), ["oracle"])
+    assert isinstance(result, dg.SkipReason) and "no warehouse" in result.skip_message

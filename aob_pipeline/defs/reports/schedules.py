@@ -28,14 +28,18 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     """The run a night needs for ``agent_ids`` (registered agents, in registration order) on every scenario
     partition.
 
-    When the scenario files changed since the `scenarios` table was built, the run rebuilds `scenarios` first and
-    covers every agent. Otherwise ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
+    No warehouse yet → a ``SkipReason`` (build the world first). When the scenario files changed since the
+    `scenarios` table was built, the run rebuilds `scenarios` first and covers every agent. Otherwise
+    ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
     in ``trajectory_inputs``. Nothing stale → a ``SkipReason`` (no run, no LLM call, no embedding). Otherwise one
     ``evaluate_agents`` run over the agents from the first to the last one with stale pairs (agent-major keys
     make that one contiguous range); inside it the ``trajectories`` asset still skips unchanged pairs, and
     judging, failure analysis, reports and publishing follow once. When the pipeline holds the warehouse lock
     too long to plan, the whole range is requested: correct, only slower.
     """
+    if not settings.warehouse_path.exists():
+        return dg.SkipReason(f"no warehouse at {settings.warehouse_path} yet: run `aob demo` (or materialise the world "
+                             "and scenarios) first")
     if scenario_files_changed(instance):
         # The table is older than the files: rebuild `scenarios` in the run, then every agent's pairs are compared
         # with the new scenarios by the `trajectories` asset itself (unchanged ones are still skipped).
