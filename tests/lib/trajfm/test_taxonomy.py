@@ -16,7 +16,6 @@ from aob_pipeline.lib.trajfm.taxonomy import (
     MAST_SLUGS,
     TAXONOMY_PATH,
     TAXONOMY_TABLE,
-    Candidate,
     TaxonomyError,
     candidates_from_frame,
     discover_candidates,
