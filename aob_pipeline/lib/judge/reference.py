@@ -274,12 +274,20 @@ def _gold_names(kind: str, value: str, sc: JudgeScenario, facts: TraceFacts) -> 
     return False
 
 
+def no_data_read(facts: TraceFacts) -> Verdict | None:
+    """The failing verdict of a run that read no data (every call failed, or none was made); None otherwise."""
+    if facts.usable_calls:
+        return None
+    if facts.calls:
+        return False, f"all {len(facts.calls)} tool call(s) failed: the agent read no data"
+    return False, "the agent made no tool call: it read no data"
+
+
 def retrieval_accuracy(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
     usable = facts.usable_calls
-    if not usable:
-        if facts.calls:
-            return False, f"all {len(facts.calls)} tool call(s) failed: the agent read no data"
-        return False, "the agent made no tool call: it read no data"
+    nothing_read = no_data_read(facts)
+    if nothing_read:
+        return nothing_read
     hard = [(k, v) for k, v in sc.evidence if _gold_names(k, v, sc, facts)]
     soft = [(k, v) for k, v in sc.evidence if (k, v) not in hard]
     required = list(dict.fromkeys([*hard, *_gold_literal_entities(sc)]))
@@ -544,19 +552,26 @@ def _chain_links(sc: JudgeScenario, facts: TraceFacts) -> tuple[int, list[str]]:
 DERIVED_FORMATS = ("number", "integer", "list", "json")
 
 
+def derived_numbers(sc: JudgeScenario, facts: TraceFacts, answer: str) -> list[str]:
+    """Numbers of a number / integer / list / json answer that no tool returned as a value: the agent computed
+    them (0 and 1 aside)."""
+    if sc.answer_format not in DERIVED_FORMATS:
+        return []
+    value, _ = split_answer(answer)
+    claims = answer_claims(answer if isinstance(value, str) else json.dumps(value, default=str))
+    return [n.text for n in claims.numbers
+            if not (n.decimals == 0 and n.value in (0.0, 1.0)) and not facts.raw_numbers.supports(n)]
+
+
 def _needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
     """Why the result needs a check (None when it does not): a multi-step result (a gold tool step depends on
     another step) or a derived one (a number of a number / integer / list / json answer that no tool returned
     as a value: the agent computed it)."""
     if any(step.depends_on for step in sc.tool_steps):
         return "a multi-step result"
-    if sc.answer_format in DERIVED_FORMATS:
-        value, _ = split_answer(answer)
-        claims = answer_claims(answer if isinstance(value, str) else json.dumps(value, default=str))
-        computed = [n.text for n in claims.numbers
-                    if not (n.decimals == 0 and n.value in (0.0, 1.0)) and not facts.raw_numbers.supports(n)]
-        if computed:
-            return f"a derived result ({', '.join(computed[:3])} computed, not read)"
+    computed = derived_numbers(sc, facts, answer)
+    if computed:
+        return f"a derived result ({', '.join(computed[:3])} computed, not read)"
     return None
 
 
@@ -839,6 +854,19 @@ def _missing_steps(sc: JudgeScenario, facts: TraceFacts) -> list[str]:
     return missing
 
 
+def unsupported_actions(claims: AnswerClaims, facts: TraceFacts) -> list[str]:
+    """Claims of acts the run does not hold: a work order created with no successful wo_create_work_order,
+    "verified" with no check, and a failed call described as a success."""
+    out = []
+    if claims.creates_work_order and not any(c.ok and c.tool == "wo_create_work_order" for c in facts.calls):
+        out.append("a work order created, but no wo_create_work_order call succeeded")
+    if claims.verification_claims and not (facts.verification_statements() or facts.cross_checks()):
+        out.append(f"'{claims.verification_claims[0]}', but the run holds no check")
+    for call, step in _success_claimed_after_errors(facts):
+        out.append(f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}")
+    return out
+
+
 def _success_claimed_after_errors(facts: TraceFacts) -> list[tuple[Call, Any]]:
     """Failed calls (not informative, not expected) that the next thought or message of the same agent,
     before any other call, describes as having worked."""
@@ -881,13 +909,8 @@ def hallucination(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: A
     unsupported += [f"the name {x}" for x in claims.names if not text_ok(x)]
     unsupported += [f"the date {d}" for d in claims.dates
                     if d not in facts.observed_dates and d not in sc.text and norm(d) not in expected_texts]
-    if claims.creates_work_order and not any(c.ok and c.tool == "wo_create_work_order" for c in facts.calls):
-        unsupported.append("a work order created, but no wo_create_work_order call succeeded")
-    if claims.verification_claims and not (facts.verification_statements() or facts.cross_checks()):
-        unsupported.append(f"'{claims.verification_claims[0]}', but the run holds no check")
+    unsupported += unsupported_actions(claims, facts)
     unhandled = facts.unhandled_errors()
-    for call, step in _success_claimed_after_errors(facts):
-        unsupported.append(f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}")
     if claims.completion_claims:
         missing = _missing_steps(sc, facts)
         if unhandled or missing or not facts.ok_calls:

@@ -95,12 +95,14 @@ from aob_pipeline.lib.judge.reference import (
     _is_table,
     _prose_form,
     _role_problems,
-    _success_claimed_after_errors,
     _uses_output,
     answer_form,
+    derived_numbers,
     ignored_reports,
     is_garbage,
+    no_data_read,
     states_result,
+    unsupported_actions,
 )
 from aob_pipeline.lib.judge.scenario import JudgeScenario
 from aob_pipeline.lib.judge.trace import (
@@ -375,10 +377,9 @@ def _date_touched(facts: TraceFacts, date: str) -> bool:
 
 def retrieval_accuracy(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
     usable = facts.usable_calls
-    if not usable:
-        if facts.calls:
-            return False, f"all {len(facts.calls)} tool call(s) failed: the agent read no data"
-        return False, "the agent made no tool call: it read no data"
+    nothing_read = no_data_read(facts)
+    if nothing_read:
+        return nothing_read
     ents = request_entities(sc.text)
     missing = [f"asset:{a}" for a in ents["asset"] if not _touched_text(facts, "asset", a)]
     missing += [f"site:{s}" for s in ents["site"] if not _touched_text(facts, "site", s)]
@@ -411,20 +412,13 @@ def _chained(facts: TraceFacts) -> list[Call]:
     return out
 
 
-DERIVED_FORMATS = ("number", "integer", "list", "json")
-
-
 def _needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
     data = _data_calls(facts)
     if len(data) > 1:
         return f"a result from {len(data)} data calls"
-    if sc.answer_format in DERIVED_FORMATS:
-        value, _ = split_answer(answer)
-        claims = answer_claims(answer if isinstance(value, str) else json.dumps(value, default=str))
-        computed = [n.text for n in claims.numbers
-                    if not (n.decimals == 0 and n.value in (0.0, 1.0)) and not facts.raw_numbers.supports(n)]
-        if computed:
-            return f"a derived result ({', '.join(computed[:3])} computed, not read)"
+    computed = derived_numbers(sc, facts, answer)
+    if computed:
+        return f"a derived result ({', '.join(computed[:3])} computed, not read)"
     return None
 
 
@@ -595,13 +589,8 @@ def hallucination(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: A
     unsupported += [f"the id {x}" for x in claims.ids if not text_ok(x)]
     unsupported += [f"the name {x}" for x in claims.names if not text_ok(x)]
     unsupported += [f"the date {d}" for d in claims.dates if d not in facts.observed_dates and d not in sc.text]
-    if claims.creates_work_order and not any(c.ok and c.tool == "wo_create_work_order" for c in facts.calls):
-        unsupported.append("a work order created, but no wo_create_work_order call succeeded")
-    if claims.verification_claims and not (facts.verification_statements() or facts.cross_checks()):
-        unsupported.append(f"'{claims.verification_claims[0]}', but the run holds no check")
+    unsupported += unsupported_actions(claims, facts)
     unhandled = facts.unhandled_errors()
-    for call, step in _success_claimed_after_errors(facts):
-        unsupported.append(f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}")
     if claims.completion_claims and (unhandled or not facts.ok_calls):
         why = f"{unhandled[0].tool} failed ({unhandled[0].error_code})" if unhandled else "no tool call succeeded"
         unsupported.append(f"'{claims.completion_claims[0]}', but {why}")
