@@ -195,3 +195,57 @@ def mk() -> SimpleNamespace:
         missing_sensor=missing_sensor, missing_ok=missing_ok, vague=vague, vague_ok=vague_ok, WINDOW=WINDOW,
         HISTORY=HISTORY, ANOMALIES=ANOMALIES, DETAILS=DETAILS, DRAFT=DRAFT, SENSORS=SENSORS,
     )
+
+
+# ------------------------------------------------------------------------------------- real runs on a tiny world
+
+
+def _built_agent(spec, registry):
+    from aob_pipeline.lib.agents.base import Agent
+    from aob_pipeline.lib.agents.registry import build_agent
+
+    agent = build_agent(spec, registry)
+    if not isinstance(agent, Agent):  # the oracle, until it implements Agent itself
+        from aob_pipeline.lib.agents.faults import as_agent
+
+        agent = as_agent(agent)
+    agent.agent_id = spec.agent_id
+    return agent
+
+
+@pytest.fixture(scope="session")
+def run_tiny_field(tmp_path_factory):
+    """``run(scenario_ids, agent_ids) -> (scenarios_table, trajectories)``: the registered agents run on the
+    scenarios of one generated tiny world (seed 7), built once per session."""
+    from aob_pipeline.lib.agents.base import RunLimits
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+    from aob_pipeline.lib.agents.runner import run_agent
+    from aob_pipeline.lib.scenarios.loader import load_scenarios
+    from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
+    from aob_pipeline.lib.settings import Settings
+    from aob_pipeline.lib.tools.base import ToolContext
+    from aob_pipeline.lib.warehouse import connect
+    from aob_pipeline.lib.world.generate import generate_world
+    from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
+
+    settings = Settings(home=tmp_path_factory.mktemp("judge_tiny"))
+    store_world(settings, generate_world(scale="tiny", seed=7))
+
+    def run(scenario_ids, agent_ids):
+        chosen = [s for s in load_scenarios(include_imported=False) if s.id in set(scenario_ids)]
+        with connect(settings.warehouse_path, read_only=True) as con:
+            table = materialize_scenarios(con, chosen)
+        registry = load_agent_registry(settings)
+        ctx = ToolContext(world_snapshot_dir(settings))
+        try:
+            trajectories = [
+                run_agent(_built_agent(spec, registry), scenario_from_row(row), ctx,
+                          limits=RunLimits(timeout_s=60, max_steps=200))
+                for spec in registry if spec.agent_id in set(agent_ids)
+                for row in table.to_dict("records")
+            ]
+        finally:
+            ctx.close()
+        return table, trajectories
+
+    return run

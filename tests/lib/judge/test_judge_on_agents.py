@@ -4,9 +4,6 @@ agent's, and catches faults planted into the oracle's runs; the frames flow into
 import pandas as pd
 import pytest
 
-from aob_pipeline.lib.agents.base import Agent, RunLimits
-from aob_pipeline.lib.agents.registry import build_agent, load_agent_registry
-from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.judge import (
     CRITERIA,
     ReferenceJudge,
@@ -17,13 +14,7 @@ from aob_pipeline.lib.judge import (
     tool_call_accuracy_frame,
     tool_calls_frame,
 )
-from aob_pipeline.lib.scenarios.loader import load_scenarios
-from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
-from aob_pipeline.lib.settings import Settings
-from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.trajectories.schema import to_rows
-from aob_pipeline.lib.warehouse import connect
-from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
 
 SCENARIOS = [
     "IOT-001", "IOT-002", "IOT-005", "IOT-016", "IOT-026", "FMSR-002", "FMSR-006", "FMSR-009", "FMSR-011",
@@ -34,34 +25,10 @@ DERIVED = {"IOT-026"}  # run hours computed from Run Status readings: the oracle
 AGENTS = ["oracle", "do_nothing", "oracle+invented_value", "oracle+role_violation"]
 
 
-def _agent(spec, registry):
-    agent = build_agent(spec, registry)
-    if not isinstance(agent, Agent):  # the oracle, until it implements Agent itself
-        from aob_pipeline.lib.agents.faults import as_agent
-
-        agent = as_agent(agent)
-    agent.agent_id = spec.agent_id
-    return agent
-
-
 @pytest.fixture(scope="module")
-def field(tmp_path_factory):
-    from aob_pipeline.lib.world.generate import generate_world
-
-    settings = Settings(home=tmp_path_factory.mktemp("judge_tiny"))
-    store_world(settings, generate_world(scale="tiny", seed=7))
-    chosen = [s for s in load_scenarios(include_imported=False) if s.id in SCENARIOS]
-    with connect(settings.warehouse_path, read_only=True) as con:
-        table = materialize_scenarios(con, chosen)
+def field(run_tiny_field):
+    table, trajectories = run_tiny_field(SCENARIOS, AGENTS)
     assert set(table["scenario_id"]) == set(SCENARIOS) and table["answerable"].all()
-    registry = load_agent_registry(settings)
-    ctx = ToolContext(world_snapshot_dir(settings))
-    trajectories = []
-    for spec in [s for s in registry if s.agent_id in AGENTS]:
-        for row in table.to_dict("records"):
-            trajectories.append(run_agent(_agent(spec, registry), scenario_from_row(row), ctx,
-                                          limits=RunLimits(timeout_s=60, max_steps=200)))
-    ctx.close()
     judgements = judge_trajectories(ReferenceJudge(), trajectories, table)
     return table, trajectories, judgements
 

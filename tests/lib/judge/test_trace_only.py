@@ -5,9 +5,6 @@ import dataclasses
 
 import pytest
 
-from aob_pipeline.lib.agents.base import Agent, RunLimits
-from aob_pipeline.lib.agents.registry import build_agent, load_agent_registry
-from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.judge import (
     CRITERIA,
     ReferenceJudge,
@@ -21,15 +18,6 @@ from aob_pipeline.lib.judge import (
 )
 from aob_pipeline.lib.judge.records import TRACE_ONLY_JUDGE
 from aob_pipeline.lib.judge.trace_only import blind, request_entities
-from aob_pipeline.lib.scenarios.loader import load_scenarios
-from aob_pipeline.lib.scenarios.materialize import (
-    materialize_scenarios,
-    scenario_from_row,
-)
-from aob_pipeline.lib.settings import Settings
-from aob_pipeline.lib.tools.base import ToolContext
-from aob_pipeline.lib.warehouse import connect
-from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
 
 SCENARIOS = [
     "IOT-001", "IOT-002", "IOT-005", "IOT-016", "IOT-026", "FMSR-002", "FMSR-006", "FMSR-009", "FMSR-011",
@@ -159,33 +147,9 @@ def test_the_judging_asset_runs_it_by_default():
 # ------------------------------------------------------------------------------------------ real runs
 
 
-def _agent(spec, registry):
-    agent = build_agent(spec, registry)
-    if not isinstance(agent, Agent):
-        from aob_pipeline.lib.agents.faults import as_agent
-
-        agent = as_agent(agent)
-    agent.agent_id = spec.agent_id
-    return agent
-
-
 @pytest.fixture(scope="module")
-def field(tmp_path_factory):
-    from aob_pipeline.lib.world.generate import generate_world
-
-    settings = Settings(home=tmp_path_factory.mktemp("trace_only_tiny"))
-    store_world(settings, generate_world(scale="tiny", seed=7))
-    chosen = [s for s in load_scenarios(include_imported=False) if s.id in SCENARIOS]
-    with connect(settings.warehouse_path, read_only=True) as con:
-        table = materialize_scenarios(con, chosen)
-    registry = load_agent_registry(settings)
-    ctx = ToolContext(world_snapshot_dir(settings))
-    trajectories = []
-    for spec in [s for s in registry if s.agent_id in AGENTS]:
-        for row in table.to_dict("records"):
-            trajectories.append(run_agent(_agent(spec, registry), scenario_from_row(row), ctx,
-                                          limits=RunLimits(timeout_s=60, max_steps=200)))
-    ctx.close()
+def field(run_tiny_field):
+    table, trajectories = run_tiny_field(SCENARIOS, AGENTS)
     reference = judge_trajectories(ReferenceJudge(), trajectories, table)
     blind_judgements = judge_trajectories(TraceOnlyJudge(), trajectories, table)
     return table, trajectories, reference, blind_judgements
