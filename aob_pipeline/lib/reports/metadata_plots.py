@@ -27,9 +27,9 @@ from aob_pipeline.lib.reports.plots import (
     NOT_READY_COLOUR,
     PALETTE,
     READY_COLOUR,
+    agent_mode_shares,
     history_time_column,
     mast_mode_names,
-    preferred_extractor,
     primary_judge,
 )
 
@@ -297,13 +297,7 @@ def failure_heatmap_png(distribution: pd.DataFrame | None, clusters: pd.DataFram
     are named by the distribution's label or, without one, by ``clusters`` (the ``failure_clusters`` table)."""
     if _empty(distribution, "extractor", "scope", "group_value", "kind", "mode", "share"):
         return None
-    extractor = preferred_extractor(distribution)
-    part = distribution[(distribution["extractor"] == extractor) & (distribution["scope"] == "agent")
-                        & distribution["kind"].isin(["mast", "cluster"])]
-    if part.empty:
-        return None
     names = mast_mode_names()
-    labels = part["label"] if "label" in part.columns else pd.Series([None] * len(part), index=part.index)
     cluster_label: dict[str, str] = {}
     if not _empty(clusters, "cluster_id", "label"):
         cluster_label = {str(int(c)): str(lbl) for c, lbl in zip(clusters["cluster_id"], clusters["label"])}
@@ -316,13 +310,14 @@ def failure_heatmap_png(distribution: pd.DataFrame | None, clusters: pd.DataFram
         label = label if isinstance(label, str) and label else cluster_label.get(mode)
         return _short(f"cluster {mode}" + (f": {label}" if label else ""), 30)
 
-    part = part.assign(column=[column(k, str(m), lbl) for k, m, lbl in zip(part["kind"], part["mode"], labels)])
-    table = part.pivot_table(index="group_value", columns="column", values="share", aggfunc="max").fillna(0.0)
-    table = table.loc[:, table.max(axis=0) > 0]
-    if table.empty:
+    shares = agent_mode_shares(distribution, column)
+    if shares is None:
+        return None
+    extractor, table = shares
+    if not table.size or float(table.to_numpy().max()) <= 0:
         return None
     n_modes = table.shape[1]
-    table = table[table.mean(axis=0).sort_values(ascending=False).index[:MAX_HEATMAP_MODES]]
+    table = table.iloc[:, :MAX_HEATMAP_MODES]
     vmax = max(0.01, float(table.to_numpy().max()))
     with _figure(_height(len(table), base=2.4, per_row=0.3)) as (fig, ax):
         image = _heatmap(ax, table.to_numpy(), cmap="Reds", vmin=0.0, vmax=vmax, fmt=lambda v: f"{v:.0%}",

@@ -317,6 +317,23 @@ def cluster_map(clusters: pd.DataFrame | None, members: pd.DataFrame | None = No
     return _layout(fig, f"Failure clusters ({subtitle})", height=520)
 
 
+def agent_mode_shares(distribution: pd.DataFrame, column_name) -> tuple[str, pd.DataFrame] | None:
+    """Agents × failure modes of ``failure_distribution`` (scope ``agent``, the preferred extractor, MAST modes and
+    clusters): the share of each agent's traces per mode, columns named by ``column_name(kind, mode, label)``,
+    modes no agent shows dropped (unless none shows any), most common first. ``(extractor, table)``, or None
+    when the extractor has no such rows."""
+    extractor = preferred_extractor(distribution)
+    part = distribution[(distribution["extractor"] == extractor) & (distribution["scope"] == "agent")
+                        & distribution["kind"].isin(["mast", "cluster"])]
+    if part.empty:
+        return None
+    labels = part["label"] if "label" in part.columns else pd.Series([None] * len(part), index=part.index)
+    part = part.assign(column=[column_name(k, str(m), lbl) for k, m, lbl in zip(part["kind"], part["mode"], labels)])
+    table = part.pivot_table(index="group_value", columns="column", values="share", aggfunc="max").fillna(0.0)
+    table = table.loc[:, table.max(axis=0) > 0] if (table.max(axis=0) > 0).any() else table
+    return extractor, table[table.mean(axis=0).sort_values(ascending=False).index]
+
+
 def agent_failure_heatmap(distribution: pd.DataFrame | None, findings: pd.DataFrame | None = None):
     """Agent × failure mode: share of the agent's traces showing each MAST mode (and each failure cluster,
     when the distribution has cluster rows). Uses ``failure_distribution`` rows of scope ``agent``, computed
@@ -327,17 +344,12 @@ def agent_failure_heatmap(distribution: pd.DataFrame | None, findings: pd.DataFr
         from aob_pipeline.lib.trajfm.distribution import failure_distribution
 
         distribution = failure_distribution(findings)
-    extractor = preferred_extractor(distribution)
-    part = distribution[(distribution["extractor"] == extractor) & (distribution["scope"] == "agent")
-                        & distribution["kind"].isin(["mast", "cluster"])]
-    if part.empty:
-        return None
     names = mast_mode_names()
-    part = part.assign(column=[names.get(m, m) if k == "mast" else f"cluster {m}: {lbl or ''}"[:45]
-                               for k, m, lbl in zip(part["kind"], part["mode"], part["label"])])
-    table = part.pivot_table(index="group_value", columns="column", values="share", aggfunc="max").fillna(0.0)
-    table = table.loc[:, table.max(axis=0) > 0] if (table.max(axis=0) > 0).any() else table
-    table = table[table.mean(axis=0).sort_values(ascending=False).index]
+    shares = agent_mode_shares(distribution, lambda k, m, lbl: names.get(m, m) if k == "mast"
+                               else f"cluster {m}: {lbl or ''}"[:45])
+    if shares is None:
+        return None
+    extractor, table = shares
     go = _go()
     fig = go.Figure(go.Heatmap(
         z=table.to_numpy(), x=[str(c) for c in table.columns], y=[str(i) for i in table.index], zmin=0,
