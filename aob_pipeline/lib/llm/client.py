@@ -368,6 +368,7 @@ class LLMClient:
             "backoff_s": 0.0,
         }
         self._warned_sampling = False
+        self._unsupported: set[tuple[str, str, str]] = set()
 
     @classmethod
     def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> "LLMClient":
@@ -394,6 +395,16 @@ class LLMClient:
         seconds spent backing off."""
         with self._stats_lock:
             return dict(self._stats)
+
+    def note_unsupported(self, endpoint: Endpoint, model: str, feature: str) -> None:
+        """Remember that ``endpoint`` refused ``feature`` (e.g. ``json_schema`` output) for ``model``."""
+        with self._stats_lock:
+            self._unsupported.add((endpoint.label, model, feature))
+
+    def supports(self, endpoint: Endpoint, model: str, feature: str) -> bool:
+        """False once ``note_unsupported`` was called for this endpoint, model and feature."""
+        with self._stats_lock:
+            return (endpoint.label, model, feature) not in self._unsupported
 
     def endpoint_stats(self) -> dict[str, int]:
         """The most transport calls ever in flight at once, per endpoint label (``provider @ base URL``)."""
