@@ -160,7 +160,7 @@ class _Server:
     def _handle(self, handler: BaseHTTPRequestHandler, body: dict[str, Any] | None) -> None:
         with self._lock:
             self.requests.append({"method": handler.command, "path": handler.path,
-                                  "headers": dict(handler.headers.items()), "body": body})
+                                  "headers": {k.lower(): v for k, v in handler.headers.items()}, "body": body})
             self._ids += 1
             number = self._ids
             self.in_flight += 1

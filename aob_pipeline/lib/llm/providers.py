@@ -300,7 +300,9 @@ def _with_usage(content: list[dict[str, Any]], finish: Any, model: Any, usage: A
     if in_tokens is None:
         in_tokens = estimate_tokens({k: sent.get(k) for k in ("messages", "tools")})
     if out_tokens is None:
-        out_tokens = estimate_tokens(content) if content else 0
+        produced = "".join(b["text"] if b["type"] == "text" else b["name"] + json.dumps(b["input"], default=str)
+                           for b in content)
+        out_tokens = estimate_tokens(produced) if produced else 0
     stop = _FINISH_TO_STOP.get(finish, finish)
     if stop == "end_turn" and any(b["type"] == "tool_use" for b in content):
         stop = "tool_use"  # some servers say "stop" after tool calls
