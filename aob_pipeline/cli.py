@@ -389,8 +389,10 @@ def _ad_hoc_or_registered(agent: str, command: str | None, python_ref: str | Non
 @click.option("--command", "command", help="Run an unregistered JSON-lines agent under the name AGENT.")
 @click.option("--python", "python_ref", help="Run an unregistered Python agent (MODULE:CLASS) under the name AGENT.")
 @click.option("--quiet", is_flag=True, help="One line per run instead of the full trace.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every trajectory (steps, tool calls, tokens, cost) to this JSON-lines file.")
 def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str | None, python_ref: str | None,
-            quiet: bool) -> None:
+            quiet: bool, save_path: Path | None) -> None:
     """Run an agent locally on public scenarios and print readable traces: the agent builder's loop.
 
     Nothing is written to the warehouse. Hidden scenarios are refused.
@@ -414,12 +416,22 @@ def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str
     jobs = plan_jobs([spec], [sc for sc, _ in chosen], trials=trials)
     expected = {sc.id: exp for sc, exp in chosen}
     passed = 0
+    if save_path is not None:
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+        save_path.write_text("")
 
     def progress(i: int, total: int, traj) -> None:
         nonlocal passed
         ok, line = format_trace(traj, expected.get(traj.scenario_id), quiet=quiet)
         passed += ok
         click.echo(f"[{i}/{total}] " + line)
+        totals = traj.totals
+        if traj.model or totals.tokens_in or totals.tokens_out:
+            click.echo(f"   model {traj.model}: {totals.tokens_in} tokens in, {totals.tokens_out} out, "
+                       f"${totals.cost_usd:.6f}")
+        if save_path is not None:
+            with save_path.open("a") as out:
+                out.write(traj.model_dump_json() + "\n")
 
     try:
         run_evaluations(jobs, ctx, registry, progress=progress)
