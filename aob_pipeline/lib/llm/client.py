@@ -38,7 +38,6 @@ import copy
 import email.utils
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -62,6 +61,7 @@ from aob_pipeline.lib.llm.providers import (
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
+CONCURRENCY_ENV = "AOB_LLM_CONCURRENCY"
 
 # Parameters LLMRequest carries itself; ``extra_params`` may not repeat them.
 _CORE_PARAMS = frozenset({"model", "system", "messages", "tools", "tool_choice", "max_tokens", "temperature", "stream",
@@ -372,7 +372,16 @@ class LLMClient:
 
     @classmethod
     def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> "LLMClient":
-        """A client over the project's cache file (``<AOB_HOME>/cache/llm_cache.duckdb``)."""
+        """A client over the project's cache file (``<AOB_HOME>/cache/llm_cache.duckdb``); the concurrency limit per
+        endpoint from ``AOB_LLM_CONCURRENCY`` when set (default 4)."""
+        import os
+
+        value = os.environ.get(CONCURRENCY_ENV, "").strip()
+        if value and "concurrency" not in kwargs:
+            try:
+                kwargs["concurrency"] = int(value)
+            except ValueError as exc:
+                raise ValueError(f"{CONCURRENCY_ENV} must be a whole number of calls, got {value!r}") from exc
         return cls(transport=transport, cache=LLMCache.from_settings(settings), **kwargs)
 
     @property
