@@ -271,7 +271,7 @@ class ScriptedOpenAIServer(_Server):
 
 
 class ScriptedAnthropicServer(_Server):
-    """The Messages API on 127.0.0.1 (non-streaming replies)."""
+    """The Messages API on 127.0.0.1 (plain and streamed replies)."""
 
     kind = "anthropic"
 
@@ -294,4 +294,42 @@ class ScriptedAnthropicServer(_Server):
         reply = {"id": f"msg_{number}", "type": "message", "role": "assistant", "model": body.get("model"),
                  "content": content, "stop_reason": stop, "stop_sequence": None,
                  "usage": {"input_tokens": item.usage[0], "output_tokens": item.usage[1]}}
+        if body.get("stream"):
+            self._stream(handler, reply)
+            return
         self._send(handler, Raw(200, reply))
+
+    @staticmethod
+    def _stream(handler: BaseHTTPRequestHandler, reply: dict[str, Any]) -> None:
+        """The reply as the Messages API's server-sent events (text and tool input in pieces)."""
+        start = {**reply, "content": [], "stop_reason": None,
+                 "usage": {"input_tokens": reply["usage"]["input_tokens"], "output_tokens": 1}}
+        events = [("message_start", {"type": "message_start", "message": start})]
+        for i, block in enumerate(reply["content"]):
+            if block["type"] == "text":
+                events.append(("content_block_start", {"type": "content_block_start", "index": i,
+                                                       "content_block": {"type": "text", "text": ""}}))
+                text = block["text"]
+                for j in range(0, len(text), 7):
+                    events.append(("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                           "delta": {"type": "text_delta", "text": text[j:j + 7]}}))
+            else:
+                events.append(("content_block_start", {"type": "content_block_start", "index": i, "content_block": {
+                    "type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}}))
+                args = json.dumps(block["input"])
+                cut = len(args) // 2
+                for piece in (args[:cut], args[cut:]):
+                    events.append(("content_block_delta", {"type": "content_block_delta", "index": i, "delta": {
+                        "type": "input_json_delta", "partial_json": piece}}))
+            events.append(("content_block_stop", {"type": "content_block_stop", "index": i}))
+        events.append(("message_delta", {"type": "message_delta", "delta": {"stop_reason": reply["stop_reason"],
+                                                                            "stop_sequence": None},
+                                         "usage": {"output_tokens": reply["usage"]["output_tokens"]}}))
+        events.append(("message_stop", {"type": "message_stop"}))
+        payload = b"".join(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in events)
+        handler.send_response(200)
+        handler.send_header("content-type", "text/event-stream")
+        handler.send_header("content-length", str(len(payload)))
+        handler.end_headers()
+        handler.wfile.write(payload)
+        handler.wfile.flush()

@@ -288,3 +288,20 @@ def test_aob_agents_add_then_aob_run_against_a_scripted_server(world_home, tmp_p
     assert record["totals"]["tokens_in"] > 0 and record["totals"]["tokens_out"] > 0
     assert record["totals"]["cost_usd"] == 0.0  # a self-hosted model has no price unless the user gives one
     assert checked.returncode == 0 and "tool calls: yes" in checked.stdout and server.url in checked.stdout
+
+
+def test_text_react_on_anthropic_uses_stop_sequences(ctx, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    with S.ScriptedAnthropicServer([
+        S.chat("Thought: list the sites\nAction: iot_list_sites\nAction Input: {}"),
+        lambda body: S.chat("Thought: I now know the final answer\nFinal Answer: "
+                            + ", ".join(sites_from_tool_message({"messages": [
+                                {"content": body["messages"][-1]["content"]}]}))),
+    ]) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        t = run_agent(LLMReActAgent("anthropic/claude-haiku-4-5", client(), tool_mode="text"), scenario(), ctx,
+                      limits=LIMITS)
+        bodies = server.bodies
+    assert t.status == "completed" and t.final_answer == "DCW, LAB, MAIN"
+    assert all("tools" not in b and b["stop_sequences"] == ["\nObservation:"] for b in bodies)
+    assert bodies[1]["messages"][-1]["content"].startswith("Observation: {")

@@ -234,6 +234,22 @@ def test_anthropic_models_go_through_the_messages_api(client, monkeypatch):
     assert reply.cost_usd == pytest.approx(cost_usd("claude-sonnet-4-5", 500, 12))
 
 
+def test_long_anthropic_replies_are_streamed(client, monkeypatch):
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+    with S.ScriptedAnthropicServer([S.chat("Reading the history of CH6.", calls=[("sensor_history",
+                                                                                  {"asset_id": "CH6"})],
+                                           usage=(700, 30))] * 2) as server:
+        monkeypatch.setenv("ANTHROPIC_BASE_URL", server.url)
+        long = client.complete(LLMRequest(model="anthropic/claude-sonnet-4-5", messages=[
+            {"role": "user", "content": "CH6?"}], tools=[TOOL], max_tokens=32_000))
+        asked = client.complete(LLMRequest(model="anthropic/claude-sonnet-4-5", messages=[
+            {"role": "user", "content": "CH6 again?"}], tools=[TOOL], max_tokens=100, stream=True))
+        assert [b.get("stream") for b in server.bodies] == [True, True]
+    for reply in (long, asked):
+        assert reply.text == "Reading the history of CH6." and reply.tool_uses[0]["input"] == {"asset_id": "CH6"}
+        assert (reply.input_tokens, reply.output_tokens, reply.stop_reason) == (700, 30, "tool_use")
+
+
 # -- prices ------------------------------------------------------------------------------------------------------
 
 
