@@ -3,7 +3,8 @@
 A call is keyed by the SHA-256 of the canonical JSON of everything that decides the reply — provider, the
 endpoint's base URL, model, system prompt, messages, tools, tool choice, max tokens, temperature, any other API
 parameters — plus the *sample index*. (The same model name on two servers is two models: a vLLM server and
-OpenAI never share an entry.) Repeated samples for a majority vote differ only by their sample index, so each sample is
+OpenAI never share an entry. Anthropic's public API is the one implicit endpoint, so keys written before
+providers existed stay valid.) Repeated samples for a majority vote differ only by their sample index, so each sample is
 stored once and replayed on a re-run, and a re-run of a whole evaluation gives the same trajectories for $0.
 
 Storage: a DuckDB table ``llm_cache`` in its own file, ``Settings.cache_dir / "llm_cache.duckdb"``, not in the
@@ -56,7 +57,7 @@ CACHE_FILE_NAME = "llm_cache.duckdb"
 CACHE_TABLE = "llm_cache"
 
 # Bump when the meaning of a key changes (what goes into the payload), so old entries are never replayed wrongly.
-CACHE_KEY_VERSION = 2  # 2: provider and base URL joined the key
+CACHE_KEY_VERSION = 1
 
 _DDL = f"""
 CREATE TABLE IF NOT EXISTS {CACHE_TABLE} (

@@ -176,11 +176,16 @@ class LLMRequest:
         return resolve_endpoint(self.model, self.base_url, self.api_key_env)
 
     def cache_payload(self, sample_index: int = 0) -> dict[str, Any]:
-        """Everything that decides the reply, as JSON data: what the cache key is computed from."""
+        """Everything that decides the reply, as JSON data: what the cache key is computed from.
+
+        The endpoint (``provider``, ``base_url``) is part of it, except for Anthropic's public API, the endpoint
+        the project had before providers existed: leaving it implicit keeps the keys of existing caches valid
+        (their re-runs still replay for $0), and no other endpoint can produce such a payload."""
         endpoint = self.endpoint()
+        where = {} if endpoint.provider == "anthropic" and endpoint.is_default else {
+            "provider": endpoint.provider, "base_url": endpoint.base_url}
         return {
-            "provider": endpoint.provider,
-            "base_url": endpoint.base_url,
+            **where,
             "model": parse_model(self.model).name,
             "system": _plain(self.system),
             "messages": _plain(self.messages),

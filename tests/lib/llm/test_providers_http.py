@@ -96,6 +96,12 @@ def test_cache_key_holds_provider_base_url_model_and_sample(client):
     bare = LLMRequest(model="claude-sonnet-4-5", messages=[{"role": "user", "content": "x"}])
     qualified = LLMRequest(model="anthropic/claude-sonnet-4-5", messages=[{"role": "user", "content": "x"}])
     assert bare.cache_key() == qualified.cache_key()  # a bare Claude id is the Anthropic model
+    # Anthropic's public API stays implicit: keys from before providers existed still replay ...
+    assert "provider" not in bare.cache_payload() and bare.cache_payload()["model"] == "claude-sonnet-4-5"
+    # ... and any other Anthropic endpoint is keyed apart.
+    proxied = LLMRequest(model="anthropic/claude-sonnet-4-5", base_url="http://127.0.0.1:9",
+                         messages=[{"role": "user", "content": "x"}])
+    assert proxied.cache_payload()["base_url"] == "http://127.0.0.1:9" and proxied.cache_key() != bare.cache_key()
 
 
 def test_tool_calls_and_results_round_trip(client):
