@@ -29,6 +29,7 @@ from aob_pipeline.lib.agents.claude import (
 from aob_pipeline.lib.agents.claude.react_text import parse_react_reply
 from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, build_agent, load_agent_registry
 from aob_pipeline.lib.agents.runner import run_agent
+from aob_pipeline.lib.agents.table import agents_frame
 from aob_pipeline.lib.llm import LLMCache, LLMClient
 from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
 from aob_pipeline.lib.tools.base import ToolContext
@@ -220,6 +221,12 @@ def test_registry_llm_entries_build_and_are_available_per_provider(monkeypatch, 
     assert isinstance(agent, LLMPlanExecuteAgent) and agent.agent_id == "x" and agent.options.base_url.endswith("/v1")
     assert agent.options.tool_mode == "text" and spec.base_url == "http://127.0.0.1:9/v1"
     assert llm_agent_available("openai/m", agent.options)
+    public = AgentSpec(agent_id="gpt", kind="llm", model="openai/gpt-4.1")
+    rows = agents_frame([spec, public]).set_index("agent_id")
+    assert rows.loc["x", "orchestration"] == "plan_execute" and rows.loc["gpt", "orchestration"] == "single"
+    assert rows.loc["x", "entry_point"] == "openai/m @ http://127.0.0.1:9/v1 (text ReAct)"
+    assert bool(rows.loc["x", "available"]) and not rows.loc["x", "requires_api_key"]
+    assert not rows.loc["gpt", "available"] and rows.loc["gpt", "requires_api_key"]
     assert not llm_agent_available("openai/gpt-4.1") and not llm_agent_available("anthropic/claude-sonnet-4-5")
     with pytest.raises(ValueError, match="unknown provider"):
         AgentSpec(agent_id="y", kind="llm", model="watsonx/granite")
@@ -247,7 +254,7 @@ def _aob(args, env):
                           timeout=180, cwd=PROJECT_ROOT)
 
 
-@pytest.mark.parametrize("orchestration", ["react", "agents_as_tools"])
+@pytest.mark.parametrize("orchestration", ["react", "agents_as_tools", "plan_execute"])
 def test_aob_agents_add_then_aob_run_against_a_scripted_server(world_home, tmp_path, orchestration):
     home = tmp_path / "home"
     home.mkdir()
@@ -259,6 +266,11 @@ def test_aob_agents_add_then_aob_run_against_a_scripted_server(world_home, tmp_p
     def responder(body):
         tools = {f["function"]["name"] for f in body.get("tools") or []}
         last = body["messages"][-1]
+        if "response_format" in body:  # the planner
+            return S.chat(json.dumps({"steps": [{"step": 1, "task": "List every site id.", "agent": "iot",
+                                                 "dependencies": [], "expected_output": "site ids"}]}), usage=(900, 40))
+        if not tools:  # the plan's summary
+            return S.chat("Sites: " + last["content"].split("Result: ", 1)[1].split("\n", 1)[0], usage=(600, 10))
         if tools == {"get_reading"}:  # `aob models check`
             return S.chat(calls=[("get_reading", {"sensor": "supply_temp"})], usage=(60, 9))
         if "iot_agent" in tools:  # the supervisor
@@ -271,23 +283,26 @@ def test_aob_agents_add_then_aob_run_against_a_scripted_server(world_home, tmp_p
 
     with S.ScriptedOpenAIServer(responder=responder) as server:
         env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY")}
+        (home / "llm_prices.yaml").write_text("openai:\n  m: {input: 1.0, output: 2.0}\n")  # the user's prices
         env.update(AOB_HOME=str(home), OPENAI_BASE_URL=server.url, PYTHONPATH=str(PROJECT_ROOT))
         added = _aob(["agents", "add", "x", "--model", "openai/m", "--orchestration", orchestration], env)
         assert added.returncode == 0, added.stderr
-        listed = _aob(["agents", "list"], env)
-        assert "openai/m" in listed.stdout
         saved = tmp_path / "runs.jsonl"
         ran = _aob(["run", "x", "--scenario", "IOT-001", "--save", str(saved)], env)
         assert ran.returncode == 0, ran.stderr
-        checked = _aob(["models", "check", "openai/m"], env)
+        if orchestration == "react":  # once is enough for the two commands that do not depend on it
+            assert "openai/m react" in _aob(["agents", "list"], env).stdout
+            checked = _aob(["models", "check", "openai/m"], env)
+            assert checked.returncode == 0 and "tool calls: yes" in checked.stdout and server.url in checked.stdout
     assert "MATCH" in ran.stdout and "1/1 runs matched" in ran.stdout, ran.stdout
     assert "iot_list_sites" in ran.stdout and "model openai/m:" in ran.stdout
     (record,) = [json.loads(line) for line in saved.read_text().splitlines()]
     assert record["status"] == "completed" and record["model"] == "openai/m" and record["agent_id"] == "x"
     assert [s["tool"] for s in record["steps"] if s["kind"] == "tool_call"] == ["iot_list_sites"]
     assert record["totals"]["tokens_in"] > 0 and record["totals"]["tokens_out"] > 0
-    assert record["totals"]["cost_usd"] == 0.0  # a self-hosted model has no price unless the user gives one
-    assert checked.returncode == 0 and "tool calls: yes" in checked.stdout and server.url in checked.stdout
+    totals = record["totals"]
+    assert totals["cost_usd"] == pytest.approx((totals["tokens_in"] * 1.0 + totals["tokens_out"] * 2.0) / 1e6)
+    assert record["orchestration"] == {"react": "single"}.get(orchestration, orchestration)
 
 
 def test_text_react_on_anthropic_uses_stop_sequences(ctx, monkeypatch):
