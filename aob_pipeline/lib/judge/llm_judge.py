@@ -223,12 +223,21 @@ def _models_in(text: str | None) -> list[str]:
 
 def is_self_judging(trajectory_model: str | None, judge_model: str) -> bool:
     """True when the trajectory's model equals or contains the judge's model, or the reverse (any of the
-    models named in ``trajectory_model``, separated by spaces, commas, ``+`` or ``|``; case-insensitive), whichever
-    provider or route each went through (``model_identity``)."""
+    models named in ``trajectory_model``, separated by spaces, commas, ``+`` or ``|``; case-insensitive; contained
+    on ``-`` boundaries), whichever provider or route each went through (``model_identity``)."""
     judge = model_identity(judge_model)
     if not judge:
         return False
-    return any(judge in m or m in judge for m in _models_in(trajectory_model))
+    return any(_same_model(judge, m) for m in _models_in(trajectory_model))
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Equal, or one a dated / sized / tagged variant of the other (``claude-sonnet-4-5-20250929``,
+    ``llama3-1-8b``): containment on ``-`` boundaries, so a short name like ``m`` does not match ``llama``."""
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return f"-{short}-" in f"-{long}-"
 
 
 def _flatten(sample: Mapping[str, Any]) -> dict[str, bool]:

@@ -89,6 +89,8 @@ def test_an_agent_on_one_provider_judged_by_another(mk, monkeypatch):
     ("openai/llama3.1:8b", "openai/llama3.1:8b", True),
     ("openai/llama-3.3-70b", "anthropic/claude-sonnet-4-5", False),
     ("openai/gpt-4.1 + openai/qwen3", "openai/qwen3", True),
+    ("openai/llama-3.3-70b", "openai/m", False),  # a short name is no substring match
+    ("openai/llama3.1:8b", "openai/llama3.1", True),  # a tagged variant is the same model
     (None, "openai/qwen3", False),
 ])
 def test_self_judging_is_refused_across_providers(mk, trajectory_model, judge_model, refused):
