@@ -7,7 +7,9 @@
   Chat Completions wire format for OpenAI-compatible servers (vLLM, ollama, LiteLLM proxy, OpenRouter, OpenAI).
 - ``pricing``: ``cost_usd(model, in_tokens, out_tokens)`` from a table per provider, extended by the user's file.
 - ``structured``: ``call_structured`` (tool-use structured output, validated, re-asked) and ``majority_vote``.
-- ``fake``: ``FakeAnthropic``, the scripted transport for tests and benchmarks.
+- ``check``: ``check_model``, the one tiny request behind ``aob models check MODEL``.
+- ``fake``: ``FakeAnthropic``, the scripted transport for tests and benchmarks (over real HTTP, the scripted
+  OpenAI-compatible and Anthropic servers are in ``tests/llm_servers.py``).
 
 Typical use::
 
