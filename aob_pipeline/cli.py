@@ -315,27 +315,44 @@ def agents_list(show_all: bool) -> None:
 @click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
 @click.option("--deterministic/--non-deterministic", default=True, show_default=True)
 @click.option("--description", default="")
+@click.option("--trusted", is_flag=True,
+              help="Run it outside the sandbox (plain subprocess; a Python class in the pipeline's own process). "
+                   "Only for code you wrote or reviewed: a trusted agent can read everything the pipeline can.")
+@click.option("--protocol", type=click.Choice(["jsonl", "mcp"]), default="jsonl", show_default=True,
+              help="How a --command agent talks to the runner: JSON lines, or as an MCP client on its stdio.")
 def agents_add(name: str, command: str | None, python_ref: str | None, trials: int, timeout_s: float,
-               deterministic: bool, description: str) -> None:
-    """Register (submit) an agent; the registry sensor evaluates it on every scenario."""
+               deterministic: bool, description: str, trusted: bool, protocol: str) -> None:
+    """Register (submit) an agent; the registry sensor evaluates it on every scenario.
+
+    Untrusted agents (the default) run in the bubblewrap sandbox: see docs/AGENT_PROTOCOL.md#the-sandbox.
+    """
     import shlex
 
     from aob_pipeline.lib.agents.command import resolve_argv
-    from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, add_agent
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, add_agent, find_python_code_dir
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
+    from aob_pipeline.lib.localrun import check_runnable
 
     if bool(command) == bool(python_ref):
         _fail("give exactly one of --command or --python")
     try:
         if command:
             spec = AgentSpec(agent_id=name, kind="command", command=resolve_argv(shlex.split(command), Path.cwd()),
-                             trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description)
+                             trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description,
+                             trusted=trusted, protocol=protocol)
         else:
+            code_dir = None if trusted else find_python_code_dir(python_ref, Path.cwd())
+            if not trusted and code_dir is None:
+                _fail(f"cannot find the module of {python_ref!r} in {Path.cwd()}: register an untrusted Python agent "
+                      "from the folder that holds its module (that folder is what the sandbox shows it)")
             spec = AgentSpec(agent_id=name, kind="python", python=python_ref, trials=trials, timeout_s=timeout_s,
-                             deterministic=deterministic, description=description)
+                             deterministic=deterministic, description=description, trusted=trusted,
+                             code_dir=str(code_dir) if code_dir else None)
+        runtime = check_runnable(spec)
         path = add_agent(_settings(), spec)
-    except (AgentRegistryError, ValueError) as exc:
+    except (AgentRegistryError, SandboxUnavailable, ValueError) as exc:
         _fail(str(exc))
-    click.echo(f"registered agent '{name}' in {path}")
+    click.echo(f"registered agent '{name}' in {path} (runtime: {runtime})")
 
 
 def _ad_hoc_or_registered(agent: str, command: str | None, python_ref: str | None):
@@ -374,10 +391,14 @@ def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str
     from aob_pipeline.lib.tools.base import ToolContext
     from aob_pipeline.lib.world.store import world_snapshot_dir
 
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
+    from aob_pipeline.lib.localrun import check_runnable
+
     settings = _settings()
     try:
         spec, registry = _ad_hoc_or_registered(agent, command, python_ref)
-    except AgentRegistryError as exc:
+        check_runnable(spec)
+    except (AgentRegistryError, SandboxUnavailable, ValueError) as exc:
         _fail(str(exc))
     try:
         chosen = local_scenarios(settings, list(scenario_ids))
