@@ -9,9 +9,10 @@ namespace for one command. ``bwrap_argv`` builds the command line; what the agen
   no ``shadow``, no host keys, no ``/etc/environment``, nothing else of ``/etc``;
 - read-only: the agent's own code folders (``code_folders``: the folder of every absolute path its argv names),
   at their own paths;
-- writable: a private tmpfs at ``/tmp`` (``TMPFS_BYTES``), its home and working folder, gone with the run;
+- writable: a private tmpfs at ``/tmp`` (``TMPFS_BYTES``), its home and working folder, and its own
+  ``/dev/shm`` (``SHM_BYTES``), gone with the run; everything else is read-only (the sandbox's root too);
 - a new ``/proc`` for its own PID namespace (it sees its own processes only, never the runner's or its
-  environment), a minimal ``/dev`` (null, zero, random, urandom, tty, shm);
+  environment), a minimal ``/dev`` (null, zero, full, random, urandom, tty, shm);
 - a network namespace with only its own loopback: no route to the host's ``127.0.0.1`` or anywhere else;
 - no capabilities (``--cap-drop ALL``), no further user namespaces (``--disable-userns``), a new session
   (``--new-session``: no terminal to inject keystrokes into), and ``--die-with-parent``: when the runner (or a
@@ -42,6 +43,8 @@ SANDBOX_HOME = "/tmp"
 """The agent's home and working folder inside the sandbox (a private tmpfs)."""
 TMPFS_BYTES = 256 * 1024 * 1024
 """Size of the private tmpfs."""
+SHM_BYTES = 64 * 1024 * 1024
+"""Size of the sandbox's own ``/dev/shm`` (POSIX shared memory, semaphores)."""
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 ETC_ENTRIES = (
     "alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "timezone", "locale.alias",
@@ -83,7 +86,7 @@ def _system_mounts() -> list[str]:
 
 
 def _etc_mounts() -> list[str]:
-    args = ["--dir", "/etc"]
+    args = ["--perms", "0555", "--dir", "/etc"]
     for name in ETC_ENTRIES:
         path = f"/etc/{name}"
         if os.path.lexists(path):
@@ -101,11 +104,15 @@ def bwrap_argv(argv: Sequence[str], env: Mapping[str, str], code_dirs: Sequence[
             "--die-with-parent", "--new-session", "--hostname", "aob-sandbox"]
     args += _system_mounts()
     args += _etc_mounts()
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(int(tmpfs_bytes)), "--tmpfs", SANDBOX_HOME]
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(SHM_BYTES), "--tmpfs", "/dev/shm",
+             "--size", str(int(tmpfs_bytes)), "--tmpfs", SANDBOX_HOME]
     for folder in code_dirs:
         args += ["--ro-bind", folder, folder]
     for source, target in (files or {}).items():
         args += ["--ro-bind", source, target]
+    # The sandbox's own root and /dev are tmpfs too: read-only, so /tmp and /dev/shm (both sized) are the only
+    # places an agent can write.
+    args += ["--remount-ro", "/dev", "--remount-ro", "/"]
     args += ["--chdir", SANDBOX_HOME, "--clearenv"]
     for key, value in env.items():
         args += ["--setenv", key, value]

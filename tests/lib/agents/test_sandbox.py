@@ -1,0 +1,327 @@
+"""Hostile agents in the real bubblewrap sandbox: each is contained, recorded with its reason, and finds nothing.
+
+Every agent here runs with the system ``python3`` inside ``bwrap`` (``runtime="sandbox"``), as an untrusted
+submission would. The tests skip (with the probe's reason) only where bwrap cannot create namespaces at all;
+CI installs bubblewrap, so they run there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sys
+import tempfile
+import textwrap
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from aob_pipeline.lib.agents.base import RunLimits
+from aob_pipeline.lib.agents.command import CommandAgent
+from aob_pipeline.lib.agents.runner import run_agent
+from aob_pipeline.lib.agents.sandbox import SandboxPathError, sandbox_status
+from aob_pipeline.lib.settings import PROJECT_ROOT
+
+AVAILABLE, DETAIL = sandbox_status()
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=f"bubblewrap cannot run here: {DETAIL}")
+
+TOOLS = [{"name": "iot_list_sites", "description": "sites", "input_schema": {"type": "object"}}]
+
+
+def fake_tools(ctx, name, args):
+    if name == "iot_list_sites":
+        return {"ok": True, "result": {"count": 1, "sites": [{"site_id": "MAIN"}]}}
+    return {"ok": False, "error": {"code": "unknown_tool", "message": name}}
+
+
+SCENARIO = {"id": "IOT-001", "text": "Which sites are there?", "output_format": "text", "operator_reply": None}
+
+
+def hostile(tmp_path: Path, body: str, **kwargs) -> CommandAgent:
+    """An agent in its own code folder ``tmp_path/agent`` running ``body`` with the system python3."""
+    folder = tmp_path / "agent"
+    folder.mkdir(exist_ok=True)
+    script = folder / "agent.py"
+    script.write_text(textwrap.dedent("""
+        import json, os, sys, time
+        def send(msg):
+            sys.stdout.write(json.dumps(msg) + "\\n"); sys.stdout.flush()
+        task = json.loads(sys.stdin.readline())
+    """) + textwrap.dedent(body))
+    return CommandAgent(kwargs.pop("agent_id", "hostile"), ["python3", str(script)], runtime="sandbox", **kwargs)
+
+
+def run(agent, timeout_s: float = 30.0):
+    return run_agent(agent, SCENARIO, ctx=None, tools=TOOLS, tool_caller=fake_tools,
+                     limits=RunLimits(timeout_s=timeout_s))
+
+
+@pytest.fixture
+def secrets(tmp_path, monkeypatch):
+    """A warehouse, a scenario file, a parquet file and secrets where a careless runner would expose them."""
+    home = tmp_path / "aob_home"
+    (home / "scenarios").mkdir(parents=True)
+    (home / "warehouse.duckdb").write_bytes(b"DUCK canary")
+    (home / "published.duckdb").write_bytes(b"DUCK canary")
+    (home / "scenarios" / "hidden_twins.yaml").write_text("expected_answer: canary\n")
+    (home / "world.parquet").write_bytes(b"PAR1 canary")
+    monkeypatch.setenv("AOB_HOME", str(home))
+    canary = "sk-ant-canary-" + uuid.uuid4().hex
+    monkeypatch.setenv("ANTHROPIC_API_KEY", canary)
+    return {"home": home, "canary": canary}
+
+
+def _host_processes_with(marker: str) -> list[int]:
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
+        except OSError:
+            continue
+        if marker.encode() in cmdline and state != "Z":
+            found.append(int(pid))
+    return found
+
+
+def _aob_temp_folders() -> set[str]:
+    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("aob-agent-")}
+
+
+# --------------------------------------------------------------------------------------------- hostile agents
+
+
+def test_walker_finds_no_warehouse_scenario_parquet_or_project(tmp_path, secrets):
+    before = _aob_temp_folders()
+    agent = hostile(tmp_path, f"""
+        hits, system = [], 0
+        for root, dirs, files in os.walk("/"):
+            if root.startswith(("/proc", "/sys")):
+                dirs[:] = []
+                continue
+            for name in files:
+                if name.endswith((".duckdb", ".yaml", ".yml", ".parquet")):
+                    path = os.path.join(root, name)
+                    if path.startswith("/usr/"):
+                        system += 1  # packaged system files (Python's own test data and the like)
+                    else:
+                        hits.append(path)
+        probes = {{p: os.path.exists(p) for p in {[str(PROJECT_ROOT), sys.prefix, str(secrets["home"]),
+                                                   str(tmp_path / "aob_home" / "warehouse.duckdb")]!r}}}
+        send({{"type": "final", "answer": json.dumps({{"hits": hits, "system": system, "probes": probes,
+                                                       "root": sorted(os.listdir("/"))}})}})
+    """)
+    t = run(agent, timeout_s=60)
+    assert t.status == "completed", t.status_reason
+    seen = json.loads(t.final_answer)
+    assert seen["hits"] == []
+    assert not any(seen["probes"].values()), seen["probes"]
+    assert set(seen["root"]) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp"}
+    assert _aob_temp_folders() == before  # the sandbox makes no temporary folder on the host
+
+
+def test_proc_environ_reader_sees_only_its_own_processes(tmp_path, secrets):
+    agent = hostile(tmp_path, f"""
+        found = {{}}
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    found[pid] = open(f"/proc/{{pid}}/environ", "rb").read().decode(errors="replace")
+                except OSError as exc:
+                    found[pid] = "error: " + type(exc).__name__
+        parent = os.path.exists("/proc/{os.getpid()}/environ")
+        send({{"type": "final", "answer": json.dumps({{"environ": found, "host_runner_visible": parent}})}})
+    """)
+    t = run(agent)
+    assert t.status == "completed", t.status_reason
+    assert secrets["canary"] not in t.final_answer and "AOB_HOME" not in t.final_answer
+    seen = json.loads(t.final_answer)
+    assert set(seen["environ"]) <= {"1", "2", "3"}  # bwrap's init and the agent: a PID namespace of its own
+    # (the runner's PID may exist in the sandbox's PID numbering only by coincidence: its environ never shows)
+    assert "ANTHROPIC" not in json.dumps(seen)
+
+
+def test_connect_to_a_host_loopback_port_is_refused(tmp_path):
+    server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    port = server.getsockname()[1]
+    accepted: list[object] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except (socket.timeout, OSError):
+                continue
+            accepted.append(conn)
+            conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        agent = hostile(tmp_path, f"""
+            import socket
+            results = {{}}
+            for host in ("127.0.0.1", "localhost", "::1", "10.0.2.2"):
+                try:
+                    socket.create_connection((host, {port}), timeout=2).close()
+                    results[host] = "connected"
+                except OSError as exc:
+                    results[host] = type(exc).__name__ + ": " + str(exc)
+            results["interfaces"] = [name for _, name in socket.if_nameindex()]
+            send({{"type": "final", "answer": json.dumps(results)}})
+        """)
+        t = run(agent)
+    finally:
+        stop.set()
+        thread.join(2)
+        server.close()
+    assert t.status == "completed", t.status_reason
+    seen = json.loads(t.final_answer)
+    assert accepted == []
+    assert "connected" not in [seen[h] for h in ("127.0.0.1", "localhost", "::1", "10.0.2.2")]
+    assert seen["interfaces"] == ["lo"]
+
+
+def test_writes_outside_its_tmpfs_never_reach_the_host(tmp_path):
+    outside = tmp_path / "outside.txt"
+    agent = hostile(tmp_path, f"""
+        results = {{}}
+        for path in ({str(outside)!r}, {str(tmp_path / "agent" / "dropped.txt")!r}, "/usr/dropped.txt",
+                     "/etc/dropped.txt", "/dropped.txt", "/dev/dropped.txt", "/proc/dropped.txt", "/tmp/mine.txt"):
+            try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                with open(path, "w") as fh:
+                    fh.write("x")
+                results[path] = "written"
+            except OSError as exc:
+                results[path] = type(exc).__name__
+        send({{"type": "final", "answer": json.dumps(results)}})
+    """)
+    t = run(agent)
+    assert t.status == "completed", t.status_reason
+    seen = json.loads(t.final_answer)
+    assert seen["/tmp/mine.txt"] == "written"  # its own private tmpfs
+    for path in (str(tmp_path / "agent" / "dropped.txt"), "/usr/dropped.txt", "/etc/dropped.txt", "/dropped.txt",
+                 "/dev/dropped.txt", "/proc/dropped.txt"):
+        assert seen[path] != "written", path
+    assert not outside.exists()  # written, at most, into the sandbox's tmpfs, gone with the run
+    assert sorted(p.name for p in (tmp_path / "agent").iterdir()) == ["agent.py"]
+    assert not Path("/tmp/mine.txt").exists() or Path("/tmp/mine.txt").read_text() != "x"
+
+
+@pytest.mark.parametrize("hang", [False, True], ids=["answers", "hangs"])
+def test_setsid_child_does_not_outlive_the_run(tmp_path, hang):
+    marker = "aob-setsid-canary-" + uuid.uuid4().hex
+    agent = hostile(tmp_path, f"""
+        import subprocess
+        subprocess.Popen(["python3", "-c", "import os, time; os.setsid(); time.sleep(300)", {marker!r}],
+                         start_new_session=True)
+        pid = os.fork()
+        if pid == 0:
+            os.setsid()
+            if os.fork() == 0:
+                os.execvp("sleep", ["sleep", "300", {marker!r}])
+            os._exit(0)
+        time.sleep(0.3)
+        if {hang!r}:
+            time.sleep(300)
+        send({{"type": "final", "answer": "spawned"}})
+    """)
+    t = run(agent, timeout_s=2.0)
+    if hang:
+        assert t.status == "timed_out" and "2 s" in t.status_reason
+    else:
+        assert t.status == "completed", t.status_reason
+    deadline = time.monotonic() + 3
+    while _host_processes_with(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _host_processes_with(marker) == []
+
+
+def test_ten_gigabyte_allocation_is_stopped_by_the_memory_limit(tmp_path):
+    agent = hostile(tmp_path, """
+        block = bytearray(10 * 1024 ** 3)
+        send({"type": "final", "answer": "allocated 10 GB"})
+    """)
+    t = run(agent)
+    assert t.status == "crashed"
+    assert "MemoryError" in t.status_reason and "RLIMIT_AS" in t.status_reason
+    assert t.final_answer is None
+
+
+@pytest.mark.parametrize("stream", ["stdout", "stderr"])
+def test_fifty_megabytes_of_output_fail_over_the_limit_and_are_not_stored(tmp_path, stream):
+    agent = hostile(tmp_path, f"""
+        chunk = json.dumps({{"type": "thought", "text": "x" * (512 * 1024)}}) + "\\n"
+        out = sys.{stream}
+        for _ in range(100):  # 50 MB
+            out.write(chunk)
+        out.flush()
+        send({{"type": "final", "answer": "flooded"}})
+    """)
+    t = run(agent)
+    assert t.status == "failed"
+    assert "output limit exceeded" in t.status_reason
+    stored = sum(len(s.content or "") for s in t.steps)
+    assert stored <= 16 * 1024 * 1024
+
+
+# --------------------------------------------------------------------------------------------- the rules
+
+
+def test_a_normal_agent_works_in_the_sandbox_and_sees_only_its_environment(tmp_path, secrets):
+    agent = hostile(tmp_path, """
+        send({"type": "tool_call", "id": 1, "tool": "iot_list_sites", "arguments": {}})
+        reply = json.loads(sys.stdin.readline())
+        send({"type": "final", "answer": json.dumps({"sites": reply["result"]["result"]["count"],
+                                                     "env": dict(os.environ), "cwd": os.getcwd()})})
+    """, env={"AGENT_MODE": "fast"})
+    t = run(agent)
+    assert t.status == "completed", t.status_reason
+    seen = json.loads(t.final_answer)
+    assert seen["sites"] == 1 and seen["cwd"] == "/tmp"
+    assert set(seen["env"]) <= {"PATH", "LANG", "HOME", "TMPDIR", "PYTHONUNBUFFERED", "PYTHONDONTWRITEBYTECODE",
+                                "AGENT_MODE", "PWD", "LC_CTYPE"}
+    assert seen["env"]["HOME"] == "/tmp" and seen["env"]["AGENT_MODE"] == "fast"
+    assert [s.kind for s in t.steps] == ["tool_call", "final"]
+
+
+def test_code_folders_that_would_expose_the_project_are_refused(tmp_path, secrets):
+    with pytest.raises(SandboxPathError, match="must not see"):
+        CommandAgent("x", ["python3", os.path.join(sys.prefix, "pyvenv.cfg")], runtime="sandbox")  # the virtualenv
+    with pytest.raises(SandboxPathError, match="must not see"):
+        CommandAgent("x", ["python3", str(PROJECT_ROOT / "aob_pipeline" / "cli.py")], runtime="sandbox")
+    (secrets["home"].parent / "agent.py").write_text("")
+    with pytest.raises(SandboxPathError, match="contains"):
+        CommandAgent("x", ["python3", str(secrets["home"].parent / "agent.py")], runtime="sandbox")  # holds AOB_HOME
+    # the shipped example agent's folder is the one part of the checkout a sandboxed agent may see
+    example = CommandAgent("x", ["python3", str(PROJECT_ROOT / "examples" / "agents" / "keyword_agent.py")],
+                           runtime="sandbox")
+    assert example.code_dirs == [str((PROJECT_ROOT / "examples" / "agents").resolve())]
+
+
+def test_no_sandbox_means_an_untrusted_agent_is_refused_with_what_to_install(tmp_path, monkeypatch):
+    from aob_pipeline.lib.agents import sandbox
+    from aob_pipeline.lib.agents.registry import AgentSpec, effective_runtime
+
+    monkeypatch.setenv("AOB_BWRAP", str(tmp_path / "no-bwrap-here"))
+    sandbox.sandbox_status.cache_clear()
+    try:
+        spec = AgentSpec(agent_id="mine", kind="command", command=["python3", "agent.py"], source=str(tmp_path / "a.yaml"))
+        with pytest.raises(sandbox.SandboxUnavailable, match="apt-get install bubblewrap"):
+            effective_runtime(spec)
+        trusted = spec.model_copy(update={"trusted": True})
+        assert effective_runtime(trusted) == "trusted"  # a trusted command agent falls back to the subprocess
+    finally:
+        monkeypatch.delenv("AOB_BWRAP")
+        sandbox.sandbox_status.cache_clear()
