@@ -325,3 +325,80 @@ def test_no_sandbox_means_an_untrusted_agent_is_refused_with_what_to_install(tmp
     finally:
         monkeypatch.delenv("AOB_BWRAP")
         sandbox.sandbox_status.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------- Python classes
+
+
+def _python_spec(tmp_path: Path, body: str, **fields):
+    from aob_pipeline.lib.agents.registry import AgentSpec
+
+    code = tmp_path / "submitted"
+    code.mkdir(exist_ok=True)
+    (code / "my_agent.py").write_text(textwrap.dedent(body))
+    registry_file = tmp_path / "agents.yaml"
+    return AgentSpec(agent_id="py_sub", kind="python", python="my_agent:Mine", code_dir=str(code),
+                     source=str(registry_file), **fields)
+
+
+def test_submitted_python_class_runs_in_the_sandbox_not_in_our_process(tmp_path, secrets):
+    from aob_pipeline.lib.agents.registry import build_agent, effective_runtime
+
+    spec = _python_spec(tmp_path, """
+        import os, sys
+        from aob_pipeline.lib.agents.base import Agent
+
+        class Mine(Agent):
+            def run(self, task, env):
+                env.think("listing the sites")
+                reply = env.call_tool("iot_list_sites", {})
+                try:
+                    import aob_pipeline.lib.tools.registry  # noqa: F401 - not in the sandbox
+                    ours = "imported"
+                except ImportError:
+                    ours = "absent"
+                return json_dumps({"sites": reply["result"]["count"], "pid": os.getpid(), "ours": ours,
+                                   "python": sys.executable, "task": task.scenario_id,
+                                   "secret": os.environ.get("ANTHROPIC_API_KEY"),
+                                   "limits": task.limits.max_steps, "remaining": env.remaining_seconds > 0})
+
+        def json_dumps(value):
+            import json
+            return json.dumps(value)
+    """)
+    assert effective_runtime(spec) == "sandbox"
+    agent = build_agent(spec)
+    assert isinstance(agent, CommandAgent) and agent.runtime == "sandbox"
+    t = run(agent)
+    assert t.status == "completed", t.status_reason
+    seen = json.loads(t.final_answer)
+    assert seen["sites"] == 1 and seen["ours"] == "absent" and seen["task"] == "IOT-001"
+    assert seen["pid"] != os.getpid() and seen["python"].startswith("/usr/") and seen["secret"] is None
+    assert seen["limits"] == 100 and seen["remaining"] is True
+    assert [s.kind for s in t.steps] == ["thought", "tool_call", "final"]
+    assert t.agent_id == "py_sub"
+
+
+def test_submitted_python_class_that_crashes_is_recorded_with_its_traceback(tmp_path):
+    from aob_pipeline.lib.agents.registry import build_agent
+
+    spec = _python_spec(tmp_path, """
+        from aob_pipeline.lib.agents.base import Agent
+
+        class Mine(Agent):
+            def run(self, task, env):
+                open("/etc/shadow").read()
+    """)
+    t = run(build_agent(spec))
+    assert t.status == "crashed"
+    assert "exited with code 1" in t.status_reason and ("FileNotFoundError" in t.status_reason
+                                                       or "PermissionError" in t.status_reason)
+
+
+def test_trusted_runtime_is_refused_for_an_untrusted_python_class(tmp_path):
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, build_agent, effective_runtime
+
+    spec = _python_spec(tmp_path, "class Mine: pass\n", runtime="trusted")
+    with pytest.raises(AgentRegistryError, match="--trusted"):
+        build_agent(spec)
+    assert effective_runtime(spec.model_copy(update={"trusted": True})) == "trusted"
