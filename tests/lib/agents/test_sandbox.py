@@ -402,3 +402,78 @@ def test_trusted_runtime_is_refused_for_an_untrusted_python_class(tmp_path):
     with pytest.raises(AgentRegistryError, match="--trusted"):
         build_agent(spec)
     assert effective_runtime(spec.model_copy(update={"trusted": True})) == "trusted"
+
+
+# --------------------------------------------------------------------------------------------- MCP agents
+
+MCP_CLIENT = """
+import json, os, sys
+_next = [0]
+def rpc(method, params=None, notify=False):
+    msg = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        msg["params"] = params
+    if not notify:
+        _next[0] += 1
+        msg["id"] = _next[0]
+    sys.stdout.write(json.dumps(msg) + "\\n"); sys.stdout.flush()
+    if notify:
+        return None
+    while True:
+        reply = json.loads(sys.stdin.readline())
+        if reply.get("id") == msg["id"]:
+            return reply
+def call(name, arguments):
+    reply = rpc("tools/call", {"name": name, "arguments": arguments})
+    return reply["result"]["structuredContent"]
+rpc("initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                   "clientInfo": {"name": "stdlib-mcp", "version": "1"}})
+rpc("notifications/initialized", notify=True)
+tools = [t["name"] for t in rpc("tools/list")["result"]["tools"]]
+"""
+
+
+def mcp_agent(tmp_path: Path, body: str) -> CommandAgent:
+    folder = tmp_path / "mcp_agent"
+    folder.mkdir(exist_ok=True)
+    (folder / "client.py").write_text(MCP_CLIENT + textwrap.dedent(body))
+    return CommandAgent("mcp_sub", ["python3", str(folder / "client.py")], runtime="sandbox", protocol="mcp")
+
+
+def test_mcp_agent_in_the_sandbox_is_served_and_recorded_by_the_runner(tmp_path, secrets):
+    agent = mcp_agent(tmp_path, """
+        task = call("get_task", {})
+        sites = call("iot_list_sites", {})
+        reply = call("ask_operator", {"question": "Which site?"})
+        call("submit_final_answer", {"answer": json.dumps({
+            "tools": tools, "task": task["result"]["scenario_id"], "sites": sites["result"]["count"],
+            "reply": reply["result"]["reply"], "secret": os.environ.get("ANTHROPIC_API_KEY"),
+            "root": sorted(os.listdir("/"))})})
+    """)
+    assert agent.orchestration == "mcp"
+    t = run(agent)
+    assert t.status == "completed", t.status_reason
+    seen = json.loads(t.final_answer)
+    assert seen["tools"] == ["iot_list_sites", "get_task", "ask_operator", "submit_final_answer"]
+    assert seen["task"] == "IOT-001" and seen["sites"] == 1 and seen["secret"] is None
+    assert "No further information" in seen["reply"]
+    assert [s.kind for s in t.steps] == ["tool_call", "ask_operator", "operator_reply", "final"]
+    assert t.steps[0].agent_name == "stdlib-mcp" and t.orchestration == "mcp"
+
+
+def test_mcp_agent_that_leaves_without_an_answer_or_hangs_is_recorded(tmp_path):
+    t = run(mcp_agent(tmp_path, """
+        call("iot_list_sites", {})
+        sys.exit(0)
+    """))
+    assert t.status == "failed" and "without sending a final answer" in t.status_reason
+    assert [s.kind for s in t.steps] == ["tool_call"]
+    marker = "aob-mcp-hang-" + uuid.uuid4().hex
+    t = run(mcp_agent(tmp_path, f"""
+        import subprocess, time
+        subprocess.Popen(["sleep", "300", {marker!r}], start_new_session=True)
+        time.sleep(300)
+    """), timeout_s=1.5)
+    assert t.status == "timed_out"
+    time.sleep(0.3)
+    assert _host_processes_with(marker) == []
