@@ -23,14 +23,26 @@ def dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(
-            "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
-            "concurrency:\n  pools:\n    default_limit: 1\n"
-            "telemetry:\n  enabled: false\n"
-        )
+    # An instance file aob wrote before run monitoring was added is rewritten; a user's own file is left alone.
+    if not config.exists() or (config.read_text().startswith(_DAGSTER_YAML_MARKER)
+                               and "run_monitoring:" not in config.read_text()):
+        config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+_DAGSTER_YAML_MARKER = "# Written by aob"
+DAGSTER_YAML = (
+    "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
+    "concurrency:\n  pools:\n    default_limit: 1\n"
+    "telemetry:\n  enabled: false\n"
+    "# Run monitoring (the daemon of `aob ui` / `dagster dev`): a run whose worker died (killed, OOM) is marked\n"
+    "# failed instead of staying STARTED forever. The default run launcher cannot check a worker's health, so a\n"
+    "# dead run is failed once it passes max_runtime_seconds; runs stuck starting or cancelling after 3 minutes.\n"
+    "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n"
+    "  max_runtime_seconds: 21600\n  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\n"
+)
+"""The Dagster instance settings aob writes (``dagster_home``)."""
 
 
 def _settings() -> Settings:

@@ -224,24 +224,35 @@ def test_setsid_child_does_not_outlive_the_run(tmp_path, hang):
     marker = "aob-setsid-canary-" + uuid.uuid4().hex
     agent = hostile(tmp_path, f"""
         import subprocess
-        subprocess.Popen(["python3", "-c", "import os, time; os.setsid(); time.sleep(300)", {marker!r}],
-                         start_new_session=True)
-        pid = os.fork()
-        if pid == 0:
+        first = subprocess.Popen(["python3", "-c", "import os, time; os.setsid(); time.sleep(300)", {marker!r}],
+                                 start_new_session=True)
+        read_end, write_end = os.pipe()
+        if os.fork() == 0:
             os.setsid()
-            if os.fork() == 0:
-                os.execvp("sleep", ["sleep", "300", {marker!r}])
+            grandchild = os.fork()
+            if grandchild == 0:
+                os.execvp("python3", ["python3", "-c", "import time; time.sleep(300)", {marker!r}])
+            os.write(write_end, str(grandchild).encode())
             os._exit(0)
+        second = int(os.read(read_end, 32))
         time.sleep(0.3)
+        alive = []
+        for pid in (first.pid, second):
+            try:
+                os.kill(pid, 0)
+                alive.append(pid)
+            except OSError:
+                pass
         if {hang!r}:
             time.sleep(300)
-        send({{"type": "final", "answer": "spawned"}})
+        send({{"type": "final", "answer": json.dumps({{"alive": len(alive)}})}})
     """)
     t = run(agent, timeout_s=2.0)
     if hang:
         assert t.status == "timed_out" and "2 s" in t.status_reason
     else:
         assert t.status == "completed", t.status_reason
+        assert json.loads(t.final_answer) == {"alive": 2}  # both were running when the agent answered
     deadline = time.monotonic() + 3
     while _host_processes_with(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -471,7 +482,7 @@ def test_mcp_agent_that_leaves_without_an_answer_or_hangs_is_recorded(tmp_path):
     marker = "aob-mcp-hang-" + uuid.uuid4().hex
     t = run(mcp_agent(tmp_path, f"""
         import subprocess, time
-        subprocess.Popen(["sleep", "300", {marker!r}], start_new_session=True)
+        subprocess.Popen(["python3", "-c", "import time; time.sleep(300)", {marker!r}], start_new_session=True)
         time.sleep(300)
     """), timeout_s=1.5)
     assert t.status == "timed_out"
