@@ -72,11 +72,18 @@ CONTAINER_PASSTHROUGH = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCK
 """Variables the docker *client* needs to reach its daemon; they never reach the container itself."""
 
 # Runs as the child's first process: applies the rlimits, then replaces itself with the agent's command.
-# (subprocess's preexec_fn is unsafe when the parent has threads, and the runner always has.)
+# (subprocess's preexec_fn is unsafe when the parent has threads, and the runner always has.) With "die" it
+# also asks the kernel to SIGKILL it when the runner's thread that started it dies (PR_SET_PDEATHSIG, kept
+# across exec), so a killed pipeline leaves no trusted child behind; bwrap does the same with --die-with-parent.
 _LAUNCHER = r"""
 import os, resource, sys
-mem, cpu = int(sys.argv[1]), int(sys.argv[2])
-argv = sys.argv[4:]
+mem, cpu, die = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "die"
+argv = sys.argv[6:]
+if die:
+    import ctypes, signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[4]):
+        sys.exit(137)  # the runner died before the request took effect
 if mem > 0:
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 if cpu > 0:
@@ -270,7 +277,11 @@ class CommandAgent(Agent):
             return self.container_argv(container), {k: os.environ[k] for k in CONTAINER_PASSTHROUGH if k in os.environ}
         cpu = self.cpu_s if self.cpu_s is not None else int(math.ceil(remaining_s)) + 1
         mem = int(self.memory_mb) * 1024 * 1024 if self.memory_mb else 0
-        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(int(cpu)), "--"]
+        if self.runtime == "sandbox":  # bwrap's own --die-with-parent
+            launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(int(cpu)), "-", "0", "--"]
+        else:
+            launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(int(cpu)), "die",
+                        str(os.getpid()), "--"]
         if self.runtime == "sandbox":
             from aob_pipeline.lib.agents.sandbox import SANDBOX_HOME, bwrap_argv
 

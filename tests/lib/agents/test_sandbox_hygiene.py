@@ -124,3 +124,34 @@ def test_a_killed_publish_leaves_no_publishing_files_on_the_next_run(tmp_path):
     assert not any(p.exists() for p in stale)
     assert live.exists()
     live.unlink()
+
+
+def test_a_killed_pipeline_process_takes_a_trusted_subprocess_agent_with_it(tmp_path):
+    """The trusted runtime (plain subprocess) asks the kernel for SIGKILL when the runner dies (PDEATHSIG)."""
+    marker = "aob-trusted-orphan-" + uuid.uuid4().hex
+    script = tmp_path / "agent.py"
+    script.write_text("import sys, time\nsys.stdin.readline()\ntime.sleep(300)\n")
+    pipeline = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        from aob_pipeline.lib.agents.base import RunLimits
+        from aob_pipeline.lib.agents.command import CommandAgent
+        from aob_pipeline.lib.agents.runner import run_agent
+        agent = CommandAgent("orphan", ["python3", {str(script)!r}, {marker!r}], runtime="process")
+        sc = {{"id": "X", "text": "t", "output_format": "text", "operator_reply": None}}
+        run_agent(agent, sc, ctx=None, tools=[], tool_caller=lambda c, n, a: {{}}, limits=RunLimits(timeout_s=120))
+    """)], env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 20
+        while not _host_processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(_host_processes_with(marker)) == 1, "the agent never started"
+        pipeline.send_signal(signal.SIGKILL)
+        pipeline.wait(10)
+        deadline = time.monotonic() + 5
+        while _host_processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _host_processes_with(marker) == []
+    finally:
+        if pipeline.poll() is None:
+            os.killpg(pipeline.pid, signal.SIGKILL)
+        for pid in _host_processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
