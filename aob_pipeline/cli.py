@@ -313,10 +313,17 @@ def agents_list(show_all: bool) -> None:
     """List registered agents."""
     from aob_pipeline.lib.agents.registry import load_agent_registry
 
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, effective_runtime
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
+
     for spec in load_agent_registry(_settings(), include_unavailable=show_all):
         how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
                "fault": f"{spec.inner} + {spec.fault}"}[spec.kind]
-        click.echo(f"{spec.agent_id:<34} {spec.kind:<8} trials={spec.trials}  {how}")
+        try:
+            runtime = effective_runtime(spec)
+        except (AgentRegistryError, SandboxUnavailable):
+            runtime = "REFUSED"
+        click.echo(f"{spec.agent_id:<34} {spec.kind:<8} {runtime:<8} trials={spec.trials}  {how}")
 
 
 @agents.command("add")

@@ -181,10 +181,19 @@ def code_folders(argv: Sequence[str]) -> list[str]:
     project = Path(os.path.realpath(PROJECT_ROOT))
     examples = project / "examples"
     protected = protected_paths()
+    protected += [Path(os.path.abspath(p)) for p in (sys.prefix,) if Path(os.path.abspath(p)) not in protected]
     out: list[str] = []
     for part in argv:
         if not os.path.isabs(part) or not os.path.exists(part):
             continue
+        raw = Path(os.path.normpath(part))
+        raw_folder = raw if raw.is_dir() else raw.parent
+        for secret in protected:  # named through a symlink (e.g. the virtualenv's python -> /usr/bin/python3)
+            if raw_folder != Path("/") and _is_within(raw_folder, secret) and not _is_within(raw_folder, examples):
+                raise SandboxPathError(
+                    f"the agent's command names {part!r}, inside {secret}, which an agent must not see (the "
+                    "sandbox shows neither the project, AOB_HOME, DAGSTER_HOME nor the virtualenv; agents run "
+                    "with the system python3): put the agent's code in a folder of its own")
         real = Path(os.path.realpath(part))
         folder = real if real.is_dir() else real.parent
         if any(_is_within(folder, Path(d)) for d in SYSTEM_DIRS if os.path.isdir(d) and not os.path.islink(d)):

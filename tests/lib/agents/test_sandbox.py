@@ -312,6 +312,8 @@ def test_code_folders_that_would_expose_the_project_are_refused(tmp_path, secret
         CommandAgent("x", ["python3", os.path.join(sys.prefix, "pyvenv.cfg")], runtime="sandbox")  # the virtualenv
     with pytest.raises(SandboxPathError, match="must not see"):
         CommandAgent("x", ["python3", str(PROJECT_ROOT / "aob_pipeline" / "cli.py")], runtime="sandbox")
+    with pytest.raises(SandboxPathError, match="virtualenv"):
+        CommandAgent("x", [sys.executable, str(tmp_path / "agent.py")], runtime="sandbox")  # its python, a symlink
     (secrets["home"].parent / "agent.py").write_text("")
     with pytest.raises(SandboxPathError, match="contains"):
         CommandAgent("x", ["python3", str(secrets["home"].parent / "agent.py")], runtime="sandbox")  # holds AOB_HOME
