@@ -15,6 +15,7 @@ imports ``MODULE``, constructs ``CLASS()`` and calls ``run(task, env)``. ``env``
 (docs/AGENT_PROTOCOL.md), so the runner records the same trajectory as in-process. ``add_label`` is the
 runner's own bookkeeping and is not available. The return value is sent as the final answer; an exception
 exits with code 1 and its traceback on stderr (the runner records a crash with the traceback's tail).
+The agent's ``print`` goes to stderr (its log), so it cannot corrupt the protocol.
 No other module of ``aob_pipeline`` exists in the sandbox.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 import abc
 import importlib
 import json
+import os
 import sys
 import time
 import types
@@ -196,9 +198,12 @@ def main(argv: list[str]) -> int:
                 tool_groups=dict(raw_task.get("tool_groups") or {}), limits=limits,
                 trial=int(raw_task.get("trial") or 0))
     _install_base_module()
+    channel_in, channel_out = sys.stdin, sys.stdout
+    sys.stdout = sys.stderr  # the agent's print() goes to its log (stderr), never into the protocol
+    sys.stdin = open(os.devnull)  # noqa: SIM115 - and it cannot read the runner's replies behind env's back
     sys.path.insert(0, code_dir)
     agent = getattr(importlib.import_module(module_name), class_name)()
-    env = AgentEnvironment(limits, sys.stdin, sys.stdout)
+    env = AgentEnvironment(limits, channel_in, channel_out)
     answer = agent.run(task, env)
     env._send({"type": "final", "answer": answer})
     return 0

@@ -363,6 +363,7 @@ def test_submitted_python_class_runs_in_the_sandbox_not_in_our_process(tmp_path,
 
         class Mine(Agent):
             def run(self, task, env):
+                print("debugging output goes to the log, not into the protocol")
                 env.think("listing the sites")
                 reply = env.call_tool("iot_list_sites", {})
                 try:
