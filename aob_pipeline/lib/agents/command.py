@@ -61,7 +61,7 @@ PROTOCOL = "aob-jsonl/1"
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_MAX_LINE_BYTES = 1 << 20
-DEFAULT_MAX_OUTPUT_BYTES = 16 << 20
+DEFAULT_MAX_OUTPUT_BYTES = 8 << 20
 """Most bytes read from a child (stdout + stderr) in one run; more fails the run as over the output limit."""
 STDERR_TAIL_BYTES = 4000
 SNIPPET_CHARS = 200

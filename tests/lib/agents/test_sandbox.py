@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from aob_pipeline.lib.agents.base import RunLimits
-from aob_pipeline.lib.agents.command import CommandAgent
+from aob_pipeline.lib.agents.command import DEFAULT_MAX_OUTPUT_BYTES, CommandAgent
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.agents.sandbox import SandboxPathError, sandbox_status
 from aob_pipeline.lib.settings import PROJECT_ROOT
@@ -284,7 +284,7 @@ def test_fifty_megabytes_of_output_fail_over_the_limit_and_are_not_stored(tmp_pa
     assert t.status == "failed"
     assert "output limit exceeded" in t.status_reason
     stored = sum(len(s.content or "") for s in t.steps)
-    assert stored <= 16 * 1024 * 1024
+    assert stored <= DEFAULT_MAX_OUTPUT_BYTES == 8 * 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------- the rules
