@@ -491,3 +491,30 @@ def test_mcp_agent_that_leaves_without_an_answer_or_hangs_is_recorded(tmp_path):
     assert t.status == "timed_out"
     time.sleep(0.3)
     assert _host_processes_with(marker) == []
+
+
+def test_registry_runtimes_choose_sandbox_container_or_trusted(tmp_path):
+    from pydantic import ValidationError
+
+    from aob_pipeline.lib.agents.registry import AgentSpec, build_agent, effective_runtime, load_agent_registry
+    from aob_pipeline.lib.settings import ASSETS_DATA
+
+    script = tmp_path / "agent.py"
+    script.write_text("")
+    src = str(tmp_path / "agents.yaml")
+    submitted = AgentSpec(agent_id="sub", kind="command", command=["python3", "agent.py"], source=src)
+    assert effective_runtime(submitted) == "sandbox"
+    agent = build_agent(submitted)
+    assert agent.runtime == "sandbox" and agent.code_dirs == [str(tmp_path.resolve())]
+    boxed = build_agent(submitted.model_copy(update={"runtime": "container", "image": "python:3.11-slim"}))
+    assert boxed.runtime == "container" and boxed.container_argv("n")[:3] == ["docker", "run", "--rm"]
+    trusted = build_agent(submitted.model_copy(update={"runtime": "trusted", "trusted": True}))
+    assert trusted.runtime == "process"
+    with pytest.raises(ValidationError, match="image"):
+        AgentSpec(agent_id="c", kind="command", command=["x"], runtime="container")
+    with pytest.raises(ValidationError, match="protocol 'mcp'"):
+        AgentSpec(agent_id="c", kind="python", python="m:C", protocol="mcp")
+    shipped = {s.agent_id: s for s in load_agent_registry(include_unavailable=True)}
+    assert Path(shipped["example_command"].source) == ASSETS_DATA / "agents.yaml"
+    assert effective_runtime(shipped["example_command"]) == "sandbox"  # shipped, and sandboxed all the same
+    assert effective_runtime(shipped["oracle"]) == "builtin"
