@@ -358,7 +358,7 @@ def agents_add(name: str, command: str | None, python_ref: str | None, trials: i
         if command:
             spec = AgentSpec(agent_id=name, kind="command", command=resolve_argv(shlex.split(command), Path.cwd()),
                              trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description,
-                             trusted=trusted, protocol=protocol)
+                             trusted=trusted, protocol=protocol, runtime="trusted" if trusted else None)
         else:
             code_dir = None if trusted else find_python_code_dir(python_ref, Path.cwd())
             if not trusted and code_dir is None:
