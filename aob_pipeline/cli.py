@@ -28,7 +28,27 @@ def dagster_home(settings: Settings) -> Path:
                                and "run_monitoring:" not in config.read_text()):
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
+    _fail_dead_runs(home)
     return home
+
+
+def _fail_dead_runs(home: Path) -> None:
+    """Runs whose process was killed are marked failed (lib/run_hygiene.py), with a note of how many."""
+    if not (home / "storage").exists() and not (home / "history").exists():
+        return  # a new instance has no runs
+    from dagster import DagsterInstance
+
+    from aob_pipeline.lib.run_hygiene import fail_dead_runs
+
+    try:
+        with DagsterInstance.from_config(str(home)) as instance:
+            failed = fail_dead_runs(instance)
+    except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the command itself
+        click.secho(f"note: could not check for dead Dagster runs: {type(exc).__name__}: {exc}", err=True)
+        return
+    if failed:
+        click.echo(f"marked {len(failed)} Dagster run(s) failed whose process had died: "
+                   + ", ".join(r[:8] for r in failed), err=True)
 
 
 _DAGSTER_YAML_MARKER = "# Written by aob"
@@ -36,9 +56,9 @@ DAGSTER_YAML = (
     "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
     "concurrency:\n  pools:\n    default_limit: 1\n"
     "telemetry:\n  enabled: false\n"
-    "# Run monitoring (the daemon of `aob ui` / `dagster dev`): a run whose worker died (killed, OOM) is marked\n"
-    "# failed instead of staying STARTED forever. The default run launcher cannot check a worker's health, so a\n"
-    "# dead run is failed once it passes max_runtime_seconds; runs stuck starting or cancelling after 3 minutes.\n"
+    "# Run monitoring (the daemon of `aob ui` / `dagster dev`): runs stuck starting or cancelling for 3 minutes,\n"
+    "# or running past max_runtime_seconds, are failed. The default run launcher cannot check a worker's health;\n"
+    "# a run whose process died is marked failed by every aob command that opens this instance (run_hygiene.py).\n"
     "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n"
     "  max_runtime_seconds: 21600\n  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\n"
 )

@@ -155,3 +155,69 @@ def test_a_killed_pipeline_process_takes_a_trusted_subprocess_agent_with_it(tmp_
             os.killpg(pipeline.pid, signal.SIGKILL)
         for pid in _host_processes_with(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.skipif(not AVAILABLE, reason=f"bubblewrap cannot run here: {DETAIL}")
+def test_a_killed_dagster_run_leaves_no_agent_and_is_marked_failed(tmp_path, monkeypatch):
+    """A Dagster run whose op runs a hanging sandboxed agent is SIGKILLed: the agent and its setsid child die
+    with it, and the run, left STARTED by the dead process, is marked failed the next time aob opens the instance."""
+    from dagster import DagsterInstance, DagsterRunStatus
+
+    from aob_pipeline.cli import dagster_home
+
+    marker = "aob-dagster-orphan-" + uuid.uuid4().hex
+    agent_dir = tmp_path / "agent"
+    agent_dir.mkdir()
+    (agent_dir / "agent.py").write_text(textwrap.dedent(f"""
+        import subprocess, sys, time
+        sys.stdin.readline()
+        subprocess.Popen(["python3", "-c", "import time; time.sleep(300)", {marker!r}], start_new_session=True)
+        time.sleep(300)
+    """))
+    home = tmp_path / "dagster"
+    home.mkdir()
+    worker = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import dagster as dg
+        from aob_pipeline.lib.agents.base import RunLimits
+        from aob_pipeline.lib.agents.command import CommandAgent
+        from aob_pipeline.lib.agents.runner import run_agent
+
+        @dg.op
+        def evaluate_hanging_agent():
+            agent = CommandAgent("hang", ["python3", {str(agent_dir / "agent.py")!r}], runtime="sandbox")
+            sc = {{"id": "X", "text": "t", "output_format": "text", "operator_reply": None}}
+            run_agent(agent, sc, ctx=None, tools=[], tool_caller=lambda c, n, a: {{}}, limits=RunLimits(timeout_s=120))
+
+        @dg.job
+        def hanging():
+            evaluate_hanging_agent()
+
+        with dg.DagsterInstance.get() as instance:
+            hanging.execute_in_process(instance=instance)
+    """)], env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DAGSTER_HOME": str(home)}, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not _host_processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _host_processes_with(marker), "the agent's child never started"
+        worker.send_signal(signal.SIGKILL)
+        worker.wait(10)
+        deadline = time.monotonic() + 5
+        while _host_processes_with(marker) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _host_processes_with(marker) == []
+        with DagsterInstance.from_config(str(home)) as instance:
+            assert [r.status for r in instance.get_runs()] == [DagsterRunStatus.STARTED]
+        monkeypatch.setenv("DAGSTER_HOME", str(home))
+        dagster_home(Settings(home=tmp_path))
+        with DagsterInstance.from_config(str(home)) as instance:
+            runs = instance.get_runs()
+            assert [r.status for r in runs] == [DagsterRunStatus.FAILURE]
+            failure = [e for e in instance.all_logs(runs[0].run_id) if e.dagster_event and
+                       e.dagster_event.event_type_value == "PIPELINE_FAILURE"]
+            assert failure and f"pid {worker.pid}" in failure[-1].dagster_event.message
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+        for pid in _host_processes_with(marker):
+            os.kill(pid, signal.SIGKILL)
