@@ -90,15 +90,18 @@ def _host_processes_with(marker: str) -> list[int]:
     return found
 
 
-def _aob_temp_folders() -> set[str]:
-    return {p for p in os.listdir(tempfile.gettempdir()) if p.startswith("aob-agent-")}
-
-
 # --------------------------------------------------------------------------------------------- hostile agents
 
 
-def test_walker_finds_no_warehouse_scenario_parquet_or_project(tmp_path, secrets):
-    before = _aob_temp_folders()
+def test_walker_finds_no_warehouse_scenario_parquet_or_project(tmp_path, secrets, monkeypatch):
+    made: list[str] = []
+    real_mkdtemp = tempfile.mkdtemp
+
+    def recording_mkdtemp(*args, **kwargs):
+        made.append(real_mkdtemp(*args, **kwargs))
+        return made[-1]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", recording_mkdtemp)  # how the trusted runtime makes its folder
     agent = hostile(tmp_path, f"""
         hits, system = [], 0
         for root, dirs, files in os.walk("/"):
@@ -123,7 +126,7 @@ def test_walker_finds_no_warehouse_scenario_parquet_or_project(tmp_path, secrets
     assert seen["hits"] == []
     assert not any(seen["probes"].values()), seen["probes"]
     assert set(seen["root"]) <= {"usr", "bin", "sbin", "lib", "lib32", "lib64", "libx32", "etc", "proc", "dev", "tmp"}
-    assert _aob_temp_folders() == before  # the sandbox makes no temporary folder on the host
+    assert made == []  # the sandbox makes no temporary folder on the host (its /tmp is a tmpfs inside it)
 
 
 def test_proc_environ_reader_sees_only_its_own_processes(tmp_path, secrets):
