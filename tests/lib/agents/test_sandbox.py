@@ -521,3 +521,42 @@ def test_registry_runtimes_choose_sandbox_container_or_trusted(tmp_path):
     assert Path(shipped["example_command"].source) == ASSETS_DATA / "agents.yaml"
     assert effective_runtime(shipped["example_command"]) == "sandbox"  # shipped, and sandboxed all the same
     assert effective_runtime(shipped["oracle"]) == "builtin"
+
+
+def test_aob_agents_add_registers_sandboxed_or_trusted_agents_and_refuses_without_bwrap(tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from aob_pipeline.cli import main
+    from aob_pipeline.lib.agents import sandbox
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+    from aob_pipeline.lib.settings import Settings
+
+    home = tmp_path / "home"
+    code = tmp_path / "code"
+    code.mkdir()
+    (code / "agent.py").write_text("")
+    (code / "mine.py").write_text("")
+    monkeypatch.setenv("AOB_HOME", str(home))
+    monkeypatch.chdir(code)
+    runner = CliRunner()
+    out = runner.invoke(main, ["agents", "add", "boxed", "--command", "python3 agent.py"])
+    assert out.exit_code == 0 and "runtime: sandbox" in out.output, out.output
+    out = runner.invoke(main, ["agents", "add", "pyboxed", "--python", "mine:Mine"])
+    assert out.exit_code == 0 and "runtime: sandbox" in out.output, out.output
+    out = runner.invoke(main, ["agents", "add", "mine_trusted", "--command", "python3 agent.py", "--trusted"])
+    assert out.exit_code == 0 and "runtime: trusted" in out.output, out.output
+    out = runner.invoke(main, ["agents", "add", "nomodule", "--python", "absent:Mine"])
+    assert out.exit_code == 2 and "cannot find the module" in out.output
+    specs = {s.agent_id: s for s in load_agent_registry(Settings.from_env(), include_unavailable=True)}
+    assert specs["pyboxed"].code_dir == str(code.resolve()) and specs["pyboxed"].runtime is None
+    assert specs["mine_trusted"].trusted and specs["mine_trusted"].runtime == "trusted"
+    monkeypatch.setenv("AOB_BWRAP", str(tmp_path / "no-bwrap-here"))
+    sandbox.sandbox_status.cache_clear()
+    try:
+        out = runner.invoke(main, ["agents", "add", "refused", "--command", "python3 agent.py"])
+        assert out.exit_code == 2 and "sudo apt-get install bubblewrap" in out.output, out.output
+        out = runner.invoke(main, ["agents", "list"])
+        assert "REFUSED" in next(line for line in out.output.splitlines() if line.startswith("boxed "))
+    finally:
+        monkeypatch.delenv("AOB_BWRAP")
+        sandbox.sandbox_status.cache_clear()
