@@ -23,14 +23,46 @@ def dagster_home(settings: Settings) -> Path:
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    if not config.exists():
-        config.write_text(
-            "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
-            "concurrency:\n  pools:\n    default_limit: 1\n"
-            "telemetry:\n  enabled: false\n"
-        )
+    # An instance file aob wrote before run monitoring was added is rewritten; a user's own file is left alone.
+    if not config.exists() or (config.read_text().startswith(_DAGSTER_YAML_MARKER)
+                               and "run_monitoring:" not in config.read_text()):
+        config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
+    _fail_dead_runs(home)
     return home
+
+
+def _fail_dead_runs(home: Path) -> None:
+    """Runs whose process was killed are marked failed (lib/run_hygiene.py), with a note of how many."""
+    if not (home / "storage").exists() and not (home / "history").exists():
+        return  # a new instance has no runs
+    from dagster import DagsterInstance
+
+    from aob_pipeline.lib.run_hygiene import fail_dead_runs
+
+    try:
+        with DagsterInstance.from_config(str(home)) as instance:
+            failed = fail_dead_runs(instance)
+    except Exception as exc:  # noqa: BLE001 - housekeeping must never stop the command itself
+        click.secho(f"note: could not check for dead Dagster runs: {type(exc).__name__}: {exc}", err=True)
+        return
+    if failed:
+        click.echo(f"marked {len(failed)} Dagster run(s) failed whose process had died: "
+                   + ", ".join(r[:8] for r in failed), err=True)
+
+
+_DAGSTER_YAML_MARKER = "# Written by aob"
+DAGSTER_YAML = (
+    "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
+    "concurrency:\n  pools:\n    default_limit: 1\n"
+    "telemetry:\n  enabled: false\n"
+    "# Run monitoring (the daemon of `aob ui` / `dagster dev`): runs stuck starting or cancelling for 3 minutes,\n"
+    "# or running past max_runtime_seconds, are failed. The default run launcher cannot check a worker's health;\n"
+    "# a run whose process died is marked failed by every aob command that opens this instance (run_hygiene.py).\n"
+    "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n"
+    "  max_runtime_seconds: 21600\n  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\n"
+)
+"""The Dagster instance settings aob writes (``dagster_home``)."""
 
 
 def _settings() -> Settings:
@@ -301,12 +333,19 @@ def agents_list(show_all: bool) -> None:
     """List registered agents."""
     from aob_pipeline.lib.agents.registry import load_agent_registry
 
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, effective_runtime
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
+
     for spec in load_agent_registry(_settings(), include_unavailable=show_all):
         how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
                "fault": f"{spec.inner} + {spec.fault}",
                "llm": f"{spec.model} {spec.orchestration}" + (f" @ {spec.base_url}" if spec.base_url else "")
                + (" tool_mode=text" if spec.tool_mode == "text" else "")}[spec.kind]
-        click.echo(f"{spec.agent_id:<34} {spec.kind:<8} trials={spec.trials}  {how}")
+        try:
+            runtime = effective_runtime(spec)
+        except (AgentRegistryError, SandboxUnavailable):
+            runtime = "REFUSED"
+        click.echo(f"{spec.agent_id:<34} {spec.kind:<8} {runtime:<8} trials={spec.trials}  {how}")
 
 
 @agents.command("add")
@@ -328,17 +367,27 @@ def agents_list(show_all: bool) -> None:
 @click.option("--deterministic/--non-deterministic", default=None,
               help="[default: deterministic, non-deterministic with --model]")
 @click.option("--description", default="")
+@click.option("--trusted", is_flag=True,
+              help="Run it outside the sandbox (plain subprocess; a Python class in the pipeline's own process). "
+                   "Only for code you wrote or reviewed: a trusted agent can read everything the pipeline can.")
+@click.option("--protocol", type=click.Choice(["jsonl", "mcp"]), default="jsonl", show_default=True,
+              help="How a --command agent talks to the runner: JSON lines, or as an MCP client on its stdio.")
 def agents_add(name: str, command: str | None, python_ref: str | None, model: str | None, orchestration: str,
                base_url: str | None, api_key_env: str | None, tool_mode: str, stream: bool, trials: int,
-               timeout_s: float | None, deterministic: bool | None, description: str) -> None:
+               timeout_s: float | None, deterministic: bool | None, description: str, trusted: bool,
+               protocol: str) -> None:
     """Register (submit) an agent; the registry sensor evaluates it on every scenario.
 
     An LLM agent on any provider: `aob agents add x --model openai/llama3.1:8b --base-url http://localhost:11434/v1`.
+    Untrusted agents (--command, --python; the default) run in the bubblewrap sandbox: see
+    docs/AGENT_PROTOCOL.md#the-sandbox.
     """
     import shlex
 
     from aob_pipeline.lib.agents.command import resolve_argv
-    from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, add_agent
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, add_agent, find_python_code_dir
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
+    from aob_pipeline.lib.localrun import check_runnable
 
     if sum(bool(x) for x in (command, python_ref, model)) != 1:
         _fail("give exactly one of --command, --python or --model")
@@ -355,14 +404,21 @@ def agents_add(name: str, command: str | None, python_ref: str | None, model: st
                              timeout_s=timeout_s, deterministic=deterministic, description=description)
         elif command:
             spec = AgentSpec(agent_id=name, kind="command", command=resolve_argv(shlex.split(command), Path.cwd()),
-                             trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description)
+                             trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description,
+                             trusted=trusted, protocol=protocol, runtime="trusted" if trusted else None)
         else:
+            code_dir = None if trusted else find_python_code_dir(python_ref, Path.cwd())
+            if not trusted and code_dir is None:
+                _fail(f"cannot find the module of {python_ref!r} in {Path.cwd()}: register an untrusted Python agent "
+                      "from the folder that holds its module (that folder is what the sandbox shows it)")
             spec = AgentSpec(agent_id=name, kind="python", python=python_ref, trials=trials, timeout_s=timeout_s,
-                             deterministic=deterministic, description=description)
+                             deterministic=deterministic, description=description, trusted=trusted,
+                             code_dir=str(code_dir) if code_dir else None)
+        runtime = check_runnable(spec)
         path = add_agent(_settings(), spec)
-    except (AgentRegistryError, ValueError) as exc:
+    except (AgentRegistryError, SandboxUnavailable, ValueError) as exc:
         _fail(str(exc))
-    click.echo(f"registered agent '{name}' in {path}")
+    click.echo(f"registered agent '{name}' in {path} (runtime: {runtime})")
 
 
 def _ad_hoc_or_registered(agent: str, command: str | None, python_ref: str | None):
@@ -403,10 +459,14 @@ def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str
     from aob_pipeline.lib.tools.base import ToolContext
     from aob_pipeline.lib.world.store import world_snapshot_dir
 
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
+    from aob_pipeline.lib.localrun import check_runnable
+
     settings = _settings()
     try:
         spec, registry = _ad_hoc_or_registered(agent, command, python_ref)
-    except AgentRegistryError as exc:
+        check_runnable(spec)
+    except (AgentRegistryError, SandboxUnavailable, ValueError) as exc:
         _fail(str(exc))
     try:
         chosen = local_scenarios(settings, list(scenario_ids))

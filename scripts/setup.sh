@@ -5,6 +5,18 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# Submitted agents run in the bubblewrap sandbox (docs/AGENT_PROTOCOL.md#the-sandbox). Installed here only when
+# running as root; otherwise the README says how (`sudo apt-get install bubblewrap`).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing bubblewrap (the sandbox of submitted agents)"
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "setup: bubblewrap could not be installed; untrusted agents will be refused until it is"
+  else
+    echo "setup: bubblewrap (bwrap) is not installed: untrusted agents are refused until it is" \
+         "(sudo apt-get install bubblewrap)"
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   echo "setup: creating .venv with $($PYTHON --version)"
   "$PYTHON" -m venv .venv

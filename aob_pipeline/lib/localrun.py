@@ -16,6 +16,28 @@ from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
 
 
+def check_runnable(spec: Any) -> str:
+    """The runtime ``spec`` will run in (``effective_runtime``), after the checks its first run would make:
+    raises ``SandboxUnavailable`` (what to install), ``SandboxPathError`` (a code folder the agent must not
+    see) or ``AgentRegistryError`` (a runtime the agent may not use, a Python module not found), so that
+    ``aob agents add`` and ``aob run`` refuse at once instead of recording one crashed run per scenario."""
+    from pathlib import Path
+
+    from aob_pipeline.lib.agents.command import resolve_argv
+    from aob_pipeline.lib.agents.registry import effective_runtime, python_code_dir
+    from aob_pipeline.lib.agents.sandbox import code_folders
+    from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
+
+    runtime = effective_runtime(spec)
+    if runtime == "sandbox":
+        if spec.kind == "python":
+            code_folders([str(python_code_dir(spec))])
+        elif spec.kind == "command":
+            base = Path(spec.source).parent if spec.source else PROJECT_ROOT
+            code_folders(resolve_argv(spec.command, PROJECT_ROOT if base == ASSETS_DATA else base))
+    return runtime
+
+
 def local_scenarios(settings: Settings, scenario_ids: list[str]) -> list[tuple[Any, dict[str, Any]]]:
     """Rendered public scenarios with their expected answers: ``[(scenario, {value, format, tolerance, aliases})]``.
 

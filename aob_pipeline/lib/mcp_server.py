@@ -52,6 +52,7 @@ The ``mcp`` package is imported inside functions only, so importing this module 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
 import os
@@ -531,10 +532,12 @@ def _client_info(request_ctx: Any) -> tuple[str | None, str | None]:
     return getattr(info, "name", None), getattr(info, "version", None)
 
 
-def build_server(ctx: ToolContext, recorder: EpisodeRecorder | None = None) -> Server:
+def build_server(ctx: ToolContext, recorder: EpisodeRecorder | None = None,
+                 definitions: list[dict[str, Any]] | None = None) -> Server:
     """A low-level MCP ``Server`` listing every tool and serving calls through ``recorder``.
 
-    ``recorder`` defaults to a free session that records nothing to disk. Tool calls run in worker threads
+    ``recorder`` defaults to a free session that records nothing to disk. ``definitions`` (default:
+    ``mcp_tool_definitions()``) are the tools listed, e.g. the task's tools when the runner serves an agent. Tool calls run in worker threads
     (the tools query DuckDB), so the server keeps answering pings while a long forecast runs.
     """
     import anyio
@@ -543,7 +546,7 @@ def build_server(ctx: ToolContext, recorder: EpisodeRecorder | None = None) -> S
 
     recorder = recorder or EpisodeRecorder()
     recorder.attach(ctx)
-    definitions = mcp_tool_definitions()
+    definitions = definitions if definitions is not None else mcp_tool_definitions()
     schemas = {d["name"]: d["input_schema"] for d in definitions}
     tools = [
         types.Tool(
@@ -685,6 +688,176 @@ def serve_stdio(
             raise RecordingError("; ".join(recorder.errors))
     finally:
         ctx.close()
+
+
+# ------------------------------------------------------------------------------- agents run by the runner
+
+
+class _ChannelReader(io.RawIOBase):
+    """The child's stdout as a raw stream that counts bytes against its output limit (EOF past it)."""
+
+    def __init__(self, fd: int, session: Any):
+        self._fd = fd
+        self._session = session
+        self.over_limit: BaseException | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self.over_limit is not None:
+            return 0
+        try:
+            data = os.read(self._fd, len(buffer))
+        except OSError:
+            return 0
+        try:
+            self._session.count_output(len(data))
+        except BaseException as exc:  # noqa: BLE001 - the output limit: end the channel, re-raised afterwards
+            self.over_limit = exc
+            return 0
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class RunnerEpisode:
+    """The episode of an MCP agent run by ``run_agent``: ``build_server``'s recorder, bound to the runner's
+    ``AgentEnvironment``, so the trajectory is the runner's own (same steps, limits and statuses as any agent).
+
+    Session tools: ``get_task`` (the task fields only), ``ask_operator``, ``submit_final_answer`` (ends the
+    episode). Domain tools go through ``env.call_tool``. A run limit ends the episode; it is re-raised by
+    ``serve_agent_channel`` so that the runner records it.
+    """
+
+    def __init__(self, task: Any, env: AgentEnvironment):
+        self.task = task
+        self.env = env
+        self.client_name: str | None = None
+        self.answer: Any = None
+        self.has_answer = False
+        self.limit_error: RunLimitExceeded | None = None
+        self.get_task_calls = 0
+        self.done = threading.Event()
+
+    def attach(self, ctx: Any) -> None:
+        """The runner's environment already holds the tool context."""
+
+    def start(self, client_name: str | None = None, client_version: str | None = None) -> AgentEnvironment:
+        if client_name and not self.client_name:
+            self.client_name = client_name.strip()[:80] or None
+        return self.env
+
+    def handle(self, name: str, args: Mapping[str, Any] | None) -> dict[str, Any]:
+        args = {} if args is None else dict(args)
+        if self.done.is_set():
+            return _error("episode_over", "the episode has ended; no further calls are accepted", "close the session")
+        try:
+            if name in SESSION_TOOLS:
+                problems = _session_argument_problems(name, args)
+                if problems:
+                    return _error("invalid_arguments", "; ".join(problems), _session_tool_usage(name))
+            if name == GET_TASK:
+                self.get_task_calls += 1
+                return {"ok": True, "result": {"scenario_id": self.task.scenario_id, "text": self.task.text,
+                                               "output_format": self.task.output_format, "trial": self.task.trial}}
+            if name == ASK_OPERATOR:
+                return {"ok": True, "result": {"reply": self.env.ask_operator(args["question"],
+                                                                              agent_name=self.client_name)}}
+            if name == SUBMIT_FINAL_ANSWER:
+                self.answer, self.has_answer = args["answer"], True
+                self.done.set()
+                return {"ok": True, "result": {"accepted": True}}
+            return self.env.call_tool(name, args, agent_name=self.client_name)
+        except RunLimitExceeded as exc:
+            self.limit_error = exc
+            self.done.set()
+            return _error("run_limit_exceeded", exc.reason, "the episode is over")
+
+
+def serve_agent_channel(session: Any, exit_grace_s: float = 1.0) -> Any:
+    """Serve an MCP agent started by the command runner (``CommandAgent(protocol="mcp")``, in the sandbox by
+    default) over the channel the runner gave it: its own stdin/stdout. Returns the submitted final answer;
+    raises what the runner records otherwise (a run limit, the output limit, an exit without an answer).
+
+    ``session`` is the runner's ``_ChildSession`` (its ``proc``, ``task``, ``env``, ``count_output`` and
+    ``stderr_tail``). The child's stderr is drained in a thread (its tail goes into the failure reason).
+    """
+    import anyio
+
+    from aob_pipeline.lib.agents.base import RunTimeout
+
+    proc, env = session.proc, session.env
+    episode = RunnerEpisode(session.task, env)
+    reader = _ChannelReader(proc.stdout.fileno(), session)
+    stdin_text = io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8", errors="replace")
+    stdout_text = io.TextIOWrapper(proc.stdin, encoding="utf-8", write_through=True)
+
+    def drain_stderr() -> None:
+        fd = proc.stderr.fileno()
+        while True:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                return
+            if not chunk:
+                return
+            try:
+                session.count_output(len(chunk))
+            except BaseException as exc:  # noqa: BLE001 - the output limit: stop the child
+                reader.over_limit = reader.over_limit or exc
+                session._kill_group()
+                return
+            session.stderr_tail += chunk
+            del session.stderr_tail[:-4000]
+
+    stderr_thread = threading.Thread(target=drain_stderr, name="mcp-agent-stderr", daemon=True)
+    stderr_thread.start()
+    groups = dict(getattr(session.task, "tool_groups", {}) or {})
+    definitions = [{"name": t["name"], "description": t.get("description", ""),
+                    "input_schema": t.get("input_schema") or {"type": "object"},
+                    "group": groups.get(t["name"], "tools")} for t in session.task.tools]
+    definitions += [{"name": name, "description": spec["description"], "input_schema": spec["input_schema"],
+                     "group": "session"} for name, spec in SESSION_TOOLS.items()]
+    server = build_server(None, episode, definitions=definitions)  # type: ignore[arg-type]
+
+    async def serve() -> None:
+        from mcp.server.stdio import stdio_server
+
+        async with anyio.create_task_group() as tg:
+            async def watch() -> None:
+                while not episode.done.is_set():
+                    await anyio.sleep(0.02)
+                await anyio.sleep(0.05)  # let the reply to the last call go out
+                with anyio.move_on_after(exit_grace_s):
+                    while proc.poll() is None:
+                        await anyio.sleep(0.02)
+                session._kill_group()  # ends the blocking read of its stdout, so the server can stop
+                tg.cancel_scope.cancel()
+
+            async def run_server() -> None:
+                async with stdio_server(stdin=anyio.wrap_file(stdin_text),
+                                        stdout=anyio.wrap_file(stdout_text)) as (read_stream, write_stream):
+                    await server.run(read_stream, write_stream, server.create_initialization_options())
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(watch)
+            tg.start_soon(run_server)
+
+    try:
+        anyio.run(serve)
+    except Exception:  # noqa: BLE001 - a broken pipe or a closed stream once the child is gone
+        if not (episode.done.is_set() or env.cancelled or reader.over_limit or proc.poll() is not None):
+            raise
+    if reader.over_limit is not None:
+        raise reader.over_limit
+    if episode.limit_error is not None:
+        raise episode.limit_error
+    if episode.has_answer:
+        return episode.answer
+    if env.cancelled:
+        raise RunTimeout(f"timed out after {env.limits.timeout_s:g} s (wall-clock limit)")
+    stderr_thread.join(0.5)
+    return session._exited_without_answer(env.deadline - time.monotonic())
 
 
 # --------------------------------------------------------------------------------------------- main

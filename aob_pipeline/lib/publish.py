@@ -175,6 +175,33 @@ def _docs_rows(con: duckdb.DuckDBPyConnection, declared: Mapping[str, Table]) ->
     return pd.DataFrame(rows, columns=TABLE_DOCS_TABLE.column_names)
 
 
+def remove_stale_publishing_files(target: Path) -> list[Path]:
+    """Remove the half-written copies (``.NAME.PID.publishing`` and its ``.wal``) that a publish killed before it
+    could clean up left next to ``target``; a copy whose process is still alive (a publish running now) is kept.
+    Returns the files removed."""
+    removed = []
+    for path in target.parent.glob(f".{target.name}.*.publishing*"):
+        pid_text = path.name[len(target.name) + 2:].split(".", 1)[0]
+        if not pid_text.isdigit() or not path.name.endswith((".publishing", ".publishing.wal")):
+            continue
+        pid = int(pid_text)
+        if pid != os.getpid() and _process_alive(pid):
+            continue
+        path.unlink(missing_ok=True)
+        removed.append(path)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def publish_warehouse(settings: Settings, tables: list[str] | None = None, *,
                       wait_seconds: float = LOCK_RETRY_SECONDS) -> Path:
     """Publish the pipeline warehouse to ``settings.published_path`` (see the module docstring); returns the path.
@@ -191,6 +218,7 @@ def publish_warehouse(settings: Settings, tables: list[str] | None = None, *,
     tmp = target.with_name(f".{target.name}.{os.getpid()}.publishing")
     for stale in (tmp, tmp.with_name(tmp.name + ".wal")):
         stale.unlink(missing_ok=True)
+    remove_stale_publishing_files(target)
     declared = declared_tables()
     cache_file = Path(settings.cache_dir) / "llm_cache.duckdb"
     try:

@@ -489,9 +489,10 @@ class Agent(abc.ABC):
     propagate); any other exception is recorded as a crash with its traceback. A tool error is returned
     as an envelope with ``ok: false`` — reading it and recovering is the agent's job.
 
-    Python agents run inside the pipeline's process: use them for built-in and trusted agents. Code
-    submitted from outside is evaluated as a ``CommandAgent`` (subprocess with an empty environment)
-    or a ``ContainerCommandAgent`` (see docs/AGENT_PROTOCOL.md), which implement this same interface.
+    Python agents shipped with the project (or registered with ``--trusted``) run inside the pipeline's
+    process. A class submitted from outside never does: it runs in the bubblewrap sandbox through the
+    command runner (``sandbox_bridge.py``), and command agents run as a ``CommandAgent`` in the sandbox or a
+    ``ContainerCommandAgent`` (see docs/AGENT_PROTOCOL.md); all implement this same interface.
 
     Example::
 

@@ -19,9 +19,24 @@ unless ``cwd`` is given. It runs in its own process group under ``RLIMIT_AS`` (m
 run with the reason and the offending line (truncated). Exiting without a final answer fails the run
 (exit code 0) or crashes it (non-zero code or a signal), with the tail of the child's stderr.
 
-The container runtime (``runtime="container"`` or ``ContainerCommandAgent``) is the same code with the
-argv prefixed by ``docker run --rm -i --network none --memory ... IMAGE``; the limits are then the
-container's (memory, CPUs, pids) rather than rlimits of the docker client.
+Everything the child writes (stdout and stderr together) is capped at ``max_output_bytes``: past it the
+run fails with "output limit exceeded" and the rest is never read or stored.
+
+Runtimes (``runtime=``):
+
+- ``"process"``: the plain subprocess above — for trusted agents only (shipped with the project, or
+  registered with ``--trusted``); it sees the host's file system and network.
+- ``"sandbox"``: the same child inside bubblewrap (``lib/agents/sandbox.py``): read-only system folders and
+  its own code folder, a private tmpfs as home and working folder, new PID/network/IPC/UTS/user namespaces
+  (no route to the host's loopback, a ``/proc`` of its own), ``--die-with-parent``, ``--new-session``, no
+  capabilities, and the same rlimits (set on ``bwrap``, inherited inside). No temporary folder is made on
+  the host. Killing the run kills ``bwrap``, and with it every process of the sandbox, ``setsid`` or not.
+- ``"container"`` (or ``ContainerCommandAgent``): the same code with the argv prefixed by
+  ``docker run --rm -i --network none --memory ... IMAGE``; the limits are then the container's (memory,
+  CPUs, pids) rather than rlimits of the docker client.
+
+``protocol="mcp"`` serves the child's stdin/stdout as an MCP server instead (``lib/mcp_server.py``,
+``serve_agent_channel``): the agent is an MCP client whose transport is its own stdio.
 """
 
 from __future__ import annotations
@@ -46,6 +61,8 @@ PROTOCOL = "aob-jsonl/1"
 SAFE_PATH = "/usr/local/bin:/usr/bin:/bin"
 DEFAULT_MEMORY_MB = 2048
 DEFAULT_MAX_LINE_BYTES = 1 << 20
+DEFAULT_MAX_OUTPUT_BYTES = 8 << 20
+"""Most bytes read from a child (stdout + stderr) in one run; more fails the run as over the output limit."""
 STDERR_TAIL_BYTES = 4000
 SNIPPET_CHARS = 200
 EXIT_GRACE_S = 1.0
@@ -55,11 +72,18 @@ CONTAINER_PASSTHROUGH = ("DOCKER_HOST", "DOCKER_CONTEXT", "DOCKER_CONFIG", "DOCK
 """Variables the docker *client* needs to reach its daemon; they never reach the container itself."""
 
 # Runs as the child's first process: applies the rlimits, then replaces itself with the agent's command.
-# (subprocess's preexec_fn is unsafe when the parent has threads, and the runner always has.)
+# (subprocess's preexec_fn is unsafe when the parent has threads, and the runner always has.) With "die" it
+# also asks the kernel to SIGKILL it when the runner's thread that started it dies (PR_SET_PDEATHSIG, kept
+# across exec), so a killed pipeline leaves no trusted child behind; bwrap does the same with --die-with-parent.
 _LAUNCHER = r"""
 import os, resource, sys
-mem, cpu = int(sys.argv[1]), int(sys.argv[2])
-argv = sys.argv[4:]
+mem, cpu, die = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == "die"
+argv = sys.argv[6:]
+if die:
+    import ctypes, signal
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG
+    if os.getppid() != int(sys.argv[4]):
+        sys.exit(137)  # the runner died before the request took effect
 if mem > 0:
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
 if cpu > 0:
@@ -127,8 +151,13 @@ class CommandAgent(Agent):
     ``memory_mb``: address-space limit (``RLIMIT_AS``; note that runtimes reserving large virtual memory,
     e.g. Node or the JVM, need a generous value). ``cpu_s``: CPU-time limit (default: the timeout, rounded
     up, plus one second). ``max_line_bytes``: the longest line accepted from the child.
+    ``max_output_bytes``: the most the child may write (stdout + stderr) in one run.
+    ``runtime="sandbox"`` runs ``argv`` inside bubblewrap (see ``lib/agents/sandbox.py``; raises
+    ``SandboxUnavailable`` when bwrap cannot run here and ``SandboxPathError`` when ``argv`` names a folder
+    the agent must not see); ``sandbox_files`` maps host files to read-only paths inside it.
     ``runtime="container"`` with ``image`` runs ``argv`` inside a container instead (``container_bin``
     ``run --rm -i --network none ...``; extra ``container_options`` go before the image).
+    ``protocol``: ``"jsonl"`` (docs/AGENT_PROTOCOL.md) or ``"mcp"`` (the child is an MCP client on its stdio).
     """
 
     orchestration = "command"
@@ -145,17 +174,23 @@ class CommandAgent(Agent):
         *,
         cpu_s: int | None = None,
         max_line_bytes: int = DEFAULT_MAX_LINE_BYTES,
-        runtime: Literal["process", "container"] = "process",
+        runtime: Literal["process", "sandbox", "container"] = "process",
         image: str | None = None,
         container_bin: str = "docker",
         container_options: Sequence[str] = (),
         model: str | None = None,
         orchestration: str | None = None,
+        max_output_bytes: int = DEFAULT_MAX_OUTPUT_BYTES,
+        protocol: Literal["jsonl", "mcp"] = "jsonl",
+        sandbox_files: Mapping[str, str] | None = None,
     ):
         if isinstance(argv, str) or not argv or not all(isinstance(a, str) for a in argv):
             raise ValueError(f"CommandAgent {agent_id!r}: argv must be a non-empty list of strings, got {argv!r}")
-        if runtime not in ("process", "container"):
-            raise ValueError(f"CommandAgent {agent_id!r}: runtime must be 'process' or 'container', got {runtime!r}")
+        if runtime not in ("process", "sandbox", "container"):
+            raise ValueError(f"CommandAgent {agent_id!r}: runtime must be 'process', 'sandbox' or 'container', "
+                             f"got {runtime!r}")
+        if protocol not in ("jsonl", "mcp"):
+            raise ValueError(f"CommandAgent {agent_id!r}: protocol must be 'jsonl' or 'mcp', got {protocol!r}")
         if runtime == "container" and not image:
             raise ValueError(f"CommandAgent {agent_id!r}: the container runtime needs an image")
         bad_env = [k for k, v in (env or {}).items() if not isinstance(k, str) or not isinstance(v, str) or "=" in k]
@@ -179,18 +214,30 @@ class CommandAgent(Agent):
         self.container_bin = container_bin
         self.container_options = list(container_options)
         self.model = model
+        self.max_output_bytes = int(max_output_bytes)
+        self.protocol = protocol
+        self.sandbox_files = dict(sandbox_files or {})
+        self.code_dirs: list[str] = []
+        self.bwrap: str | None = None
+        if runtime == "sandbox":
+            from aob_pipeline.lib.agents.sandbox import code_folders, require_sandbox
+
+            self.bwrap = require_sandbox(agent_id)
+            self.code_dirs = code_folders(self.argv)
         if orchestration:
             self.orchestration = orchestration
         elif runtime == "container":
             self.orchestration = "container"
+        elif protocol == "mcp":
+            self.orchestration = "mcp"
 
     def __repr__(self) -> str:
-        where = f"image={self.image!r}, " if self.runtime == "container" else ""
+        where = f"image={self.image!r}, " if self.runtime == "container" else f"runtime={self.runtime!r}, "
         return f"{type(self).__name__}({self.agent_id!r}, {where}argv={self.argv!r})"
 
     # ------------------------------------------------------------------ process setup
 
-    def child_environment(self, home: str) -> dict[str, str]:
+    def child_environment(self, home: str = "/tmp") -> dict[str, str]:
         """The complete environment of the child: nothing inherited from the parent."""
         base = {
             "PATH": SAFE_PATH,
@@ -230,7 +277,17 @@ class CommandAgent(Agent):
             return self.container_argv(container), {k: os.environ[k] for k in CONTAINER_PASSTHROUGH if k in os.environ}
         cpu = self.cpu_s if self.cpu_s is not None else int(math.ceil(remaining_s)) + 1
         mem = int(self.memory_mb) * 1024 * 1024 if self.memory_mb else 0
-        launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(int(cpu)), "--"]
+        if self.runtime == "sandbox":  # bwrap's own --die-with-parent
+            launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(int(cpu)), "-", "0", "--"]
+        else:
+            launcher = [sys.executable, "-I", "-S", "-c", _LAUNCHER, str(mem), str(int(cpu)), "die",
+                        str(os.getpid()), "--"]
+        if self.runtime == "sandbox":
+            from aob_pipeline.lib.agents.sandbox import SANDBOX_HOME, bwrap_argv
+
+            inner = bwrap_argv(self.argv, self.child_environment(SANDBOX_HOME), self.code_dirs,
+                               files=self.sandbox_files, bwrap=self.bwrap)
+            return launcher + inner, None
         return launcher + self.argv, None
 
     # ------------------------------------------------------------------ the run
@@ -266,26 +323,37 @@ class _ChildSession:
         self.tmp: str | None = None
         self.stderr_tail = bytearray()
         self.lines_read = 0
+        self.output_bytes = 0
 
     # ---------------------------------------------------------------- lifecycle
 
     def run(self) -> str:
-        self.tmp = tempfile.mkdtemp(prefix="aob-agent-")
+        # The sandbox's home is a tmpfs inside it: nothing is made on the host that could outlive the run.
+        self.tmp = None if self.agent.runtime == "sandbox" else tempfile.mkdtemp(prefix="aob-agent-")
         try:
             self._start()
+            if self.agent.protocol == "mcp":
+                from aob_pipeline.lib.mcp_server import serve_agent_channel
+
+                return serve_agent_channel(self)
             return self._pump()
         finally:
             self._kill()
-            shutil.rmtree(self.tmp, ignore_errors=True)
+            if self.tmp:
+                shutil.rmtree(self.tmp, ignore_errors=True)
 
     def _start(self) -> None:
         agent = self.agent
         if agent.runtime == "container":
             self.container = agent.container_name()
         argv, passthrough = agent._command(self.env.remaining_seconds, self.container)
-        child_env = agent.child_environment(self.tmp) if agent.runtime == "process" else {
-            "PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": self.tmp, **(passthrough or {})}
-        cwd = agent.cwd or self.tmp
+        if agent.runtime == "process":
+            child_env = agent.child_environment(self.tmp)
+        elif agent.runtime == "sandbox":  # bwrap clears it and sets the agent's own (child_environment)
+            child_env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8"}
+        else:
+            child_env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": self.tmp, **(passthrough or {})}
+        cwd = "/" if agent.runtime == "sandbox" else (agent.cwd or self.tmp)
         try:
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -329,6 +397,14 @@ class _ChildSession:
                 pass
 
     # ---------------------------------------------------------------- I/O loop
+
+    def count_output(self, n: int) -> None:
+        """Count ``n`` bytes read from the child; past ``max_output_bytes`` the run fails (nothing more is read)."""
+        self.output_bytes += n
+        limit = self.agent.max_output_bytes
+        if self.output_bytes > limit:
+            raise AgentFault(f"output limit exceeded: the agent wrote more than {limit} bytes (stdout and stderr "
+                             f"together, limit {limit // (1 << 20)} MiB); the rest was not read", status="failed")
 
     def _stderr_text(self) -> str:
         text = bytes(self.stderr_tail).decode("utf-8", errors="replace").strip()
@@ -388,6 +464,7 @@ class _ChildSession:
                         if not chunk:
                             sel.unregister(err_fd)
                             continue
+                        self.count_output(len(chunk))
                         self.stderr_tail += chunk
                         del self.stderr_tail[:-STDERR_TAIL_BYTES]
                     else:
@@ -402,6 +479,7 @@ class _ChildSession:
                                 if answer is not _NO_ANSWER:
                                     return answer
                             return self._exited_without_answer(self.env.deadline - time.monotonic())
+                        self.count_output(len(chunk))
                         incoming += chunk
                         while True:
                             newline = incoming.find(b"\n")
@@ -484,6 +562,8 @@ class _ChildSession:
                 + self._stderr_text()
             ) from None
         self._drain_stderr()
+        if self.agent.runtime == "sandbox" and code > 128 and (code - 128) in _SIGNAL_NUMBERS:
+            code = -(code - 128)  # bwrap exits with 128 + N when the agent died of signal N
         if code == 0:
             raise AgentExitedEarly("the agent exited (code 0) without sending a final answer" + self._stderr_text())
         if code < 0:
@@ -495,8 +575,17 @@ class _ChildSession:
             }.get(name, "")
             raise AgentFault(f"the agent was killed by {name}{hint} before sending a final answer"
                              + self._stderr_text(), status="crashed")
-        raise AgentFault(f"the agent exited with code {code} before sending a final answer" + self._stderr_text(),
-                         status="crashed")
+        raise AgentFault(f"the agent exited with code {code} before sending a final answer" + self._memory_hint()
+                         + self._stderr_text(), status="crashed")
+
+    def _memory_hint(self) -> str:
+        """' (memory limit: ...)' when the child's stderr says an allocation failed."""
+        tail = bytes(self.stderr_tail)
+        if self.agent.memory_mb and self.agent.runtime != "container" and any(
+                marker in tail for marker in (b"MemoryError", b"Cannot allocate memory", b"bad_alloc",
+                                              b"out of memory", b"Out of memory")):
+            return f" (an allocation failed: memory limit {int(self.agent.memory_mb)} MB of address space, RLIMIT_AS)"
+        return ""
 
     # ---------------------------------------------------------------- messages
 
@@ -582,6 +671,9 @@ class _ChildSession:
                 f"protocol error: output line {n} has unknown type {kind!r} (known: {known}): {_snippet(line)}"
             )
         return _NO_ANSWER
+
+
+_SIGNAL_NUMBERS = {int(s) for s in signal.Signals}
 
 
 class _NoAnswer:

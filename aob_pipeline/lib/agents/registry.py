@@ -25,6 +25,19 @@ An entry::
       deterministic: true              # the nightly run re-runs deterministic agents only when inputs change
       timeout_s: 120
       description: "..."
+      runtime: sandbox                 # sandbox | container | trusted (default: see effective_runtime)
+      trusted: false                   # `aob agents add --trusted`: may run outside the sandbox
+      image: "python:3.11-slim"        # runtime container: the image
+      protocol: jsonl                  # kind command: jsonl (docs/AGENT_PROTOCOL.md) or mcp (an MCP client on stdio)
+      code_dir: /path/to/agent         # kind python, untrusted: the folder that holds MODULE (bound read-only)
+
+Runtimes (``effective_runtime``): agents shipped in ``assets_data/agents.yaml`` and agents registered with
+``trusted: true`` are trusted; every other agent is not. An untrusted ``command`` agent runs in the ``sandbox``
+(bubblewrap, ``lib/agents/sandbox.py``) or a ``container`` (Docker); an untrusted ``python`` agent runs in the
+sandbox through the command runner (``lib/agents/sandbox_bridge.py``), never in the pipeline's process.
+``runtime: trusted`` (the plain subprocess, or in-process for Python classes) is refused for untrusted agents.
+When bubblewrap cannot run here, an untrusted agent is refused with what to install; a trusted command agent
+whose runtime is not set explicitly falls back to the plain subprocess.
 """
 
 from __future__ import annotations
@@ -70,6 +83,11 @@ class AgentSpec(BaseModel):
     tool_mode: Literal["native", "text"] = "native"
     stream: bool = False
     description: str = ""
+    runtime: Literal["sandbox", "container", "trusted"] | None = None
+    trusted: bool = False
+    image: str | None = None
+    protocol: Literal["jsonl", "mcp"] = "jsonl"
+    code_dir: str | None = None
     source: str = Field(default="", description="Registry file the entry came from.")
 
     @field_validator("agent_id")
@@ -94,6 +112,12 @@ class AgentSpec(BaseModel):
             raise ValueError(f"'model' and 'base_url' belong to kind 'llm', not '{self.kind}'")
         if self.kind == "fault" and not self.fault:
             raise ValueError("kind 'fault' needs the field 'fault'")
+        if self.runtime == "container" and not self.image:
+            raise ValueError("runtime 'container' needs the field 'image'")
+        if self.runtime == "container" and self.kind != "command":
+            raise ValueError("runtime 'container' is for kind 'command' only")
+        if self.protocol == "mcp" and self.kind != "command":
+            raise ValueError("protocol 'mcp' is for kind 'command' only")
         return self
 
 
@@ -212,6 +236,77 @@ def add_agent(settings: Settings, spec: AgentSpec) -> Path:
     return path
 
 
+# ------------------------------------------------------------------------------------------ runtimes
+
+
+def is_trusted(spec: AgentSpec) -> bool:
+    """Shipped with the project (``assets_data/agents.yaml``) or registered with ``trusted: true``."""
+    return spec.trusted or (bool(spec.source) and Path(spec.source).resolve() == (ASSETS_DATA / "agents.yaml").resolve())
+
+
+def effective_runtime(spec: AgentSpec) -> str:
+    """Where the agent runs: ``sandbox``, ``container``, ``trusted`` (plain subprocess / the pipeline's process)
+    or ``builtin`` (the project's own agents, fault wrappers and LLM orchestrations, in-process).
+
+    Raises ``AgentRegistryError`` for ``runtime: trusted`` on an untrusted agent and ``SandboxUnavailable``
+    (with what to install) when an untrusted agent needs the sandbox and bubblewrap cannot run here.
+    """
+    from aob_pipeline.lib.agents.sandbox import require_sandbox, sandbox_status
+
+    if spec.kind in ("builtin", "fault", "llm"):
+        return "builtin"  # the project's own code; an llm agent's model is reached over HTTP from the runner
+    trusted = is_trusted(spec)
+    if spec.runtime == "trusted" and not trusted:
+        raise AgentRegistryError(
+            f"{spec.source or 'agent'}: agent '{spec.agent_id}': field 'runtime': 'trusted' is allowed only for "
+            "agents shipped with the project or registered with `aob agents add --trusted`")
+    if spec.runtime is not None:
+        runtime = spec.runtime
+    elif spec.kind == "python" and trusted:
+        runtime = "trusted"
+    elif trusted and not sandbox_status()[0]:
+        runtime = "trusted"  # a shipped/trusted command agent without bwrap: the plain subprocess
+    else:
+        runtime = "sandbox"
+    if runtime == "sandbox":
+        require_sandbox(spec.agent_id)
+    return runtime
+
+
+def python_code_dir(spec: AgentSpec) -> Path:
+    """The folder that holds an untrusted Python agent's top-level module: ``code_dir``, else the registry
+    file's folder. Found on disk without importing anything."""
+    base = Path(spec.code_dir) if spec.code_dir else (Path(spec.source).parent if spec.source else Path.cwd())
+    if not base.is_absolute() and spec.source:
+        base = Path(spec.source).parent / base
+    top = (spec.python or "").partition(":")[0].split(".")[0]
+    if not top or not ((base / top).is_dir() or (base / f"{top}.py").is_file()):
+        raise AgentRegistryError(
+            f"{spec.source or 'agent'}: agent '{spec.agent_id}': field 'python': cannot find module '{top}' in "
+            f"{base} (an untrusted Python agent runs in the sandbox from its own code folder: set 'code_dir', "
+            "or register it from the folder that holds the module)")
+    return base.resolve()
+
+
+def find_python_code_dir(module_ref: str, where: Path) -> Path | None:
+    """``where`` when it holds ``module_ref``'s top-level module (a package folder or a ``.py`` file), else None."""
+    top = module_ref.partition(":")[0].split(".")[0]
+    if top and ((where / top).is_dir() or (where / f"{top}.py").is_file()):
+        return where.resolve()
+    return None
+
+
+def _sandboxed_python_agent(spec: AgentSpec) -> Any:
+    from aob_pipeline.lib.agents import sandbox_bridge
+    from aob_pipeline.lib.agents.command import CommandAgent
+
+    code_dir = python_code_dir(spec)
+    argv = ["python3", "-s", "-B", sandbox_bridge.BRIDGE_PATH, str(spec.python), str(code_dir)]
+    return CommandAgent(spec.agent_id, argv, timeout_s=spec.timeout_s, max_steps=spec.max_steps,
+                        runtime="sandbox", sandbox_files={sandbox_bridge.__file__: sandbox_bridge.BRIDGE_PATH},
+                        orchestration="single")
+
+
 # ------------------------------------------------------------------------------------------ building
 
 
@@ -280,6 +375,8 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
         module_name, _, class_name = spec.python.partition(":")
         if not class_name:
             raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}': field 'python': expected MODULE:CLASS")
+        if effective_runtime(spec) != "trusted":
+            return _sandboxed_python_agent(spec)
         try:
             agent = getattr(importlib.import_module(module_name), class_name)()
         except (ImportError, AttributeError) as exc:
@@ -290,8 +387,10 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
         base = Path(spec.source).parent if spec.source else PROJECT_ROOT
         if base == ASSETS_DATA:
             base = PROJECT_ROOT
+        runtime = effective_runtime(spec)
         agent = CommandAgent(spec.agent_id, resolve_argv(spec.command, base), timeout_s=spec.timeout_s,
-                             max_steps=spec.max_steps)
+                             max_steps=spec.max_steps, protocol=spec.protocol,
+                             runtime={"trusted": "process"}.get(runtime, runtime), image=spec.image)
     elif spec.kind == "llm":
         from aob_pipeline.lib.agents.claude import build_llm_agent
 

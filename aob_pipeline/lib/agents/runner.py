@@ -11,10 +11,14 @@
 | returned more than ``max_answer_chars`` characters    | failed      | sizes; the answer is truncated in record|
 | returned something that is not a string               | failed      | the type it returned                    |
 | (command agents) printed garbage, exited early, ...   | failed / crashed | the offending line or exit code    |
+| (command agents) wrote more than the output limit     | failed      | 'output limit exceeded: ...'            |
+| (command agents) could not be started (no sandbox...) | crashed     | what is missing                         |
 
 Python agents run in a daemon worker thread with a deadline. A thread cannot be killed, so after the
 deadline the environment refuses every further call (``RunTimeout``): an agent stops at its next tool
-call, thought or question. Command agents kill their child process group at the deadline.
+call, thought or question. Command agents kill their child process group at the deadline (in the sandbox
+runtime: ``bwrap``, and with it every process of the sandbox). Which runtime an agent gets is decided when
+it is built (``registry.build_agent`` / ``effective_runtime``), never here.
 """
 
 from __future__ import annotations
