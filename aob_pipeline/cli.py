@@ -128,16 +128,23 @@ def world_build(scale: str, seed: int) -> None:
 
 @world.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-def world_import(path: Path) -> None:
-    """Import the public AssetOpsBench sample files found under PATH (a folder or one file)."""
+@click.option("--encoding", default=None,
+              help="Read the files in this encoding (e.g. cp1252); without it, text that is not UTF-8 is an error.")
+@click.option("--epoch-timezone", default="America/New_York", show_default=True,
+              help="Time zone whose wall clock epoch-second telemetry timestamps are read in.")
+def world_import(path: Path, encoding: str | None, epoch_timezone: str) -> None:
+    """Import the public AssetOpsBench sample files found under PATH (a folder or one file).
+
+    Prints per file the rows read and kept, and every row not kept with its reason. A malformed, empty or
+    unreadable file is an error naming it (exit code 1), and the previous warehouse is left as it was."""
     from aob_pipeline.lib.world.importer import WorldImportError, import_assetopsbench
     from aob_pipeline.lib.world.store import store_world
 
     settings = _settings()
     try:
-        result = import_assetopsbench(path)
+        result = import_assetopsbench(path, encoding=encoding, epoch_timezone=epoch_timezone)
     except WorldImportError as exc:
-        _fail(str(exc))
+        _fail(f"{exc} (nothing was imported; the warehouse is unchanged)")
     counts = store_world(settings, result.frames)
     click.echo(result.manifest.to_text())
     click.echo(f"imported {path} into {settings.warehouse_path}")
