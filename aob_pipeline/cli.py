@@ -277,21 +277,25 @@ def _rendered_record(sc) -> dict:
 
 @scenarios.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--name", default=None, help="Name of the imported set (default: the file's stem).")
-def scenarios_import(path: Path, name: str | None) -> None:
-    """Import scenarios in the public AssetOpsBench format (JSON array or JSON lines)."""
-    from aob_pipeline.lib.scenarios.importer import import_public_scenarios
+@click.option("--name", default="assetopsbench", show_default=True,
+              help="Name of the imported set; the same scenario imported again is replaced, never duplicated.")
+@click.option("--strict", is_flag=True, help="Refuse a file at its first bad record (default: report it, load the rest).")
+def scenarios_import(path: Path, name: str, strict: bool) -> None:
+    """Import public AssetOpsBench scenarios: a file (JSON lines or a JSON array) or a folder of them.
+
+    Prints how many have a computed answer (assets_data/assetopsbench/ground_truth.yaml) and every record not
+    loaded with its file, line and field. An empty file, or one with nothing loadable, changes nothing (exit 1)."""
+    from aob_pipeline.lib.scenarios.importer import read_public_scenarios
     from aob_pipeline.lib.scenarios.loader import save_imported_scenarios
 
     try:
-        imported = import_public_scenarios(path)
+        report = read_public_scenarios(path, strict=strict)
+        target = save_imported_scenarios(report.scenarios, name, _settings())
     except ValueError as exc:
         _fail(str(exc))
-    target = save_imported_scenarios(imported, name or path.stem, _settings())
-    click.echo(f"imported {len(imported)} scenario(s) into {target}")
-    unanswerable = [s for s in imported if not s.answerable]
-    if unanswerable:
-        click.echo(f"{len(unanswerable)} have no computable answer (judged from their characteristic form)")
+    click.echo(report.to_text())
+    click.echo(f"imported {len(report.scenarios)} scenario(s) into {target}: {report.answerable} of them have a "
+               "computed answer; the others are judged from their characteristic form")
 
 
 # ----------------------------------------------------------------------------- agents and runs

@@ -200,16 +200,40 @@ def load_scenario_file(path: Path | str) -> list[Scenario]:
 
 
 def save_imported_scenarios(scenarios: list[Scenario], name: str, settings: Settings | None = None) -> Path:
-    """Write imported scenarios to ``$AOB_HOME/scenarios/imported/<name>.yaml`` (replacing that file)."""
+    """Merge imported scenarios into ``$AOB_HOME/scenarios/imported/<name>.yaml``.
+
+    A scenario already in the set (same id: the same upstream id) is replaced by the new reading, others are
+    kept, so importing ``all_utterance.jsonl`` and then ``wo_utterance.json`` gives one set with each scenario
+    once; the same ids are removed from the other imported sets. An empty list never replaces a set
+    (ValueError)."""
+    if not scenarios:
+        raise ValueError("no scenarios to save: the imported set is left unchanged")
     target_dir = imported_dir(settings)
     target_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "imported"
     target = target_dir / f"{safe}.yaml"
-    payload = {"scenarios": [s.to_record() for s in scenarios]}
+    new_ids = {s.id for s in scenarios}
+    merged: dict[str, dict[str, Any]] = {}
+    if target.is_file():
+        for entry in read_scenario_entries(target):
+            merged[entry.data.get("id")] = entry.data
+    for s in scenarios:
+        merged[s.id] = s.to_record()
+    for other in sorted(target_dir.glob("*.yaml")):
+        if other == target:
+            continue
+        entries = read_scenario_entries(other)
+        kept = [e.data for e in entries if e.data.get("id") not in new_ids]
+        if len(kept) != len(entries):
+            _write_yaml(other, {"scenarios": kept}) if kept else other.unlink()
+    _write_yaml(target, {"scenarios": list(merged.values())})
+    return target
+
+
+def _write_yaml(target: Path, payload: dict[str, Any]) -> None:
     tmp = target.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(payload, sort_keys=False, allow_unicode=True, width=110), encoding="utf-8")
     tmp.replace(target)
-    return target
 
 
 # ------------------------------------------------------------------------------------ CLI helpers

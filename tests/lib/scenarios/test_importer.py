@@ -36,14 +36,14 @@ def test_bad_type_names_file_line_id_and_field():
     with pytest.raises(ScenarioImportError) as info:
         import_public_scenarios(FIXTURES / "bad_type.jsonl")
     err = info.value
-    assert err.where == "line 2" and err.upstream_id == 2 and err.field == "type"
+    assert err.where == "line 2" and err.upstream_id == "2" and err.field == "type"
     assert "bad_type.jsonl:line 2" in str(err) and "'Maintenance'" in str(err)
 
 
 @pytest.mark.parametrize("record, field", [
     ({"type": "IoT", "text": "x", "category": "c", "characteristic_form": "f"}, "id"),
     ({"id": 3, "type": "IoT", "text": "", "category": "c", "characteristic_form": "f"}, "text"),
-    ({"id": 3, "type": "IoT", "text": "x", "characteristic_form": "f"}, "category"),
+    ({"id": "3 b", "type": "IoT", "text": "x", "characteristic_form": "f"}, "id"),
     ({"id": 3, "type": "IoT", "text": "x", "category": "c", "characteristic_form": "f", "deterministic": "yes"},
      "deterministic"),
 ])
@@ -59,7 +59,9 @@ def test_duplicate_ids_and_broken_json(tmp_path):
     rec = {"id": 7, "type": "", "text": "x", "category": "c", "characteristic_form": "f"}
     dup = tmp_path / "dup.jsonl"
     dup.write_text(json.dumps(rec) + "\n\n" + json.dumps(rec) + "\n")
-    with pytest.raises(ScenarioImportError, match="line 3.*id repeats \\(first at line 1\\)"):
+    assert [s.id for s in import_public_scenarios(dup)] == ["PUB-7"]  # the same scenario twice is one
+    dup.write_text(json.dumps(rec) + "\n\n" + json.dumps({**rec, "text": "y"}) + "\n")
+    with pytest.raises(ScenarioImportError, match="line 3.*different text in .*line 1"):
         import_public_scenarios(dup)
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(rec) + "\n{oops\n")
