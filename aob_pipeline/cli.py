@@ -314,7 +314,7 @@ def agents_list(show_all: bool) -> None:
 
     for spec in load_agent_registry(_settings(), include_unavailable=show_all):
         how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
-               "fault": f"{spec.inner} + {spec.fault}"}[spec.kind]
+               "fault": f"{spec.inner} + {spec.fault}", "imported": f"runs in {spec.trajectories}"}[spec.kind]
         click.echo(f"{spec.agent_id:<34} {spec.kind:<8} trials={spec.trials}  {how}")
 
 
@@ -419,18 +419,55 @@ def trajectories() -> None:
 
 @trajectories.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--agent", "agent_id", default=None, help="Agent id for records that carry none.")
+@click.option("--agent", "agent_id", default=None,
+              help="Register the runs as this imported agent (then `aob evaluate --agent NAME` judges and analyses "
+                   "them without running anything); without it, records keep their own agent id.")
 def trajectories_import(path: Path, agent_id: str | None) -> None:
-    """Import trajectories (AssetOpsBench ReAct, plan-execute and SDK shapes, or our own schema) into the warehouse."""
-    from aob_pipeline.lib.trajectories.importer import import_trajectories
+    """Import trajectories file by file (AssetOpsBench ReAct, plan-execute and SDK shapes, Harbor's ATIF, or our
+    own schema). Upstream scenario ids (400, Q5) are linked to the imported public scenarios (PUB-400). A bad
+    file is reported and the others load."""
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, upsert_imported_agent
+    from aob_pipeline.lib.scenarios.loader import load_scenarios
+    from aob_pipeline.lib.trajectories.importer import read_trajectories
     from aob_pipeline.lib.trajectories.store import replace_trajectories
     from aob_pipeline.lib.warehouse import connect
 
+    settings = _settings()
     try:
-        trajs = import_trajectories(path, agent_id=agent_id)
+        scenarios = load_scenarios(settings=settings)
     except ValueError as exc:
         _fail(str(exc))
-    settings = _settings()
+    by_upstream = {s.upstream_id: s.id for s in scenarios if s.upstream_id}
+    by_upstream.update({s.upstream_id.upper(): s.id for s in scenarios if s.upstream_id})
+    by_text = {s.text: s.id for s in scenarios if s.source == "imported"}
+    try:
+        report = read_trajectories(path, agent_id=agent_id, scenario_ids=by_upstream, scenario_ids_by_text=by_text)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(report.to_text())
+    trajs = report.trajectories
+    if not trajs:
+        _fail("no trajectory imported")
+    known = {s.id for s in scenarios}
+    unlinked = sorted({t.scenario_id for t in trajs if t.scenario_id not in known})
+    if unlinked:
+        click.echo(f"{len(unlinked)} scenario id(s) match no loaded scenario (import the scenarios first: "
+                   f"`aob scenarios import`): {', '.join(unlinked[:10])}")
+    if agent_id:
+        runs_dir = settings.home / "imported_runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        target = runs_dir / f"{agent_id}.jsonl"
+        tmp = target.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(t.model_dump_json() + "\n" for t in trajs), encoding="utf-8")
+        tmp.replace(target)
+        try:
+            registry = upsert_imported_agent(settings, agent_id, target, f"runs imported from {path}")
+        except AgentRegistryError as exc:
+            target.unlink(missing_ok=True)
+            _fail(str(exc))
+        linked = sum(1 for t in trajs if t.scenario_id in known)
+        click.echo(f"registered imported agent {agent_id} in {registry} ({linked} run(s) linked to scenarios); "
+                   f"judge and analyse them with `aob evaluate --agent {agent_id}`")
     with connect(settings.warehouse_path) as con:
         written = replace_trajectories(con, trajs)
     click.echo(f"imported {written['trajectories']} trajectories ({written['trajectory_steps']} steps) from {path}")
