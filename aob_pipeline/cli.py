@@ -56,7 +56,10 @@ def main() -> None:
 @main.command()
 @click.option("--scale", type=click.Choice(SCALES), default="default", show_default=True, help="World size.")
 @click.option("--seed", type=int, default=7, show_default=True, help="World seed (same seed, same bytes).")
-def demo(scale: str, seed: int) -> None:
+@click.option("--assetopsbench", "assetopsbench", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Run on the real AssetOpsBench: DIR is an upstream checkout or a folder holding its "
+                                 "sample_data/ and scenarios/ (world imported, its 141 public scenarios).")
+def demo(scale: str, seed: int, assetopsbench: Path | None) -> None:
     """Run the main job: build the world and materialise every asset downstream of it, through Dagster.
 
     The run and its lineage are recorded in the Dagster instance that `aob ui` opens.
@@ -65,7 +68,7 @@ def demo(scale: str, seed: int) -> None:
     dagster_home(settings)
     from aob_pipeline.demo import run_demo
 
-    run_demo(settings, scale=scale, seed=seed, echo=click.echo)
+    run_demo(settings, scale=scale, seed=seed, echo=click.echo, assetopsbench=assetopsbench)
 
 
 @main.command()
@@ -121,6 +124,9 @@ def world_build(scale: str, seed: int) -> None:
     t1 = time.perf_counter()
     counts = store_world(settings, frames)
     t2 = time.perf_counter()
+    from aob_pipeline.lib.scenarios.loader import set_curated_enabled
+
+    set_curated_enabled(True, settings)
     click.echo(f"world built (scale={scale}, seed={seed}) in {t1 - t0:.1f} s, stored in {t2 - t1:.1f} s")
     click.echo(f"warehouse: {settings.warehouse_path}")
     _print_counts(counts)
@@ -146,6 +152,9 @@ def world_import(path: Path, encoding: str | None, epoch_timezone: str) -> None:
     except WorldImportError as exc:
         _fail(f"{exc} (nothing was imported; the warehouse is unchanged)")
     counts = store_world(settings, result.frames)
+    from aob_pipeline.lib.scenarios.loader import set_curated_enabled
+
+    set_curated_enabled(False, settings)  # the curated scenarios describe the generated world, not this one
     click.echo(result.manifest.to_text())
     click.echo(f"imported {path} into {settings.warehouse_path}")
     _print_counts(counts)
@@ -461,7 +470,8 @@ def trajectories_import(path: Path, agent_id: str | None) -> None:
         tmp.write_text("".join(t.model_dump_json() + "\n" for t in trajs), encoding="utf-8")
         tmp.replace(target)
         try:
-            registry = upsert_imported_agent(settings, agent_id, target, f"runs imported from {path}")
+            registry = upsert_imported_agent(settings, agent_id, target, f"runs imported from {path}",
+                                             trials=max(t.trial for t in trajs) + 1)
         except AgentRegistryError as exc:
             target.unlink(missing_ok=True)
             _fail(str(exc))

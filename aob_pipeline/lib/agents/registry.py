@@ -154,7 +154,8 @@ def get_agent_spec(agent_id: str, settings: Settings | None = None) -> AgentSpec
     raise AgentRegistryError(f"unknown agent '{agent_id}' (registered: {known})")
 
 
-def upsert_imported_agent(settings: Settings, agent_id: str, trajectories: Path, description: str = "") -> Path:
+def upsert_imported_agent(settings: Settings, agent_id: str, trajectories: Path, description: str = "",
+                          trials: int = 1) -> Path:
     """Register (or update) ``agent_id`` as an imported agent whose runs are in ``trajectories``. Refuses an id
     that names a built-in or a submitted agent of another kind."""
     path = user_registry_path(settings)
@@ -164,7 +165,7 @@ def upsert_imported_agent(settings: Settings, agent_id: str, trajectories: Path,
                                      f"({spec.source}); choose another name for imported runs")
     data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {"agents": []}
     entries = [e for e in data.get("agents") or [] if e.get("agent_id") != agent_id]
-    entry = AgentSpec(agent_id=agent_id, kind="imported", trajectories=str(trajectories),
+    entry = AgentSpec(agent_id=agent_id, kind="imported", trajectories=str(trajectories), trials=max(1, min(trials, 50)),
                       description=description or "runs recorded elsewhere and imported").model_dump(
         exclude_defaults=True, exclude={"source"})
     entry["agent_id"], entry["kind"] = agent_id, "imported"

@@ -174,10 +174,33 @@ def imported_dir(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).home / "scenarios" / "imported"
 
 
+CURATED_OFF_MARKER = "curated_off"
+
+
+def curated_enabled(settings: Settings | None = None) -> bool:
+    """Whether the curated scenarios (about the generated world) are loaded by default. `aob world import` and
+    `aob demo --assetopsbench` turn them off (the world is upstream's public data: only its scenarios fit);
+    `aob world build` and `aob demo` turn them on again."""
+    return not ((settings or Settings.from_env()).home / "scenarios" / CURATED_OFF_MARKER).exists()
+
+
+def set_curated_enabled(enabled: bool, settings: Settings | None = None) -> None:
+    marker = (settings or Settings.from_env()).home / "scenarios" / CURATED_OFF_MARKER
+    if enabled:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("The world is imported from the public AssetOpsBench files: curated scenarios are not "
+                          "loaded (aob world build turns them on again).\n")
+
+
 def scenario_files(directory: Path | str | None = None, include_imported: bool = True,
                    settings: Settings | None = None) -> list[Path]:
+    default = directory is None
     directory = Path(directory) if directory is not None else SCENARIOS_DIR
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    if default and include_imported and not curated_enabled(settings):
+        files = []
     if include_imported:
         extra = imported_dir(settings)
         if extra.is_dir():
