@@ -279,6 +279,8 @@ def get_scenario(scenario_id: str, directory: Path | str | None = None) -> Scena
     """One scenario by id (case-insensitive); KeyError with close ids when unknown or ambiguous."""
     scenarios = load_scenarios(directory)
     hits = [s for s in scenarios if s.id.lower() == scenario_id.strip().lower()]
+    if not hits:  # an imported scenario by its upstream id ('400', 'Q5')
+        hits = [s for s in scenarios if s.upstream_id and s.upstream_id.lower() == scenario_id.strip().lower()]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
