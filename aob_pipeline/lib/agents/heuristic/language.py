@@ -220,7 +220,7 @@ def find_calendar_window(text: str) -> Window | None:
     m = re.search(rf"\b(first|1st|second|2nd|third|3rd|last|final)\s+week\s+of\s+(?:the\s+)?({month})\.?"
                   rf"\s+(?:of\s+)?({_YEAR})\b", low)
     if m:
-        start, end = _month_start(_year(m.group(3)), MONTHS[m.group(2)]), None
+        start = _month_start(_year(m.group(3)), MONTHS[m.group(2)])
         end_of_month = _month_start(start.year, start.month + 1)
         nth = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2}.get(m.group(1))
         if nth is None:
