@@ -83,3 +83,21 @@ def test_cli_empty_file_never_replaces_the_set(tmp_path, monkeypatch):
     assert len(yaml.safe_load(target.read_text())["scenarios"]) == 6
     shown = runner.invoke(main, ["scenarios", "show", "Q5"])
     assert shown.exit_code == 0 and "PUB-Q5" in shown.output
+
+
+def test_evaluate_says_what_to_run_and_knows_when_scenarios_are_missing(tmp_path, monkeypatch):
+    from aob_pipeline.cli import main
+    from aob_pipeline.demo import evaluation_readiness
+
+    home = tmp_path / "home"
+    monkeypatch.setenv("AOB_HOME", str(home))
+    monkeypatch.setenv("DAGSTER_HOME", str(home / "dagster"))
+    settings = Settings(home=home)
+    assert evaluation_readiness(settings, ["PUB-400"]) == "no_world"
+    done = CliRunner().invoke(main, ["evaluate"])
+    assert done.exit_code != 0 and "aob world import PATH" in str(done.exception) + done.output
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures" / "assetopsbench"
+    assert CliRunner().invoke(main, ["world", "import", str(fixtures)]).exit_code == 0
+    # right after `aob world import` there is no scenarios table: evaluate materialises it first
+    assert evaluation_readiness(settings, ["PUB-400"]) == "scenarios"
+    assert not load_scenarios(settings=settings) or all(s.source == "imported" for s in load_scenarios(settings=settings))
