@@ -206,3 +206,6 @@ WORLD_TABLES: dict[str, Table] = {
 }
 
 AGENT_VISIBLE_TABLES = frozenset(n for n, t in WORLD_TABLES.items() if t.agent_visible)
+
+MAPPING_TABLES = frozenset({"alert_rule_codes", "alert_rule_meters", "anomaly_failure_codes"})
+"""Mapping tables a world may leave out (hand-made worlds): stored empty when a caller gives none."""
