@@ -993,6 +993,14 @@ class _WorldBuilder:
         frames["alert_rule_meters"] = _frame("alert_rule_meters", self.alert_rule_meters(rules_by_id))
         frames["anomaly_failure_codes"] = _frame("anomaly_failure_codes", self.anomaly_failure_codes())
         self.check_primary_codes(frames["failure_codes"].to_dict("records"))
+        if len(frames["failure_codes"]) and len(frames["work_orders"]):
+            known = set(frames["failure_codes"]["secondary_code"])
+            wo = frames["work_orders"]
+            odd = wo[wo["secondary_code"].notna() & ~wo["secondary_code"].isin(known)]
+            if len(odd):
+                shown = ", ".join(f"{w} ({c})" for w, c in zip(odd["wo_id"][:10], odd["secondary_code"][:10]))
+                self.m.notes.append(f"{len(odd)} work order(s) name a secondary code no failure-codes file has "
+                                    f"(kept as written): {shown}")
         frames["injected_faults"] = _frame("injected_faults", [])
         frames["world_meta"] = _frame("world_meta", self.world_meta(telemetry, frames["events"]))
 

@@ -37,6 +37,7 @@ def real_world(tmp_path_factory, public):
     with connect(settings.warehouse_path, read_only=True) as con:
         table = materialize_scenarios(con, public.scenarios)
     ctx = ToolContext(world_snapshot_dir(settings))
+    ctx.settings = settings
     yield {r["scenario_id"]: r for r in table.to_dict("records")}, ctx
     ctx.close()
 
@@ -103,3 +104,12 @@ def test_the_oracle_solves_every_public_scenario_with_a_computed_answer(real_wor
         assert verdict, f"{row['scenario_id']}: {verdict.reason}; {result.failure}; got {str(result.final_answer)[:200]}"
         solved += 1
     assert solved == sum(1 for r in rows.values() if r["answerable"])
+
+
+def test_the_imported_world_passes_the_work_order_quality_check(real_world):
+    from aob_pipeline.lib.quality import check_work_orders
+
+    _, ctx = real_world
+    with connect(ctx.settings.warehouse_path, read_only=True) as con:
+        result = check_work_orders(con)
+    assert result.success, result
