@@ -2,7 +2,9 @@
 
 Shapes read (a file, or a folder searched recursively for ``*.json`` / ``*.jsonl``):
 
-- JSON lines (``all_utterance.jsonl``, the CODS files) and JSON arrays (``single_agent/*_utterance.json``,
+- JSON lines (``all_utterance.jsonl``; the CODS challenge files ``benchmark/scenarios/phase*/scenarios.jsonl``:
+  ``{id: "Q400", category: IoT|FMSR|TSFM|WO|E2E, utterance, phase, source}``, whose category is the type and whose
+  ``Q<n>`` ids are upstream's scenario ``<n>``, so they share its ground truth) and JSON arrays (``single_agent/*_utterance.json``,
   ``multi_agent/end2end_utterance.json``) of records ``{id, type?, text, category?, characteristic_form?,
   deterministic?, note?, ...}``; other keys are ignored. Dataset metadata (the croissant files: one JSON object
   that is not a record) is skipped with its reason.
@@ -40,7 +42,7 @@ from aob_pipeline.lib.scenarios.model import Scenario
 from aob_pipeline.lib.settings import ASSETS_DATA
 
 TYPE_MAP = {"iot": "IoT", "fmsr": "FMSR", "tsfm": "TSFM", "workorder": "WO", "wo": "WO", "": "multi-agent",
-            "multi-agent": "multi-agent", "multiagent": "multi-agent", "end2end": "multi-agent"}
+            "multi-agent": "multi-agent", "multiagent": "multi-agent", "end2end": "multi-agent", "e2e": "multi-agent"}
 SUB_AGENT = {"IoT": ["iot"], "FMSR": ["fmsr"], "TSFM": ["tsfm"], "WO": ["wo"], "multi-agent": []}
 FILE_TYPES = (("fmsr", "FMSR"), ("tsfm", "TSFM"), ("iot", "IoT"), ("wo_", "WO"), ("workorder", "WO"),
               ("end2end", "multi-agent"), ("multi_agent", "multi-agent"))
@@ -152,6 +154,10 @@ def _upstream_id(rec: dict[str, Any]) -> str | None:
 def _type_of(rec: dict[str, Any], path: Path, upstream_id: str) -> tuple[str | None, str | None, str | None]:
     """(type, type_source, problem)."""
     raw = rec.get("type")
+    category = rec.get("category")
+    if raw is None and "type" not in rec and isinstance(category, str) and category.strip().lower() in TYPE_MAP \
+            and category.strip():
+        return TYPE_MAP[category.strip().lower()], "record", None  # CODS: the category is the type
     if isinstance(raw, str) and raw.strip().lower() in TYPE_MAP:
         return TYPE_MAP[raw.strip().lower()], "record", None
     if raw is not None and not isinstance(raw, str) or (isinstance(raw, str) and raw.strip().lower() not in TYPE_MAP):
@@ -198,10 +204,11 @@ def parse_public_record(path: Path, where: str, rec: Any, ground_truth: Path | N
     scenario_type, type_source, problem = _type_of(rec, path, upstream_id)
     if problem:
         raise ScenarioImportError(path, where, problem, upstream_id=upstream_id, field="type")
-    text = _text(rec, "text")
+    text_field = next((k for k in ("text", "utterance", "question") if k in rec), "text")
+    text = _text(rec, text_field)
     if text is None:
-        raise ScenarioImportError(path, where, f"must be a non-empty text, got {rec.get('text')!r}",
-                                  upstream_id=upstream_id, field="text")
+        raise ScenarioImportError(path, where, f"must be a non-empty text, got {rec.get(text_field)!r}",
+                                  upstream_id=upstream_id, field=text_field)
     deterministic = rec.get("deterministic", False)
     if deterministic is None:
         deterministic = False
@@ -227,7 +234,8 @@ def parse_public_record(path: Path, where: str, rec: Any, ground_truth: Path | N
         "type_source": type_source,
     }
     answers, ranges = _ground_truth(str(ground_truth)) if ground_truth else ({}, [])
-    spec = answers.get(upstream_id)
+    number = re.fullmatch(r"[Qq](\d+)", upstream_id)  # CODS 'Q400' is upstream's scenario 400
+    spec = answers.get(upstream_id) or (answers.get(number.group(1)) if number else None)
     if spec:
         record.update({k: v for k, v in spec.items() if k in ("answer", "gold_plan", "sub_agents", "required_evidence",
                                                                "output_format")})
@@ -235,8 +243,9 @@ def parse_public_record(path: Path, where: str, rec: Any, ground_truth: Path | N
             record["note"] = (record["note"] + " " if record["note"] else "") + str(spec["note"]).strip()
     else:
         reason = UNANSWERABLE_REASON
-        if upstream_id.isdigit():
-            reason = next((r for lo, hi, r in ranges if lo <= int(upstream_id) <= hi), reason)
+        digits = upstream_id if upstream_id.isdigit() else (number.group(1) if number else None)
+        if digits:
+            reason = next((r for lo, hi, r in ranges if lo <= int(digits) <= hi), reason)
         record["unanswerable_reason"] = reason
     try:
         return Scenario.model_validate(record)
@@ -277,7 +286,8 @@ def read_public_scenarios(path: str | Path, *, strict: bool = False,
             out.skipped.append((shown, "empty"))
             continue
         if len(records) == 1 and records[0][0] == "document" and not (
-                isinstance(records[0][1], dict) and {"id", "text"} <= set(records[0][1])):
+                isinstance(records[0][1], dict) and "id" in records[0][1]
+                and {"text", "utterance", "question"} & set(records[0][1])):
             out.skipped.append((shown, "a JSON document that is not scenario records (dataset metadata?)"))
             continue
         new = 0

@@ -24,8 +24,10 @@ def folder():
 
 def test_ids_are_kept_as_text_and_types_say_where_they_came_from(folder):
     by_id = {s.upstream_id: s for s in folder.scenarios}
-    assert set(by_id) == {"101", "102", "400", "621", "Q5", "Q7"}
+    assert set(by_id) == {"101", "102", "400", "621", "Q5", "Q400"}
+    # CODS records: the category is the type, the text is the utterance
     assert by_id["Q5"].id == "PUB-Q5" and by_id["Q5"].type == "WO" and by_id["Q5"].type_source == "record"
+    assert by_id["Q400"].text == "Get the work order of equipment CWC04013 for year 2017."
     assert (by_id["621"].type, by_id["621"].type_source) == ("multi-agent", "record")  # type "" is end-to-end
     assert (by_id["102"].type, by_id["102"].type_source) == ("FMSR", "file")  # fmsr_utterance.json
     # 101 has type null in all_utterance.jsonl (id range) and none in fmsr_utterance.json (file): the file wins
@@ -43,8 +45,8 @@ def test_missing_category_and_form_load_with_a_placeholder_and_a_note(folder):
 def test_a_bad_record_is_reported_and_the_others_load(folder):
     [problem] = folder.problems
     assert (Path(problem.path).name, problem.where, problem.upstream_id, problem.field) == (
-        "cods_track.jsonl", "line 2", "Q6", "text")
-    with pytest.raises(ScenarioImportError, match=r"cods_track\.jsonl:line 2: scenario id 'Q6': field 'text'"):
+        "cods_track.jsonl", "line 2", "Q6", "utterance")
+    with pytest.raises(ScenarioImportError, match=r"cods_track\.jsonl:line 2: scenario id 'Q6': field 'utterance'"):
         read_public_scenarios(QUIRKS / "cods_track.jsonl", strict=True)
 
 
@@ -60,7 +62,8 @@ def test_the_same_scenario_from_two_files_is_one(folder, tmp_path):
 def test_computed_answers_attach_by_upstream_id(folder):
     by_id = {s.upstream_id: s for s in folder.scenarios}
     assert by_id["400"].answerable and by_id["400"].answer.function == "work_order_ids"
-    assert not by_id["Q7"].answerable and by_id["Q7"].unanswerable_reason
+    assert by_id["Q400"].answerable and by_id["Q400"].answer == by_id["400"].answer  # CODS Q400 is upstream's 400
+    assert not by_id["Q5"].answerable and by_id["Q5"].unanswerable_reason
 
 
 def test_cli_empty_file_never_replaces_the_set(tmp_path, monkeypatch):
@@ -79,7 +82,7 @@ def test_cli_empty_file_never_replaces_the_set(tmp_path, monkeypatch):
     assert bad.exit_code != 0 and "is empty" in bad.output
     assert target.read_text() == before
     strict = runner.invoke(main, ["scenarios", "import", str(QUIRKS / "cods_track.jsonl"), "--strict"])
-    assert strict.exit_code != 0 and "field 'text'" in strict.output
+    assert strict.exit_code != 0 and "field 'utterance'" in strict.output
     assert len(yaml.safe_load(target.read_text())["scenarios"]) == 6
     shown = runner.invoke(main, ["scenarios", "show", "Q5"])
     assert shown.exit_code == 0 and "PUB-Q5" in shown.output
