@@ -113,3 +113,26 @@ def test_the_imported_world_passes_the_work_order_quality_check(real_world):
     with connect(ctx.settings.warehouse_path, read_only=True) as con:
         result = check_work_orders(con)
     assert result.success, result
+
+
+def test_the_reference_judge_passes_the_oracle_on_every_computed_public_scenario(real_world):
+    from aob_pipeline.lib.agents.registry import build_agent, load_agent_registry
+    from aob_pipeline.lib.agents.runner import run_agent
+    from aob_pipeline.lib.judge.reference import ReferenceJudge
+    from aob_pipeline.lib.judge.scenario import JudgeScenario
+
+    rows, ctx = real_world
+    registry = load_agent_registry(ctx.settings, include_unavailable=True)
+    oracle = next(s for s in registry if s.agent_id == "oracle")
+    judge = ReferenceJudge()
+    failures = []
+    for row in rows.values():
+        if not row["answerable"]:
+            continue
+        traj = run_agent(build_agent(oracle, registry), scenario_from_row(row), ctx)
+        verdict = judge.judge(traj, JudgeScenario.from_row(row))
+        positives = (verdict.task_completion, verdict.retrieval_accuracy, verdict.result_verification,
+                     verdict.sequence_correctness, verdict.clarity_justification)
+        if not all(positives) or verdict.hallucination:
+            failures.append((row["scenario_id"], verdict))
+    assert not failures, failures[:2]
