@@ -316,14 +316,16 @@ def agents() -> None:
 
 
 @agents.command("list")
-@click.option("--all", "show_all", is_flag=True, help="Include agents that need ANTHROPIC_API_KEY.")
+@click.option("--all", "show_all", is_flag=True, help="Include agents that cannot reach their model now (no key).")
 def agents_list(show_all: bool) -> None:
     """List registered agents."""
     from aob_pipeline.lib.agents.registry import load_agent_registry
 
     for spec in load_agent_registry(_settings(), include_unavailable=show_all):
         how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
-               "fault": f"{spec.inner} + {spec.fault}", "imported": f"runs in {spec.trajectories}"}[spec.kind]
+               "fault": f"{spec.inner} + {spec.fault}", "imported": f"runs in {spec.trajectories}",
+               "llm": f"{spec.model} {spec.orchestration}" + (f" @ {spec.base_url}" if spec.base_url else "")
+               + (" tool_mode=text" if spec.tool_mode == "text" else "")}[spec.kind]
         click.echo(f"{spec.agent_id:<34} {spec.kind:<8} trials={spec.trials}  {how}")
 
 
@@ -331,22 +333,47 @@ def agents_list(show_all: bool) -> None:
 @click.argument("name")
 @click.option("--command", "command", help="Command line of a JSON-lines agent (see docs/AGENT_PROTOCOL.md).")
 @click.option("--python", "python_ref", help="MODULE:CLASS of a Python agent (see aob_pipeline/lib/agents/base.py).")
+@click.option("--model", "model", help="A model string, anthropic/<model> or openai/<model>: one of the built-in LLM "
+              "orchestrations on that model (OpenAI-compatible servers: vLLM, ollama, LiteLLM proxy, OpenRouter).")
+@click.option("--orchestration", type=click.Choice(["react", "agents_as_tools", "plan_execute"]), default="react",
+              show_default=True, help="With --model: the orchestration.")
+@click.option("--base-url", "base_url", help="With --model: the server (default: OPENAI_BASE_URL / ANTHROPIC_BASE_URL, "
+              "then the provider's public API).")
+@click.option("--api-key-env", "api_key_env", help="With --model: the variable holding the key (default: the SDK's).")
+@click.option("--tool-mode", type=click.Choice(["native", "text"]), default="native", show_default=True,
+              help="With --model: native tool calls, or the text ReAct format for models served without them.")
+@click.option("--stream", is_flag=True, help="With --model: ask the server for streamed replies.")
 @click.option("--trials", type=int, default=1, show_default=True)
-@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
-@click.option("--deterministic/--non-deterministic", default=True, show_default=True)
+@click.option("--timeout", "timeout_s", type=float, default=None, help="Seconds per run [default: 120; 600 with --model].")
+@click.option("--deterministic/--non-deterministic", default=None,
+              help="[default: deterministic, non-deterministic with --model]")
 @click.option("--description", default="")
-def agents_add(name: str, command: str | None, python_ref: str | None, trials: int, timeout_s: float,
-               deterministic: bool, description: str) -> None:
-    """Register (submit) an agent; the registry sensor evaluates it on every scenario."""
+def agents_add(name: str, command: str | None, python_ref: str | None, model: str | None, orchestration: str,
+               base_url: str | None, api_key_env: str | None, tool_mode: str, stream: bool, trials: int,
+               timeout_s: float | None, deterministic: bool | None, description: str) -> None:
+    """Register (submit) an agent; the registry sensor evaluates it on every scenario.
+
+    An LLM agent on any provider: `aob agents add x --model openai/llama3.1:8b --base-url http://localhost:11434/v1`.
+    """
     import shlex
 
     from aob_pipeline.lib.agents.command import resolve_argv
     from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, add_agent
 
-    if bool(command) == bool(python_ref):
-        _fail("give exactly one of --command or --python")
+    if sum(bool(x) for x in (command, python_ref, model)) != 1:
+        _fail("give exactly one of --command, --python or --model")
+    if not model and (base_url or api_key_env or stream or tool_mode != "native" or orchestration != "react"):
+        _fail("--orchestration, --base-url, --api-key-env, --tool-mode and --stream go with --model")
+    if timeout_s is None:
+        timeout_s = 600.0 if model else 120.0
+    if deterministic is None:
+        deterministic = not model
     try:
-        if command:
+        if model:
+            spec = AgentSpec(agent_id=name, kind="llm", model=model, orchestration=orchestration, base_url=base_url,
+                             api_key_env=api_key_env, tool_mode=tool_mode, stream=stream, trials=trials,
+                             timeout_s=timeout_s, deterministic=deterministic, description=description)
+        elif command:
             spec = AgentSpec(agent_id=name, kind="command", command=resolve_argv(shlex.split(command), Path.cwd()),
                              trials=trials, timeout_s=timeout_s, deterministic=deterministic, description=description)
         else:
@@ -382,8 +409,10 @@ def _ad_hoc_or_registered(agent: str, command: str | None, python_ref: str | Non
 @click.option("--command", "command", help="Run an unregistered JSON-lines agent under the name AGENT.")
 @click.option("--python", "python_ref", help="Run an unregistered Python agent (MODULE:CLASS) under the name AGENT.")
 @click.option("--quiet", is_flag=True, help="One line per run instead of the full trace.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write every trajectory (steps, tool calls, tokens, cost) to this JSON-lines file.")
 def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str | None, python_ref: str | None,
-            quiet: bool) -> None:
+            quiet: bool, save_path: Path | None) -> None:
     """Run an agent locally on public scenarios and print readable traces: the agent builder's loop.
 
     Nothing is written to the warehouse. Hidden scenarios are refused.
@@ -407,18 +436,56 @@ def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str
     jobs = plan_jobs([spec], [sc for sc, _ in chosen], trials=trials)
     expected = {sc.id: exp for sc, exp in chosen}
     passed = 0
+    if save_path is not None:
+        save_path.parent.mkdir(parents=True, exist_ok=True)
+        save_path.write_text("")
 
     def progress(i: int, total: int, traj) -> None:
         nonlocal passed
         ok, line = format_trace(traj, expected.get(traj.scenario_id), quiet=quiet)
         passed += ok
         click.echo(f"[{i}/{total}] " + line)
+        totals = traj.totals
+        if traj.model or totals.tokens_in or totals.tokens_out:
+            click.echo(f"   model {traj.model}: {totals.tokens_in} tokens in, {totals.tokens_out} out, "
+                       f"${totals.cost_usd:.6f}")
+        if save_path is not None:
+            with save_path.open("a") as out:
+                out.write(traj.model_dump_json() + "\n")
 
     try:
         run_evaluations(jobs, ctx, registry, progress=progress)
     finally:
         ctx.close()
     click.echo(f"{passed}/{len(jobs)} runs matched the expected answer")
+
+
+@main.group()
+def models() -> None:
+    """Check that a model string reaches its model (before spending an evaluation on it)."""
+
+
+@models.command("check")
+@click.argument("model")
+@click.option("--base-url", "base_url", help="The server (default: OPENAI_BASE_URL / ANTHROPIC_BASE_URL, then the "
+              "provider's public API).")
+@click.option("--api-key-env", "api_key_env", help="The variable holding the key (default: the SDK's).")
+@click.option("--stream", is_flag=True, help="Ask for a streamed reply.")
+@click.option("--timeout", "timeout_s", type=float, default=60.0, show_default=True)
+def models_check(model: str, base_url: str | None, api_key_env: str | None, stream: bool, timeout_s: float) -> None:
+    """Send MODEL one tiny request offering one tool; print the endpoint, latency, tokens, cost and whether tool
+    calls work. MODEL is anthropic/<model> or openai/<model>. Nothing is cached; exit status 1 when the call fails.
+    """
+    from aob_pipeline.lib.llm.check import check_model
+
+    try:
+        report = check_model(model, base_url=base_url, api_key_env=api_key_env, stream=stream, timeout_s=timeout_s)
+    except ValueError as exc:
+        _fail(str(exc))
+    for line in report.lines():
+        click.echo(line)
+    if not report.ok:
+        sys.exit(1)
 
 
 @main.group()

@@ -11,5 +11,9 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ao
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.pop("ANTHROPIC_API_KEY", None)
+# No test reaches a real model: provider endpoints and keys come only from the tests' own scripted servers.
+for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "AOB_LLM_PRICES", "AOB_LLM_JUDGE_MODEL",
+              "AOB_LLM_JUDGE_BASE_URL", "AOB_TRAJFM_MODEL", "AOB_TRAJFM_BASE_URL"):
+    os.environ.pop(_name, None)
 # Embeddings of the maintenance manual are cached across test sessions (content-hash keyed, so never stale).
 os.environ.setdefault("AOB_EMBEDDING_CACHE_DIR", os.path.join(tempfile.gettempdir(), "aob-embedding-cache"))

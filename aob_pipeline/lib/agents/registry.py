@@ -9,7 +9,7 @@ Two files are merged, built-ins first:
 An entry::
 
     - agent_id: my_agent              # letters, digits, '_', '-', '.', '+' (it becomes a partition key)
-      kind: command                   # builtin | python | command | fault | imported
+      kind: command                   # builtin | python | command | fault | llm | imported
       command: ["python3", "agent.py"] # kind command: argv; paths relative to the registry file
       python: "my_pkg.agents:MyAgent"  # kind python: MODULE:CLASS, constructed without arguments
       builtin: oracle                  # kind builtin: a name in BUILTINS
@@ -17,6 +17,12 @@ An entry::
                                        # replayed by evaluation: nothing runs, the runs are judged and analysed
       inner: heuristic_single          # kind fault: the wrapped agent and the fault it plants
       fault: invented_value
+      model: openai/llama3.1:8b        # kind llm: a model string, anthropic/<model> or openai/<model>
+      orchestration: react             # kind llm: react | agents_as_tools | plan_execute
+      base_url: http://gpu1:8000/v1    # kind llm, optional: the server (default OPENAI_BASE_URL / ANTHROPIC_BASE_URL)
+      api_key_env: GPU1_KEY            # kind llm, optional: the variable holding its key (default the SDK's)
+      tool_mode: native                # kind llm: native tool calls, or text (Thought/Action/Action Input ReAct)
+      stream: false                    # kind llm: ask for streamed replies
       trials: 1                        # trials per scenario (pass^k needs k > 1 for non-deterministic agents)
       deterministic: true              # the nightly run re-runs deterministic agents only when inputs change
       timeout_s: 120
@@ -48,7 +54,7 @@ class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent_id: str
-    kind: Literal["builtin", "python", "command", "fault", "imported"]
+    kind: Literal["builtin", "python", "command", "fault", "llm", "imported"]
     builtin: str | None = None
     python: str | None = None
     command: list[str] | None = None
@@ -60,6 +66,12 @@ class AgentSpec(BaseModel):
     timeout_s: float = Field(default=120.0, gt=0)
     max_steps: int = Field(default=100, ge=1)
     requires_api_key: bool = False
+    model: str | None = None
+    orchestration: Literal["react", "agents_as_tools", "plan_execute"] = "react"
+    base_url: str | None = None
+    api_key_env: str | None = None
+    tool_mode: Literal["native", "text"] = "native"
+    stream: bool = False
     description: str = ""
     source: str = Field(default="", description="Registry file the entry came from.")
 
@@ -73,9 +85,16 @@ class AgentSpec(BaseModel):
     @model_validator(mode="after")
     def _kind_fields(self) -> "AgentSpec":
         needed = {"builtin": "builtin", "python": "python", "command": "command", "fault": "inner",
-                  "imported": "trajectories"}[self.kind]
+                  "llm": "model", "imported": "trajectories"}[self.kind]
         if not getattr(self, needed):
             raise ValueError(f"kind '{self.kind}' needs the field '{needed}'")
+        if self.kind == "llm":
+            from aob_pipeline.lib.llm.providers import check_base_url, parse_model
+
+            parse_model(self.model)
+            self.base_url = check_base_url(self.base_url)
+        elif self.model is not None or self.base_url is not None:
+            raise ValueError(f"'model' and 'base_url' belong to kind 'llm', not '{self.kind}'")
         if self.kind == "fault" and not self.fault:
             raise ValueError("kind 'fault' needs the field 'fault'")
         return self
@@ -113,7 +132,9 @@ def _read_registry_file(path: Path) -> list[AgentSpec]:
 def load_agent_registry(settings: Settings | None = None, include_unavailable: bool = False) -> list[AgentSpec]:
     """Built-in agents then submitted ones; duplicates are an error naming both files.
 
-    Agents that need ``ANTHROPIC_API_KEY`` are left out when it is not set, unless ``include_unavailable``.
+    Agents that cannot reach their model now are left out unless ``include_unavailable``: the built-in Claude
+    agents without ``ANTHROPIC_API_KEY``, a ``kind: llm`` entry whose provider has no key while it points at the
+    provider's public API (an entry on a local server, or with ``OPENAI_BASE_URL`` set, needs none).
     """
     settings = settings or Settings.from_env()
     specs: dict[str, AgentSpec] = {}
@@ -127,22 +148,44 @@ def load_agent_registry(settings: Settings | None = None, include_unavailable: b
     for spec in specs.values():
         if spec.kind == "fault" and spec.inner not in specs:
             raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}': field 'inner': unknown agent '{spec.inner}'")
-    if not include_unavailable and not os.environ.get("ANTHROPIC_API_KEY"):
-        specs = {k: s for k, s in specs.items() if not _needs_key(s, specs)}
+    if not include_unavailable:
+        specs = {k: s for k, s in specs.items() if _available(s, specs)}
     return list(specs.values())
 
 
 def _needs_key(spec: AgentSpec, specs: dict[str, AgentSpec]) -> bool:
     if spec.requires_api_key:
         return True
+    if spec.kind == "llm":
+        from aob_pipeline.lib.llm.providers import resolve_endpoint
+
+        return resolve_endpoint(spec.model, spec.base_url, spec.api_key_env).is_default
     if spec.kind == "fault" and spec.inner in specs:
         return _needs_key(specs[spec.inner], specs)
     return False
 
 
+def _available(spec: AgentSpec, specs: dict[str, AgentSpec]) -> bool:
+    if spec.kind == "llm":
+        from aob_pipeline.lib.llm.providers import provider_configured
+
+        return provider_configured(spec.model, spec.base_url, spec.api_key_env)
+    if spec.requires_api_key:
+        return bool(os.environ.get("ANTHROPIC_API_KEY"))
+    if spec.kind == "fault" and spec.inner in specs:
+        return _available(specs[spec.inner], specs)
+    return True
+
+
+def agent_available(spec: AgentSpec, registry: list[AgentSpec]) -> bool:
+    """Whether ``spec`` can reach its model now (itself, or through the agent it wraps): the rule by which
+    ``load_agent_registry`` leaves agents out."""
+    return _available(spec, {s.agent_id: s for s in registry})
+
+
 def needs_api_key(spec: AgentSpec, registry: list[AgentSpec]) -> bool:
-    """Whether ``spec`` needs ``ANTHROPIC_API_KEY`` (itself, or through the agent it wraps), the rule by which
-    ``load_agent_registry`` leaves agents out when the key is not set."""
+    """Whether ``spec`` needs an API key (itself, or through the agent it wraps): the built-in Claude agents, and
+    ``kind: llm`` entries whose endpoint is a provider's public API."""
     return _needs_key(spec, {s.agent_id: s for s in registry})
 
 
@@ -276,6 +319,14 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
             base = PROJECT_ROOT
         agent = CommandAgent(spec.agent_id, resolve_argv(spec.command, base), timeout_s=spec.timeout_s,
                              max_steps=spec.max_steps)
+    elif spec.kind == "llm":
+        from aob_pipeline.lib.agents.claude import build_llm_agent
+
+        try:
+            agent = build_llm_agent(spec.model, spec.orchestration, agent_id=spec.agent_id, base_url=spec.base_url,
+                                    api_key_env=spec.api_key_env, tool_mode=spec.tool_mode, stream=spec.stream)
+        except ValueError as exc:
+            raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}': {exc}") from exc
     elif spec.kind == "imported":
         raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}' is imported: its recorded runs are replayed "
                                  "(aob_pipeline.lib.evaluation.replay_imported_run), it cannot be built or run")

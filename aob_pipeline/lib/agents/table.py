@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from aob_pipeline.lib.agents.registry import AgentSpec, needs_api_key
+from aob_pipeline.lib.agents.registry import AgentSpec, agent_available, needs_api_key
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
 from aob_pipeline.lib.world.schema import Column, Table
 
@@ -41,6 +41,19 @@ BUILTIN_ORCHESTRATION: dict[str, str] = {
 without constructing the agent (a test checks it against the classes)."""
 
 KIND_ORCHESTRATION = {"command": "command", "fault": "fault_injected", "imported": "imported"}
+LLM_ORCHESTRATION = {"react": "single", "agents_as_tools": "agents_as_tools", "plan_execute": "plan_execute"}
+"""kind llm: the registry's orchestration name -> what its trajectories record."""
+
+
+def _wraps_llm(spec: AgentSpec, specs: list[AgentSpec]) -> bool:
+    by_id = {s.agent_id: s for s in specs}
+    seen = set()
+    while spec is not None and spec.agent_id not in seen:
+        if spec.kind == "llm":
+            return True
+        seen.add(spec.agent_id)
+        spec = by_id.get(spec.inner) if spec.kind == "fault" else None
+    return False
 
 AGENTS_TABLE = Table(
     "agents",
@@ -108,6 +121,9 @@ def entry_point(spec: AgentSpec) -> str:
         return str(spec.python)
     if spec.kind == "fault":
         return f"{spec.inner} + {spec.fault}"
+    if spec.kind == "llm":
+        return str(spec.model) + (f" @ {spec.base_url}" if spec.base_url else "") + (
+            " (text ReAct)" if spec.tool_mode == "text" else "")
     if spec.kind == "imported":
         return f"imported runs: {Path(spec.trajectories or '?').name}"
     program = Path((spec.command or ["?"])[0]).name
@@ -141,6 +157,7 @@ def agents_frame(specs: list[AgentSpec], api_key_set: bool | None = None) -> pd.
     for spec in specs:
         needs_key = needs_api_key(spec, specs)
         orchestration = (BUILTIN_ORCHESTRATION.get(str(spec.builtin)) if spec.kind == "builtin"
+                         else LLM_ORCHESTRATION[spec.orchestration] if spec.kind == "llm"
                          else KIND_ORCHESTRATION.get(spec.kind))
         rows.append({
             "agent_id": spec.agent_id,
@@ -154,7 +171,8 @@ def agents_frame(specs: list[AgentSpec], api_key_set: bool | None = None) -> pd.
             "timeout_s": float(spec.timeout_s),
             "max_steps": spec.max_steps,
             "requires_api_key": needs_key,
-            "available": not needs_key or api_key_set,
+            "available": (agent_available(spec, specs) if _wraps_llm(spec, specs)
+                          else not needs_key or api_key_set),
             "source": _source(spec),
             "description": spec.description or None,
             "fingerprint": entry_fingerprint(spec),

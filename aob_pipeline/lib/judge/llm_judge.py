@@ -1,11 +1,17 @@
-"""The LLM judge: Claude reads the scenario and the trajectory and gives the six verdicts.
+"""The LLM judge: a model — any model string — reads the scenario and the trajectory and gives the six verdicts.
 
-``LLMJudge(model, client, samples=3)`` builds our own rubric prompt — the six criteria defined as the
+``LLMJudge(model, client, samples=3)`` takes a model string (``anthropic/<model>``, ``openai/<model>`` for OpenAI or
+any OpenAI-compatible server, or a bare Claude id; ``AOB_LLM_JUDGE_MODEL``), and optionally ``base_url`` /
+``api_key_env`` (default ``AOB_LLM_JUDGE_BASE_URL``, then the SDK's variable), so the judge can sit on another
+provider or server than the agents it judges. It builds our own rubric prompt — the six criteria defined as the
 reference judge reads them, the scenario (request, characteristic form, output format, robustness kind,
 the reference answer computed from the world, the gold plan as one valid way), a compact rendering of the
 trajectory (every step on one line, long observations cut, the middle of a very long run elided) and the
-final answer — and asks for a structured reply through tool use (``record_judgement``, JSON schema
-``JUDGEMENT_SCHEMA``: per criterion ``{verdict, rationale}``, plus ``suggestions``).
+final answer — and asks for a structured reply matching ``JUDGEMENT_SCHEMA`` (per criterion ``{verdict,
+rationale}``, plus ``suggestions``): as a forced ``record_judgement`` tool call on Anthropic, as a JSON-schema
+response format on OpenAI-compatible servers, else as parsed text with one re-ask (``structured_mode``; see
+``lib/llm/structured``). Each sample's mode and parse status (``ok`` / ``reasked``) are stored in
+``Judgement.samples``; a reply that never parsed is a ``judge_error`` naming the mode.
 
 Several samples (``samples``, default 3, each with its own sample index in the cache key) are drawn with
 ``call_structured_samples``; each criterion is decided by majority vote (a tie counts against the agent:
@@ -14,7 +20,9 @@ voted with the majority; every sample's verdicts and rationales are stored in ``
 Every call goes through the given ``LLMClient`` and so through its cache: a re-run costs nothing.
 
 Self-judging: a trajectory whose ``model`` equals or contains the judge's model (or the other way round,
-case-insensitively, for any of the models named in it) is **not judged**: the judgement is recorded with
+case-insensitively, for any of the models named in it) is **not judged** — across providers: the provider prefix
+and any route before the last ``/`` are dropped and ``.``, ``_``, ``:`` read as ``-`` before comparing, so
+``openai/anthropic/claude-sonnet-4.5`` through a proxy is the same model as ``anthropic/claude-sonnet-4-5``: the judgement is recorded with
 ``judge_error = "self-judging refused: ..."`` and no verdicts, so it is visible in the table and left out
 of scores (a row, rather than silence, shows that the judge was asked and declined).
 
@@ -26,6 +34,7 @@ become the ``judge_error`` of that trajectory; nothing is raised to the caller.
 from __future__ import annotations
 
 import json
+import os
 import re
 import traceback
 from collections.abc import Mapping, Sequence
@@ -43,6 +52,8 @@ from aob_pipeline.lib.llm import LLMClient, LLMError, StructuredOutputError, cal
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
 JUDGE_TOOL = "record_judgement"
+MODEL_ENV = "AOB_LLM_JUDGE_MODEL"
+BASE_URL_ENV = "AOB_LLM_JUDGE_BASE_URL"
 DEFAULT_SAMPLES = 3
 DEFAULT_TEMPERATURE = 0.3
 """Upstream judged at temperature 0.3; it is recorded in the cache key (sent only where the API accepts it)."""
@@ -194,19 +205,39 @@ def render_prompt(t: Trajectory, sc: JudgeScenario, *, include_expected_answer: 
     return "\n\n".join(parts)
 
 
+def model_identity(model: str) -> str:
+    """The model itself, whatever the route: provider prefix and any path before the last ``/`` dropped
+    (``openai/meta-llama/Llama-3.3-70B`` -> ``llama-3-3-70b``), casefolded, ``.``/``_``/``:`` read as ``-``."""
+    name = model.casefold().strip().rsplit("/", 1)[-1]
+    for prefix in ("us.anthropic.", "eu.anthropic.", "anthropic."):  # Bedrock-style ids
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return re.sub(r"[._:\s]+", "-", name).strip("-")
+
+
 def _models_in(text: str | None) -> list[str]:
     if not text:
         return []
-    return [m for m in re.split(r"[\s,;+|]+", text.casefold()) if m]
+    return [model_identity(m) for m in re.split(r"[\s,;+|]+", text) if m.strip() and model_identity(m)]
 
 
 def is_self_judging(trajectory_model: str | None, judge_model: str) -> bool:
     """True when the trajectory's model equals or contains the judge's model, or the reverse (any of the
-    models named in ``trajectory_model``, separated by spaces, commas, ``+`` or ``|``; case-insensitive)."""
-    judge = judge_model.casefold().strip()
+    models named in ``trajectory_model``, separated by spaces, commas, ``+`` or ``|``; case-insensitive; contained
+    on ``-`` boundaries), whichever provider or route each went through (``model_identity``)."""
+    judge = model_identity(judge_model)
     if not judge:
         return False
-    return any(judge in m or m in judge for m in _models_in(trajectory_model))
+    return any(_same_model(judge, m) for m in _models_in(trajectory_model))
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Equal, or one a dated / sized / tagged variant of the other (``claude-sonnet-4-5-20250929``,
+    ``llama3-1-8b``): containment on ``-`` boundaries, so a short name like ``m`` does not match ``llama``."""
+    if a == b:
+        return True
+    short, long = sorted((a, b), key=len)
+    return f"-{short}-" in f"-{long}-"
 
 
 def _flatten(sample: Mapping[str, Any]) -> dict[str, bool]:
@@ -214,13 +245,24 @@ def _flatten(sample: Mapping[str, Any]) -> dict[str, bool]:
 
 
 class LLMJudge:
-    """Claude as a judge (see the module docstring). ``judge(trajectory, scenario) -> Judgement``."""
+    """A model as a judge (see the module docstring). ``judge(trajectory, scenario) -> Judgement``."""
 
     def __init__(self, model: str, client: LLMClient, samples: int = DEFAULT_SAMPLES, *,
                  temperature: float | None = DEFAULT_TEMPERATURE, max_reasks: int = 2, max_tokens: int = 2048,
-                 include_expected_answer: bool = True, max_trajectory_chars: int = 24_000):
+                 include_expected_answer: bool = True, max_trajectory_chars: int = 24_000,
+                 base_url: str | None = None, api_key_env: str | None = None, structured_mode: str = "auto",
+                 stream: bool = False):
         if not isinstance(model, str) or not model.strip():
             raise ValueError("LLMJudge: model must be a non-empty model name")
+        from aob_pipeline.lib.llm.providers import check_base_url, parse_model
+        from aob_pipeline.lib.llm.structured import resolve_mode
+
+        parse_model(model)
+        resolve_mode(model, structured_mode)
+        self.base_url = check_base_url(base_url or os.environ.get(BASE_URL_ENV) or None, BASE_URL_ENV)
+        self.api_key_env = api_key_env
+        self.structured_mode = structured_mode
+        self.stream = stream
         if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
             raise ValueError(f"LLMJudge: samples must be a positive integer, got {samples!r}")
         self.model = model.strip()
@@ -256,11 +298,12 @@ class LLMJudge:
                 tool_description="Record the six verdicts on the trajectory, each with its rationale, and suggestions.",
                 max_reasks=self.max_reasks, max_tokens=self.max_tokens, temperature=self.temperature,
                 metadata={"purpose": "judge", "run_id": run_id, "judge": self.name},
+                mode=self.structured_mode, base_url=self.base_url, api_key_env=self.api_key_env, stream=self.stream,
             )
         except StructuredOutputError as exc:
             cost = sum(r.cost_usd for r in exc.responses)
-            return failed(f"the LLM reply was not a valid judgement after {exc.attempts} attempt(s): "
-                          f"{exc.problems[-1] if exc.problems else exc}"[:1000],
+            return failed(f"parse failed ({exc.mode} mode): the LLM reply was not a valid judgement after "
+                          f"{exc.attempts} attempt(s): {exc.problems[-1] if exc.problems else exc}"[:1000],
                           tokens_in=sum(r.input_tokens for r in exc.responses),
                           tokens_out=sum(r.output_tokens for r in exc.responses), cost_usd=cost)
         except LLMError as exc:
@@ -284,7 +327,9 @@ class LLMJudge:
         samples = [
             {"sample_index": r.sample_index, **_flatten(r.value),
              "rationales": {c: r.value[c]["rationale"] for c in CRITERIA},
-             "suggestions": list(r.value.get("suggestions", [])), "reasks": r.reasks, "cached": r.cached}
+             "suggestions": list(r.value.get("suggestions", [])), "reasks": r.reasks, "cached": r.cached,
+             "structured_mode": r.mode, "parse_status": r.parse_status,
+             **({"parse_notes": r.notes} if r.notes else {})}
             for r in results
         ]
         return Judgement(
@@ -296,4 +341,5 @@ class LLMJudge:
 
 
 __all__ = ["JUDGEMENT_SCHEMA", "JUDGE_TOOL", "LLMJudge", "SELF_JUDGING", "SYSTEM_PROMPT", "is_self_judging",
+           "model_identity",
            "render_prompt", "render_trajectory"]

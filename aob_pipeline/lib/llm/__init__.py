@@ -1,16 +1,21 @@
-"""The LLM layer shared by the Claude agents, the LLM judge and the LLM failure extractor.
+"""The LLM layer shared by the LLM agents, the LLM judge and the LLM failure extractor, for any model string.
 
 - ``client``: ``LLMClient`` (cache, retries with backoff, concurrency limit, cost accounting), ``LLMRequest``,
   ``LLMResponse`` and the errors (``LLMError`` and its kinds).
 - ``cache``: ``LLMCache``, the DuckDB-backed response cache keyed by request and sample index.
-- ``pricing``: ``cost_usd(model, in_tokens, out_tokens)``.
+- ``providers``: model strings (``anthropic/<model>``, ``openai/<model>``), endpoints (base URL, key) and the
+  Chat Completions wire format for OpenAI-compatible servers (vLLM, ollama, LiteLLM proxy, OpenRouter, OpenAI).
+- ``pricing``: ``cost_usd(model, in_tokens, out_tokens)`` from a table per provider, extended by the user's file.
 - ``structured``: ``call_structured`` (tool-use structured output, validated, re-asked) and ``majority_vote``.
-- ``fake``: ``FakeAnthropic``, the scripted transport for tests and benchmarks.
+- ``check``: ``check_model``, the one tiny request behind ``aob models check MODEL``.
+- ``fake``: ``FakeAnthropic``, the scripted transport for tests and benchmarks (over real HTTP, the scripted
+  OpenAI-compatible and Anthropic servers are in ``tests/llm_servers.py``).
 
 Typical use::
 
-    client = LLMClient.from_settings()          # <AOB_HOME>/cache/llm_cache.duckdb; Claude if ANTHROPIC_API_KEY
-    reply = client.complete(LLMRequest(model="claude-sonnet-4-5", system=..., messages=[...], tools=[...]))
+    client = LLMClient.from_settings()          # <AOB_HOME>/cache/llm_cache.duckdb
+    reply = client.complete(LLMRequest(model="anthropic/claude-sonnet-4-5", system=..., messages=[...], tools=[...]))
+    reply = client.complete(LLMRequest(model="openai/llama3.1:8b", base_url="http://localhost:11434/v1", ...))
 """
 
 from aob_pipeline.lib.llm.cache import LLMCache, LLMCacheError, cache_key, canonical_json
@@ -26,6 +31,14 @@ from aob_pipeline.lib.llm.client import (
     user_message,
 )
 from aob_pipeline.lib.llm.pricing import cost_usd
+from aob_pipeline.lib.llm.providers import (
+    Endpoint,
+    ModelStringError,
+    parse_model,
+    provider_configured,
+    qualify,
+    resolve_endpoint,
+)
 from aob_pipeline.lib.llm.structured import (
     StructuredOutputError,
     StructuredSample,
@@ -35,6 +48,12 @@ from aob_pipeline.lib.llm.structured import (
 )
 
 __all__ = [
+    "Endpoint",
+    "ModelStringError",
+    "parse_model",
+    "provider_configured",
+    "qualify",
+    "resolve_endpoint",
     "LLMCache",
     "LLMCacheError",
     "LLMCallFailed",

@@ -1,8 +1,10 @@
 """The one cache every LLM call goes through: same request, same sample, same answer, at no cost.
 
-A call is keyed by the SHA-256 of the canonical JSON of everything that decides the reply — model, system
-prompt, messages, tools, tool choice, max tokens, temperature, any other API parameters — plus the
-*sample index*. Repeated samples for a majority vote differ only by their sample index, so each sample is
+A call is keyed by the SHA-256 of the canonical JSON of everything that decides the reply — provider, the
+endpoint's base URL, model, system prompt, messages, tools, tool choice, max tokens, temperature, any other API
+parameters — plus the *sample index*. (The same model name on two servers is two models: a vLLM server and
+OpenAI never share an entry. Anthropic's public API is the one implicit endpoint, so keys written before
+providers existed stay valid.) Repeated samples for a majority vote differ only by their sample index, so each sample is
 stored once and replayed on a re-run, and a re-run of a whole evaluation gives the same trajectories for $0.
 
 Storage: a DuckDB table ``llm_cache`` in its own file, ``Settings.cache_dir / "llm_cache.duckdb"``, not in the
@@ -26,7 +28,7 @@ Columns of ``llm_cache``:
 | column | meaning |
 |---|---|
 | key | SHA-256 hex of the canonical request JSON (primary key) |
-| model | model id the request named |
+| model | model string the request named (``openai/<model>``, ``anthropic/<model>`` or a bare Claude id) |
 | sample_index | which repeated sample of the same request this is (0 for single calls) |
 | request_json | the canonical request that was keyed (plus the first caller's metadata) |
 | response_json | the normalised response: content blocks, stop reason, model, token counts, cost |

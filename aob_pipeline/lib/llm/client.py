@@ -1,28 +1,34 @@
-"""The single door to Claude for every agent, judge and extractor in the project.
+"""The single door to every model — Anthropic's or any OpenAI-compatible server's — for every agent, judge and
+extractor in the project.
 
 ``LLMClient.complete(request, sample_index)`` does, in order:
 
-1. key the request (model, system, messages, tools, tool choice, max tokens, temperature, other parameters,
-   sample index) and look it up in the ``LLMCache`` — a hit returns the stored reply with ``cached=True`` and
+1. key the request (provider, base URL, model, system, messages, tools, tool choice, max tokens, temperature,
+   other parameters, sample index) and look it up in the ``LLMCache`` — a hit returns the stored reply with ``cached=True`` and
    ``cost_usd=0`` without touching the network (so a re-run needs no API key and costs nothing);
-2. otherwise call ``transport.messages.create(**kwargs)`` under a concurrency limit shared by every thread
-   using this client, retrying rate limits (429), server errors and overload (5xx, 529), request timeouts
+2. otherwise call the request's endpoint (``providers.resolve_endpoint``: the model string's provider, the
+   request's base URL or the SDK's variable) — ``messages.create`` on Anthropic, ``chat.completions.create`` on
+   OpenAI-compatible servers, streamed when the request asks for it — under a concurrency limit per endpoint
+   shared by every thread using this client, retrying rate limits (429), server errors and overload (5xx, 529), request timeouts
    (408), conflicts (409), connection errors and timeouts with exponential backoff plus jitter, honouring
    ``retry-after`` / ``retry-after-ms`` headers; other 4xx fail at once;
-3. normalise the reply to plain dicts (text and tool_use blocks), price it (``pricing.cost_usd``) and store it.
+3. normalise the reply to plain dicts (text and tool_use blocks, whatever the provider), count its tokens (the
+   server's usage, else an estimate flagged ``usage_estimated``), price it (``pricing.cost_usd``) and store it.
 
 A call that cannot succeed raises ``LLMCallFailed`` with the number of attempts and the last error: callers
-record it as a failed step / judging error and carry on. Without ``ANTHROPIC_API_KEY`` (and no injected
-transport) a cache miss raises ``LLMUnavailable``.
+record it as a failed step / judging error and carry on. A cache miss on an endpoint that cannot be called
+(the provider's public API without its key, and no injected transport) raises ``LLMUnavailable``.
 
-The transport is anything with ``.messages.create(**kwargs)``: the real ``anthropic.Anthropic`` (built lazily,
-with the SDK's own retries switched off since this client retries), or ``fake.FakeAnthropic`` in tests.
+Transports are built lazily per endpoint — ``anthropic.Anthropic`` or ``openai.OpenAI`` with the endpoint's
+base URL, with the SDK's own retries switched off since this client retries. An injected ``transport`` serves
+every request of its provider: anything with ``.messages.create`` (``fake.FakeAnthropic`` in tests) for
+Anthropic models, anything with ``.chat.completions.create`` for OpenAI ones.
 
 Sampling parameters: the installed SDK (anthropic 2.x) speaks API version 2026-10-21, which removed
 ``temperature`` / ``top_p`` / ``top_k`` (the SDK no longer accepts them and the API answers 400 even for the
 default value). ``LLMRequest.temperature`` is therefore recorded and part of the cache key, but sent only when
 the client is built with ``send_sampling_params=True`` (for gateways or older API versions that accept it),
-and then through ``extra_body``.
+and then through ``extra_body``. OpenAI-compatible servers get ``temperature`` as it is.
 """
 
 from __future__ import annotations
@@ -32,7 +38,6 @@ import copy
 import email.utils
 import json
 import logging
-import os
 import random
 import threading
 import time
@@ -42,13 +47,28 @@ from typing import Any
 
 from aob_pipeline.lib.llm.cache import LLMCache, LLMCacheError, cache_key, canonical_json
 from aob_pipeline.lib.llm.pricing import cost_usd
+from aob_pipeline.lib.llm.providers import (
+    Endpoint,
+    ModelStringError,
+    check_base_url,
+    collect_openai_stream,
+    normalise_openai_response,
+    openai_request_kwargs,
+    parse_model,
+    resolve_endpoint,
+)
 
 log = logging.getLogger(__name__)
 
 API_KEY_ENV = "ANTHROPIC_API_KEY"
+CONCURRENCY_ENV = "AOB_LLM_CONCURRENCY"
 
 # Parameters LLMRequest carries itself; ``extra_params`` may not repeat them.
-_CORE_PARAMS = frozenset({"model", "system", "messages", "tools", "tool_choice", "max_tokens", "temperature", "stream"})
+_CORE_PARAMS = frozenset({"model", "system", "messages", "tools", "tool_choice", "max_tokens", "temperature", "stream",
+                          "base_url"})
+ANTHROPIC_STREAM_MAX_TOKENS = 21_333
+"""Above this ``max_tokens`` the anthropic SDK refuses a non-streaming call (it could outlast 10 minutes):
+such requests are streamed."""
 _RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
@@ -60,7 +80,7 @@ class LLMError(Exception):
 
 
 class LLMUnavailable(LLMError):
-    """No transport: no injected client and ``ANTHROPIC_API_KEY`` is not set."""
+    """No transport: no injected client, and the endpoint is a provider's public API whose key is not set."""
 
 
 class LLMRequestError(LLMError, ValueError):
@@ -121,6 +141,11 @@ class LLMRequest:
     Messages API parameter (``stop_sequences``, ``metadata``, ``thinking``, ``output_config``...) — sent and keyed.
     ``metadata``: the caller's own bookkeeping (run id, purpose...) — neither sent nor keyed, stored with the
     first cache entry for provenance.
+
+    ``model`` is a model string (``anthropic/<model>``, ``openai/<model>``, or a bare Claude name); ``base_url``
+    the endpoint when it is not the SDK's default (keyed, as the endpoint actually used); ``api_key_env`` the
+    variable holding its key (not keyed); ``stream``: ask the server for a streamed reply (not keyed: the
+    collected reply is the same).
     """
 
     model: str
@@ -132,6 +157,9 @@ class LLMRequest:
     temperature: float | None = None
     extra_params: Mapping[str, Any] = field(default_factory=dict)
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    base_url: str | None = None
+    api_key_env: str | None = None
+    stream: bool = False
 
     def __post_init__(self) -> None:
         _validate_request(self)
@@ -139,10 +167,26 @@ class LLMRequest:
         for name in ("messages", "system", "tools", "tool_choice", "extra_params", "metadata"):
             object.__setattr__(self, name, _plain(getattr(self, name)))
 
+    @property
+    def provider(self) -> str:
+        return parse_model(self.model).provider
+
+    def endpoint(self) -> Endpoint:
+        """Where this request goes now (explicit base URL, else the SDK's variable, else the public API)."""
+        return resolve_endpoint(self.model, self.base_url, self.api_key_env)
+
     def cache_payload(self, sample_index: int = 0) -> dict[str, Any]:
-        """Everything that decides the reply, as JSON data: what the cache key is computed from."""
+        """Everything that decides the reply, as JSON data: what the cache key is computed from.
+
+        The endpoint (``provider``, ``base_url``) is part of it, except for Anthropic's public API, the endpoint
+        the project had before providers existed: leaving it implicit keeps the keys of existing caches valid
+        (their re-runs still replay for $0), and no other endpoint can produce such a payload."""
+        endpoint = self.endpoint()
+        where = {} if endpoint.provider == "anthropic" and endpoint.is_default else {
+            "provider": endpoint.provider, "base_url": endpoint.base_url}
         return {
-            "model": self.model,
+            **where,
+            "model": parse_model(self.model).name,
             "system": _plain(self.system),
             "messages": _plain(self.messages),
             "tools": _plain(self.tools),
@@ -176,6 +220,8 @@ class LLMResponse:
     cache_key: str
     sample_index: int = 0
     response_id: str | None = None
+    usage_estimated: bool = False
+    endpoint: str = ""
 
     @property
     def text(self) -> str:
@@ -202,6 +248,8 @@ class LLMResponse:
             "cost_usd": self.cost_usd,
             "latency_s": self.latency_s,
             "response_id": self.response_id,
+            "usage_estimated": self.usage_estimated,
+            "endpoint": self.endpoint,
         }
 
     @classmethod
@@ -222,6 +270,8 @@ class LLMResponse:
             cache_key=cache_key,
             sample_index=sample_index,
             response_id=record.get("response_id"),
+            usage_estimated=bool(record.get("usage_estimated", False)),
+            endpoint=str(record.get("endpoint") or ""),
         )
 
 
@@ -243,13 +293,16 @@ def tool_result_block(tool_use_id: str, content: Any, *, is_error: bool = False)
 
 
 class LLMClient:
-    """Cached, retrying, concurrency-limited access to the Messages API. Thread-safe; share one per process.
+    """Cached, retrying, concurrency-limited access to any model. Thread-safe; share one per process.
 
-    ``transport``: anything with ``.messages.create(**kwargs)``; None builds ``anthropic.Anthropic`` on the first
-    cache miss when ``ANTHROPIC_API_KEY`` is set. ``cache``: an ``LLMCache`` (None: no caching).
+    ``transport``: an injected client serving every request of its provider (``.messages.create`` for
+    Anthropic, ``.chat.completions.create`` for OpenAI); None builds the SDK's client per endpoint on the first
+    cache miss. ``cache``: an ``LLMCache`` (None: no caching).
     ``max_retries``: retries after the first attempt. ``base_delay`` / ``max_delay``: backoff in seconds
     (attempt n waits ``min(max_delay, base_delay * 2**(n-1))`` times a jitter factor in [0.75, 1]).
-    ``concurrency``: transport calls in flight at once, across all threads. ``sleep``: injected in tests.
+    ``concurrency``: transport calls in flight at once per endpoint, across all threads;
+    ``endpoint_concurrency``: a different limit for some base URLs (``{"http://gpu1:8000/v1": 16}``).
+    ``sleep``: injected in tests.
     ``jitter_seed``: seeds the jitter (deterministic delays). ``max_retry_after``: cap on a server's
     ``retry-after``. ``timeout_s``: per-request timeout of the real SDK client.
     """
@@ -269,6 +322,8 @@ class LLMClient:
         timeout_s: float = 600.0,
         send_sampling_params: bool = False,
         clock: Callable[[], float] = time.perf_counter,
+        endpoint_concurrency: Mapping[str, int] | None = None,
+        stream: bool = False,
     ):
         if max_retries < 0:
             raise ValueError(f"LLMClient: max_retries must be >= 0, got {max_retries}")
@@ -284,13 +339,21 @@ class LLMClient:
         self.max_retry_after = max_retry_after
         self.timeout_s = timeout_s
         self.send_sampling_params = send_sampling_params
+        self.endpoint_concurrency = {check_base_url(k, "endpoint_concurrency"): int(v)
+                                     for k, v in (endpoint_concurrency or {}).items()}
+        if any(v < 1 for v in self.endpoint_concurrency.values()):
+            raise ValueError(f"LLMClient: endpoint_concurrency limits must be >= 1, got {endpoint_concurrency}")
+        self.stream = stream
         self._transport = transport
+        self._transports: dict[tuple[str, str, str], Any] = {}
+        self._semaphores: dict[tuple[str, str], threading.BoundedSemaphore] = {}
+        self._in_flight_by_endpoint: dict[str, int] = {}
+        self._max_in_flight_by_endpoint: dict[str, int] = {}
         self._transport_lock = threading.Lock()
         self._sleep = sleep
         self._clock = clock
         self._rng = random.Random(jitter_seed)
         self._rng_lock = threading.Lock()
-        self._semaphore = threading.BoundedSemaphore(concurrency)
         self._inflight_keys: dict[str, list[Any]] = {}
         self._inflight_guard = threading.Lock()
         self._stats_lock = threading.Lock()
@@ -310,22 +373,57 @@ class LLMClient:
             "backoff_s": 0.0,
         }
         self._warned_sampling = False
+        self._unsupported: set[tuple[str, str, str]] = set()
 
     @classmethod
     def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> "LLMClient":
-        """A client over the project's cache file (``<AOB_HOME>/cache/llm_cache.duckdb``)."""
+        """A client over the project's cache file (``<AOB_HOME>/cache/llm_cache.duckdb``); the concurrency limit per
+        endpoint from ``AOB_LLM_CONCURRENCY`` when set (default 4)."""
+        import os
+
+        value = os.environ.get(CONCURRENCY_ENV, "").strip()
+        if value and "concurrency" not in kwargs:
+            try:
+                kwargs["concurrency"] = int(value)
+            except ValueError as exc:
+                raise ValueError(f"{CONCURRENCY_ENV} must be a whole number of calls, got {value!r}") from exc
         return cls(transport=transport, cache=LLMCache.from_settings(settings), **kwargs)
 
     @property
     def available(self) -> bool:
-        """Whether a cache miss can be answered: a transport was injected or ``ANTHROPIC_API_KEY`` is set."""
-        return self._transport is not None or bool(os.environ.get(API_KEY_ENV))
+        """Whether a cache miss on a Claude model can be answered: a transport was injected or
+        ``ANTHROPIC_API_KEY`` is set (``available_for`` answers for any model string)."""
+        return self.available_for("anthropic/x")
+
+    def available_for(self, model: str, base_url: str | None = None, api_key_env: str | None = None) -> bool:
+        """Whether a cache miss on ``model`` at that endpoint can be answered now."""
+        try:
+            endpoint = resolve_endpoint(model, base_url, api_key_env)
+        except ValueError:
+            return False
+        return self._injected_for(endpoint.provider) is not None or endpoint.api_key() is not None
 
     def stats(self) -> dict[str, float]:
         """Totals since creation: requests, cache hits, transport calls, retries, failures, tokens, cost (USD),
-        cost saved by cache hits (USD), the most transport calls ever in flight at once, seconds spent backing off."""
+        cost saved by cache hits (USD), the most transport calls ever in flight at once (all endpoints together),
+        seconds spent backing off."""
         with self._stats_lock:
             return dict(self._stats)
+
+    def note_unsupported(self, endpoint: Endpoint, model: str, feature: str) -> None:
+        """Remember that ``endpoint`` refused ``feature`` (e.g. ``json_schema`` output) for ``model``."""
+        with self._stats_lock:
+            self._unsupported.add((endpoint.label, model, feature))
+
+    def supports(self, endpoint: Endpoint, model: str, feature: str) -> bool:
+        """False once ``note_unsupported`` was called for this endpoint, model and feature."""
+        with self._stats_lock:
+            return (endpoint.label, model, feature) not in self._unsupported
+
+    def endpoint_stats(self) -> dict[str, int]:
+        """The most transport calls ever in flight at once, per endpoint label (``provider @ base URL``)."""
+        with self._stats_lock:
+            return dict(self._max_in_flight_by_endpoint)
 
     # -- public call --------------------------------------------------------------------------------------
 
@@ -354,9 +452,12 @@ class LLMClient:
             return response
 
     def build_request_kwargs(self, request: LLMRequest) -> dict[str, Any]:
-        """The keyword arguments given to ``transport.messages.create`` for ``request``."""
+        """The keyword arguments given to the transport for ``request``: ``messages.create`` for an Anthropic model,
+        ``chat.completions.create`` for an OpenAI one."""
+        if request.provider == "openai":
+            return openai_request_kwargs(request, request.endpoint())
         kwargs: dict[str, Any] = {
-            "model": request.model,
+            "model": parse_model(request.model).name,
             "max_tokens": request.max_tokens,
             "messages": _plain(request.messages),
         }
@@ -384,16 +485,20 @@ class LLMClient:
     # -- internals ---------------------------------------------------------------------------------------
 
     def _call_model(self, request: LLMRequest, key: str, sample_index: int) -> LLMResponse:
-        transport = self._get_transport()
+        endpoint = request.endpoint()
+        transport = self._get_transport(endpoint)
         kwargs = self.build_request_kwargs(request)
+        stream = request.stream or self.stream
+        if endpoint.provider == "anthropic" and request.max_tokens > ANTHROPIC_STREAM_MAX_TOKENS:
+            stream = True
         errors: list[str] = []
         attempt = 0
         while True:
             attempt += 1
             started = self._clock()
             try:
-                with self._transport_slot():
-                    raw = transport.messages.create(**kwargs)
+                with self._transport_slot(endpoint):
+                    raw = _send(transport, endpoint, kwargs, stream)
             except Exception as exc:  # noqa: BLE001 - classified below; unknown kinds propagate
                 verdict = classify_error(exc)
                 if verdict is None:
@@ -419,7 +524,10 @@ class LLMClient:
                 continue
             latency = self._clock() - started
             try:
-                response = normalise_response(raw, request_model=request.model)
+                if endpoint.provider == "openai":
+                    response = _openai_response(raw, kwargs, request.model)
+                else:
+                    response = normalise_response(raw, request_model=request.model)
             except (AttributeError, KeyError, TypeError, ValueError) as exc:
                 self._count(failures=1)
                 raise LLMCallFailed(
@@ -433,6 +541,7 @@ class LLMClient:
                 ) from exc
             response.latency_s = latency
             response.attempts = attempt
+            response.endpoint = endpoint.label
             response.cache_key = key
             response.sample_index = sample_index
             self._count(
@@ -450,33 +559,69 @@ class LLMClient:
             jitter = 1.0 - 0.25 * self._rng.random()
         return base * jitter
 
-    def _get_transport(self) -> Any:
+    def _injected_for(self, provider: str) -> Any:
+        transport = self._transport
+        if transport is None:
+            return None
+        if provider == "openai":
+            return transport if hasattr(transport, "chat") else None
+        return transport if hasattr(transport, "messages") else None
+
+    def _get_transport(self, endpoint: Endpoint) -> Any:
+        injected = self._injected_for(endpoint.provider)
+        if injected is not None:
+            return injected
+        key = endpoint.api_key()
         with self._transport_lock:
-            if self._transport is None:
-                if not os.environ.get(API_KEY_ENV):
-                    raise LLMUnavailable(
-                        f"{API_KEY_ENV} is not set: Claude agents, the LLM judge and the LLM extractor are off "
-                        "(cached replies still replay; set the key to make new calls)"
-                    )
+            slot = (endpoint.provider, endpoint.base_url, key or "")
+            if slot in self._transports:
+                return self._transports[slot]
+            if key is None:
+                raise LLMUnavailable(
+                    f"{endpoint.api_key_env} is not set: calls to {endpoint.label} are off (cached replies still "
+                    "replay; set the key, or point the model at another server with a base URL, to make new calls)"
+                )
+            # This client owns retries and backoff, so the SDK's own are switched off.
+            if endpoint.provider == "openai":
+                import openai
+
+                transport = openai.OpenAI(api_key=key, base_url=endpoint.base_url, max_retries=0,
+                                          timeout=self.timeout_s)
+            else:
                 import anthropic
 
-                # This client owns retries and backoff, so the SDK's own are switched off.
-                self._transport = anthropic.Anthropic(max_retries=0, timeout=self.timeout_s)
-            return self._transport
+                transport = anthropic.Anthropic(api_key=key, base_url=endpoint.base_url, max_retries=0,
+                                                timeout=self.timeout_s)
+            self._transports[slot] = transport
+            return transport
+
+    def _semaphore_for(self, endpoint: Endpoint) -> threading.BoundedSemaphore:
+        with self._transport_lock:
+            slot = (endpoint.provider, endpoint.base_url)
+            if slot not in self._semaphores:
+                limit = self.endpoint_concurrency.get(endpoint.base_url, self.concurrency)
+                self._semaphores[slot] = threading.BoundedSemaphore(limit)
+            return self._semaphores[slot]
 
     @contextlib.contextmanager
-    def _transport_slot(self) -> Iterator[None]:
-        with self._semaphore:
+    def _transport_slot(self, endpoint: Endpoint) -> Iterator[None]:
+        label = endpoint.label
+        with self._semaphore_for(endpoint):
             with self._stats_lock:
                 self._in_flight += 1
                 self._stats["transport_calls"] += 1
                 if self._in_flight > self._stats["max_in_flight"]:
                     self._stats["max_in_flight"] = self._in_flight
+                now = self._in_flight_by_endpoint.get(label, 0) + 1
+                self._in_flight_by_endpoint[label] = now
+                if now > self._max_in_flight_by_endpoint.get(label, 0):
+                    self._max_in_flight_by_endpoint[label] = now
             try:
                 yield
             finally:
                 with self._stats_lock:
                     self._in_flight -= 1
+                    self._in_flight_by_endpoint[label] -= 1
 
     @contextlib.contextmanager
     def _single_flight(self, key: str) -> Iterator[None]:
@@ -532,10 +677,13 @@ class LLMClient:
 
 
 def classify_error(exc: BaseException) -> tuple[bool, float | None] | None:
-    """``(retryable, retry_after_seconds)`` for an error raised by a transport, or None when it is not an API
-    or network error (a programming error: let it propagate)."""
+    """``(retryable, retry_after_seconds)`` for an error raised by a transport (either SDK), or None when it is
+    not an API or network error (a programming error: let it propagate)."""
     import anthropic
 
+    verdict = _classify_openai(exc)
+    if verdict is not None:
+        return verdict
     if isinstance(exc, anthropic.APIStatusError):
         headers = exc.response.headers
         should_retry = (headers.get("x-should-retry") or "").lower()
@@ -550,7 +698,71 @@ def classify_error(exc: BaseException) -> tuple[bool, float | None] | None:
         return False, None
     if isinstance(exc, (TimeoutError, ConnectionError)):
         return True, None
+    if isinstance(exc, json.JSONDecodeError):  # the SDK could not parse the server's body: a server fault
+        return True, None
     return None
+
+
+def _classify_openai(exc: BaseException) -> tuple[bool, float | None] | None:
+    try:
+        import openai
+    except ImportError:  # pragma: no cover - openai is a dependency
+        return None
+    if isinstance(exc, openai.APIStatusError):
+        headers = exc.response.headers
+        should_retry = (headers.get("x-should-retry") or "").lower()
+        if should_retry in ("true", "false"):
+            return should_retry == "true", parse_retry_after(headers)
+        return exc.status_code in _RETRYABLE_STATUS or exc.status_code >= 500, parse_retry_after(headers)
+    if isinstance(exc, openai.APIConnectionError):  # includes APITimeoutError
+        return True, None
+    if isinstance(exc, openai.APIResponseValidationError):  # a 200 whose body is not a completion
+        return True, None
+    if isinstance(exc, openai.APIError):
+        return False, None
+    return None
+
+
+def _send(transport: Any, endpoint: Endpoint, kwargs: dict[str, Any], stream: bool) -> Any:
+    """One transport call; a streamed reply is collected before the concurrency slot is given back."""
+    if endpoint.provider == "openai":
+        if not stream:
+            return transport.chat.completions.create(**kwargs)
+        chunks = transport.chat.completions.create(**kwargs, stream=True, stream_options={"include_usage": True})
+        try:
+            return ("stream", list(chunks))
+        finally:
+            close = getattr(chunks, "close", None)
+            if close is not None:
+                close()
+    if not stream:
+        return transport.messages.create(**kwargs)
+    with transport.messages.stream(**kwargs) as events:
+        return events.get_final_message()
+
+
+def _openai_response(raw: Any, sent: Mapping[str, Any], request_model: str) -> LLMResponse:
+    if isinstance(raw, tuple) and raw and raw[0] == "stream":
+        data = collect_openai_stream(raw[1], sent)
+    else:
+        if isinstance(raw, (str, bytes)):
+            raise ValueError(f"the server sent text, not a completion: {str(raw)[:200]!r}")
+        data = normalise_openai_response(raw, sent)
+    content = [normalise_block(b) for b in data["content"]]
+    return LLMResponse(
+        content=content,
+        stop_reason=data["stop_reason"],
+        model=str(data["model"] or request_model),
+        input_tokens=data["input_tokens"],
+        output_tokens=data["output_tokens"],
+        cost_usd=cost_usd(request_model, data["input_tokens"], data["output_tokens"]),
+        latency_s=0.0,
+        cached=False,
+        attempts=0,
+        cache_key="",
+        response_id=data["response_id"],
+        usage_estimated=data["usage_estimated"],
+    )
 
 
 def parse_retry_after(headers: Mapping[str, str] | Any) -> float | None:
@@ -656,12 +868,23 @@ def _validate_request(req: LLMRequest) -> None:
 
     if not isinstance(req.model, str) or not req.model.strip():
         fail("model", f"must be a non-empty string, got {req.model!r}")
+    try:
+        ref = parse_model(req.model)
+        check_base_url(req.base_url, "base_url")
+    except (ModelStringError, ValueError) as exc:
+        fail("model" if isinstance(exc, ModelStringError) else "base_url", str(exc))
+    if req.api_key_env is not None and (not isinstance(req.api_key_env, str) or not req.api_key_env.strip()):
+        fail("api_key_env", f"must be the name of an environment variable, got {req.api_key_env!r}")
+    if not isinstance(req.stream, bool):
+        fail("stream", f"must be a boolean, got {req.stream!r}")
     if isinstance(req.max_tokens, bool) or not isinstance(req.max_tokens, int) or req.max_tokens < 1:
         fail("max_tokens", f"must be a positive integer, got {req.max_tokens!r}")
+    top = 2 if ref.provider == "openai" else 1
     if req.temperature is not None and (
-        isinstance(req.temperature, bool) or not isinstance(req.temperature, (int, float)) or not 0 <= req.temperature <= 1
+        isinstance(req.temperature, bool) or not isinstance(req.temperature, (int, float))
+        or not 0 <= req.temperature <= top
     ):
-        fail("temperature", f"must be a number in [0, 1] or None, got {req.temperature!r}")
+        fail("temperature", f"must be a number in [0, {top}] or None, got {req.temperature!r}")
     if isinstance(req.messages, (str, bytes)) or not isinstance(req.messages, Sequence) or not req.messages:
         fail("messages", "must be a non-empty list of {'role', 'content'} messages")
     for i, message in enumerate(req.messages):
@@ -707,7 +930,7 @@ def _validate_request(req: LLMRequest) -> None:
         fail("extra_params", f"must be a mapping, got {type(req.extra_params).__name__}")
     clash = sorted(set(req.extra_params) & _CORE_PARAMS)
     if clash:
-        fail("extra_params", f"{clash} are fields of LLMRequest itself (streaming is not supported)")
+        fail("extra_params", f"{clash} are fields of LLMRequest itself")
     if not isinstance(req.metadata, Mapping):
         fail("metadata", f"must be a mapping, got {type(req.metadata).__name__}")
     try:

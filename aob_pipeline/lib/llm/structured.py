@@ -1,6 +1,18 @@
-"""Structured output through tool use, and majority votes over repeated samples.
+"""Structured output — a forced tool call, a JSON schema, or parsed text — and majority votes over samples.
 
-``call_structured`` asks the model to answer by calling one tool whose ``input_schema`` is the JSON schema of
+Three modes (``mode``), ``auto`` picking the first that fits the model string's provider:
+
+- ``tool`` (Anthropic's default): the answer is the input of one forced tool call, described below;
+- ``json_schema`` (default for ``openai/<model>``): the request carries ``response_format={"type": "json_schema",
+  ...}``, which OpenAI, vLLM, ollama and most proxies honour; the reply's text is parsed as JSON. A server that
+  refuses it (HTTP 400/404/422/501) is remembered for that endpoint and model, and the sample goes on in ``text``;
+- ``text``: the schema is in the prompt and the model is asked for the JSON object alone; the reply is parsed
+  (code fences and prose around the object are tolerated) and validated, with **one** re-ask at most.
+
+Every sample records its ``mode`` and ``parse_status`` (``ok``, ``reasked``, or the error's ``failed``), so a
+caller can store how its answer was obtained.
+
+``call_structured`` in ``tool`` mode asks the model to answer by calling one tool whose ``input_schema`` is the JSON schema of
 the answer, forcing it with ``tool_choice={"type": "tool", "name": tool_name}``. The tool input is validated
 against the schema (``jsonschema``, draft 2020-12). When it is invalid — not a JSON object, or failing the
 schema, or no tool call at all — the conversation continues with the model's reply and a ``tool_result``
@@ -21,21 +33,64 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-from aob_pipeline.lib.llm.client import LLMClient, LLMError, LLMRequest, LLMResponse, tool_result_block
+from aob_pipeline.lib.llm.client import LLMCallFailed, LLMClient, LLMError, LLMRequest, LLMResponse, tool_result_block
+from aob_pipeline.lib.llm.providers import parse_model, resolve_endpoint
 
 # A reply cut off at max_tokens is re-asked with twice the budget, up to this many tokens.
 MAX_TOKENS_CEILING = 32_000
+
+STRUCTURED_MODES = ("auto", "tool", "json_schema", "text")
+TEXT_MODE_MAX_REASKS = 1
+_REFUSED_STATUS = frozenset({400, 404, 415, 422, 501})
+
+JSON_INSTRUCTIONS = """There is no tool to call here: instead of calling {tool}, reply with one JSON object — exactly the input {tool} would take — and nothing else (no prose, no code fence). Its JSON schema:
+{schema}"""
+
+
+def resolve_mode(model: str, mode: str = "auto") -> str:
+    """The structured-output mode for ``model``: ``mode`` itself, or for ``auto`` ``tool`` on Anthropic and
+    ``json_schema`` on OpenAI-compatible servers."""
+    if mode not in STRUCTURED_MODES:
+        raise ValueError(f"structured output: mode must be one of {STRUCTURED_MODES}, got {mode!r}")
+    if mode != "auto":
+        return mode
+    return "tool" if parse_model(model).provider == "anthropic" else "json_schema"
+
+
+def parse_json_reply(text: str) -> tuple[Any, str | None]:
+    """The JSON value in a model's text reply (bare, in a code fence, or the outermost ``{...}`` in prose), or
+    ``(None, problem)``."""
+    stripped = (text or "").strip()
+    if not stripped:
+        return None, "the reply has no text"
+    candidates = [stripped]
+    if stripped.startswith("```"):
+        inner = stripped.split("\n", 1)[1] if "\n" in stripped else ""
+        candidates.append(inner.rsplit("```", 1)[0].strip())
+    first, last = stripped.find("{"), stripped.rfind("}")
+    if 0 <= first < last:
+        candidates.append(stripped[first:last + 1])
+    problem = ""
+    for candidate in candidates:
+        try:
+            return json.loads(candidate), None
+        except json.JSONDecodeError as exc:
+            problem = problem or f"the reply is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+    return None, problem
 
 
 class StructuredOutputError(LLMError):
     """The model gave no valid tool input after every re-ask. ``problems``: one entry per attempt;
     ``last_output``: the last tool input (or text) it gave; ``responses``: every reply, for cost accounting."""
 
-    def __init__(self, message: str, *, problems: Sequence[str], last_output: Any, responses: Sequence[LLMResponse]):
+    def __init__(self, message: str, *, problems: Sequence[str], last_output: Any, responses: Sequence[LLMResponse],
+                 mode: str = "tool"):
         super().__init__(message)
         self.problems = list(problems)
         self.last_output = last_output
         self.responses = list(responses)
+        self.mode = mode
+        self.parse_status = "failed"
 
     @property
     def attempts(self) -> int:
@@ -49,6 +104,13 @@ class StructuredSample:
     value: dict[str, Any]
     sample_index: int
     responses: list[LLMResponse] = field(default_factory=list)
+    mode: str = "tool"
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def parse_status(self) -> str:
+        """``ok`` (valid at the first reply) or ``reasked`` (valid after one or more re-asks)."""
+        return "ok" if self.reasks == 0 else "reasked"
 
     @property
     def reasks(self) -> int:
@@ -132,8 +194,15 @@ def call_structured_samples(
     temperature: float | None = None,
     metadata: Mapping[str, Any] | None = None,
     first_sample_index: int = 0,
+    mode: str = "auto",
+    base_url: str | None = None,
+    api_key_env: str | None = None,
+    stream: bool = False,
 ) -> list[StructuredSample]:
     """Like ``call_structured`` but keeps each sample's replies (tokens, cost, cached) for the caller to store.
+
+    ``mode``: ``auto``, ``tool``, ``json_schema`` or ``text`` (module docstring). ``base_url``, ``api_key_env``,
+    ``stream``: the endpoint options of every request (``LLMRequest``).
 
     Sample i is requested with ``sample_index=first_sample_index + i`` (an agent's trial k passes
     ``first_sample_index=k`` so that repeated trials are distinct samples). If any sample fails, the error of
@@ -148,6 +217,8 @@ def call_structured_samples(
     if not isinstance(tool_name, str) or not tool_name:
         raise ValueError(f"call_structured: tool_name must be a non-empty string, got {tool_name!r}")
     check_tool_schema(schema, tool_name)
+    chosen = resolve_mode(model, mode)
+    options = {"base_url": base_url, "api_key_env": api_key_env, "stream": stream}
     tool = {
         "name": tool_name,
         "description": tool_description or f"Record your answer by calling {tool_name} with input matching its schema.",
@@ -155,7 +226,11 @@ def call_structured_samples(
     }
 
     def one(index: int) -> StructuredSample:
-        return _one_sample(client, model, system, user, schema, tool, index, max_reasks, max_tokens, temperature, metadata)
+        if chosen == "tool":
+            return _one_sample(client, model, system, user, schema, tool, index, max_reasks, max_tokens, temperature,
+                               metadata, options)
+        return _one_json_sample(client, model, system, user, schema, tool_name, index, max_reasks, max_tokens,
+                                temperature, metadata, options, chosen)
 
     if samples == 1:
         return [one(first_sample_index)]
@@ -185,6 +260,7 @@ def _one_sample(
     max_tokens: int,
     temperature: float | None,
     metadata: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
 ) -> StructuredSample:
     tool_name = tool["name"]
     messages: list[dict[str, Any]] = [{"role": "user", "content": user if isinstance(user, str) else [dict(b) for b in user]}]
@@ -202,6 +278,7 @@ def _one_sample(
             max_tokens=budget,
             temperature=temperature,
             metadata=dict(metadata or {}, structured_tool=tool_name, attempt=attempt),
+            **options,
         )
         response = client.complete(request, sample_index=sample_index)
         responses.append(response)
@@ -245,6 +322,83 @@ def _one_sample(
         problems=problems,
         last_output=last_output,
         responses=responses,
+        mode="tool",
+    )
+
+
+def _one_json_sample(
+    client: LLMClient,
+    model: str,
+    system: str | None,
+    user: str | Sequence[Mapping[str, Any]],
+    schema: Mapping[str, Any],
+    tool_name: str,
+    sample_index: int,
+    max_reasks: int,
+    max_tokens: int,
+    temperature: float | None,
+    metadata: Mapping[str, Any] | None,
+    options: Mapping[str, Any],
+    mode: str,
+) -> StructuredSample:
+    """One sample in ``json_schema`` or ``text`` mode (see the module docstring)."""
+    endpoint = resolve_endpoint(model, options.get("base_url"), options.get("api_key_env"))
+    notes: list[str] = []
+    if mode == "json_schema" and not client.supports(endpoint, model, "json_schema"):
+        mode = "text"
+        notes.append(f"{endpoint.label} refused json_schema output earlier; text mode")
+    instructions = JSON_INSTRUCTIONS.format(tool=tool_name, schema=json.dumps(dict(schema), ensure_ascii=False))
+    system_text = f"{system}\n\n{instructions}" if system else instructions
+    first = user if isinstance(user, str) else "\n".join(str(b.get("text", "")) for b in user if b.get("type") == "text")
+    messages: list[dict[str, Any]] = [{"role": "user", "content": first}]
+    responses: list[LLMResponse] = []
+    problems: list[str] = []
+    last_output: Any = None
+    budget = max_tokens
+    attempt = 0
+    while True:
+        reasks_allowed = max_reasks if mode == "json_schema" else min(max_reasks, TEXT_MODE_MAX_REASKS)
+        extra = {}
+        if mode == "json_schema":
+            extra["response_format"] = {"type": "json_schema",
+                                        "json_schema": {"name": tool_name, "schema": dict(schema), "strict": False}}
+        request = LLMRequest(
+            model=model, system=system_text, messages=messages, max_tokens=budget, temperature=temperature,
+            extra_params=extra, metadata=dict(metadata or {}, structured_tool=tool_name, attempt=attempt, mode=mode),
+            **options,
+        )
+        try:
+            response = client.complete(request, sample_index=sample_index)
+        except LLMCallFailed as exc:
+            if mode == "json_schema" and exc.status_code in _REFUSED_STATUS:
+                client.note_unsupported(endpoint, model, "json_schema")
+                notes.append(f"json_schema refused by {endpoint.label} (HTTP {exc.status_code}); text mode")
+                mode = "text"
+                continue
+            raise
+        responses.append(response)
+        last_output = response.text
+        value, problem = parse_json_reply(response.text)
+        if problem is None and not isinstance(value, dict):
+            value, problem = None, f"the reply must be a JSON object, got {type(value).__name__}"
+        errors = [problem] if problem else schema_errors(value, schema)
+        if not errors:
+            return StructuredSample(value=value, sample_index=sample_index, responses=responses, mode=mode,
+                                    notes=notes)
+        if response.stop_reason == "max_tokens":
+            errors.append(f"the reply was cut off at max_tokens={budget}")
+            budget = min(MAX_TOKENS_CEILING, budget * 2)
+        problems.append(f"attempt {attempt + 1} ({mode}): " + "; ".join(errors))
+        if attempt >= reasks_allowed:
+            break
+        attempt += 1
+        messages.append({"role": "assistant", "content": response.text or "(no text)"})
+        messages.append({"role": "user", "content": "Your reply is not a valid answer:\n- " + "\n- ".join(errors[:20])
+                         + "\nReply again with only the corrected JSON object."})
+    raise StructuredOutputError(
+        f"structured output {tool_name!r} from {model} (sample {sample_index}, {mode} mode) still invalid after "
+        f"{attempt} re-ask(s): {problems[-1]}",
+        problems=problems, last_output=last_output, responses=responses, mode=mode,
     )
 
 

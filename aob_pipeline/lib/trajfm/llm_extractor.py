@@ -1,9 +1,14 @@
-"""The LLM failure extractor: Claude reads a trajectory and reports its failures as structured output.
+"""The LLM failure extractor: a model reads a trajectory and reports its failures as structured output.
 
 ``LLMExtractor(client, model).extract(trajectory, scenario) -> Finding``, the same interface as the offline
-extractor. One call per trajectory through ``LLMClient`` (so through the request cache: a re-run replays the
-reply for $0 and without an API key), answering with the ``report_failures`` tool whose input schema is
-``extraction_schema()``:
+extractor. ``model`` is any model string (``anthropic/<model>``, ``openai/<model>`` for OpenAI or any
+OpenAI-compatible server, or a bare Claude id; default ``AOB_TRAJFM_MODEL``), ``base_url`` / ``api_key_env`` its
+endpoint (default ``AOB_TRAJFM_BASE_URL``, then the SDK's variable). One call per trajectory through ``LLMClient``
+(so through the request cache: a re-run replays the reply for $0 and without an API key), answering with an object
+matching ``extraction_schema()`` — the input of a forced ``report_failures`` tool call on Anthropic, a JSON-schema
+response format on OpenAI-compatible servers, else parsed text with one re-ask (``structured_mode``). How each
+run's answer was obtained is kept in ``parse_log`` (run id -> mode, parse status, re-asks), and a reply that never
+parsed is the finding's ``extraction_error`` naming the mode:
 
 - ``summary`` (one sentence), ``task_completed`` (boolean);
 - ``mast``: the 14 MAST flags, one boolean per slug (the taxonomy's definitions are in the prompt);
@@ -34,7 +39,7 @@ from typing import Any
 
 from aob_pipeline.lib.llm.cache import LLMCacheError
 from aob_pipeline.lib.llm.client import LLMClient, LLMError
-from aob_pipeline.lib.llm.structured import call_structured_samples
+from aob_pipeline.lib.llm.structured import StructuredOutputError, call_structured_samples
 from aob_pipeline.lib.scenarios.model import Scenario
 from aob_pipeline.lib.trajectories.schema import Trajectory
 from aob_pipeline.lib.trajfm.evidence import TraceEvidence, render_step
@@ -53,6 +58,7 @@ from aob_pipeline.lib.trajfm.taxonomy import MAST_SLUGS, Taxonomy
 log = logging.getLogger(__name__)
 
 EXTRACTOR_MODEL_ENV = "AOB_TRAJFM_MODEL"
+EXTRACTOR_BASE_URL_ENV = "AOB_TRAJFM_BASE_URL"
 FALLBACK_MODEL_ENV = "AOB_CLAUDE_MODEL"
 DEFAULT_EXTRACTOR_MODEL = "claude-sonnet-4-5"
 TOOL_NAME = "report_failures"
@@ -66,13 +72,17 @@ MAX_EVIDENCE_CHARS = 400
 
 def resolve_extractor_model(explicit: str | None = None) -> str:
     """``explicit``, else ``$AOB_TRAJFM_MODEL``, else ``$AOB_CLAUDE_MODEL``, else ``DEFAULT_EXTRACTOR_MODEL``."""
+    from aob_pipeline.lib.llm.providers import parse_model
+
     if explicit is not None:
         if not isinstance(explicit, str) or not explicit.strip():
             raise ValueError(f"LLMExtractor: model must be a non-empty string, got {explicit!r}")
+        parse_model(explicit)
         return explicit.strip()
     for name in (EXTRACTOR_MODEL_ENV, FALLBACK_MODEL_ENV):
         value = os.environ.get(name, "").strip()
         if value:
+            parse_model(value)
             return value
     return DEFAULT_EXTRACTOR_MODEL
 
@@ -266,7 +276,7 @@ def _normalise_agent(name: Any, trajectory: Trajectory) -> str | None:
 
 
 class LLMExtractor:
-    """Failure extraction by Claude through ``client`` (see the module docstring). ``name`` is the model.
+    """Failure extraction by a model through ``client`` (see the module docstring). ``name`` is the model string.
 
     ``samples`` > 1 is not offered: one extraction per run is what upstream did and what the cache keys; repeated
     extractions of one run use ``sample_index`` (e.g. a trial number) to get a distinct cached reply.
@@ -283,6 +293,10 @@ class LLMExtractor:
         max_tokens: int = 2048,
         max_reasks: int = 2,
         sample_index: int = 0,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        structured_mode: str = "auto",
+        stream: bool = False,
     ):
         if max_step_chars < 50 or max_trace_chars < 500:
             raise ValueError(f"LLMExtractor: max_step_chars >= 50 and max_trace_chars >= 500, got "
@@ -299,6 +313,17 @@ class LLMExtractor:
         self.schema = extraction_schema()
         self.cost_usd = 0.0
         self.calls = 0
+        from aob_pipeline.lib.llm.providers import check_base_url
+        from aob_pipeline.lib.llm.structured import resolve_mode
+
+        resolve_mode(self.model, structured_mode)
+        self.base_url = check_base_url(base_url or os.environ.get(EXTRACTOR_BASE_URL_ENV) or None,
+                                       EXTRACTOR_BASE_URL_ENV)
+        self.api_key_env = api_key_env
+        self.structured_mode = structured_mode
+        self.stream = stream
+        self.parse_log: dict[str, dict[str, Any]] = {}
+        """run id -> {mode, parse_status (ok / reasked / failed), reasks, notes} of the last extraction."""
 
     @property
     def name(self) -> str:
@@ -320,13 +345,23 @@ class LLMExtractor:
                                  "additional failure modes with evidence, attribution.",
                 max_reasks=self.max_reasks, max_tokens=self.max_tokens,
                 metadata={"purpose": "trajfm_extraction", "run_id": trajectory.run_id},
-                first_sample_index=self.sample_index,
+                first_sample_index=self.sample_index, mode=self.structured_mode, base_url=self.base_url,
+                api_key_env=self.api_key_env, stream=self.stream,
             )
+        except StructuredOutputError as exc:
+            log.warning("LLM failure extraction of run %s: no valid reply: %s", trajectory.run_id, exc)
+            self.parse_log[trajectory.run_id] = {"mode": exc.mode, "parse_status": "failed",
+                                                 "reasks": max(0, exc.attempts - 1), "notes": []}
+            self.cost_usd += sum(r.cost_usd for r in exc.responses)
+            return failed_extraction(trajectory, self.name, f"StructuredOutputError: parse failed ({exc.mode} mode): {exc}"[:2000],
+                                     self.taxonomy.version)
         except (LLMError, LLMCacheError) as exc:
             log.warning("LLM failure extraction of run %s failed: %s", trajectory.run_id, exc)
             return failed_extraction(trajectory, self.name, f"{type(exc).__name__}: {exc}"[:2000],
                                      self.taxonomy.version)
         sample = samples[0]
+        self.parse_log[trajectory.run_id] = {"mode": sample.mode, "parse_status": sample.parse_status,
+                                             "reasks": sample.reasks, "notes": list(sample.notes)}
         self.calls += 1
         self.cost_usd += sample.cost_usd
         return self.finding_from_output(trajectory, sample.value)

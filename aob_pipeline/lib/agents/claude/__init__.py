@@ -1,4 +1,10 @@
-"""The built-in Claude agents (``anthropic`` tool use through ``lib/llm``'s cached, retrying client).
+"""The LLM agents: three orchestrations on any model string, through ``lib/llm``'s cached, retrying client.
+
+Written for Claude first (hence the package and class names), they take any model string — ``anthropic/<model>``
+or ``openai/<model>`` for OpenAI and every OpenAI-compatible server (vLLM, ollama, a LiteLLM proxy, OpenRouter) —
+with native tool calls or, for models served without tool calling, upstream's text ReAct format
+(``ModelOptions.tool_mode``). ``build_llm_agent(model, orchestration, ...)`` builds one from a registry entry
+(``kind: llm``); ``LLMReActAgent`` / ``LLMAgentsAsToolsAgent`` / ``LLMPlanExecuteAgent`` are the same classes.
 
 Three orchestrations, one trajectory format:
 
@@ -34,7 +40,10 @@ from aob_pipeline.lib.agents.claude.common import (
     DOMAIN_AGENTS,
     MODEL_ENV,
     ORCHESTRATOR_MODEL_ENV,
+    TOOL_MODES,
+    ModelOptions,
     claude_agents_available,
+    llm_agent_available,
     resolve_model,
 )
 from aob_pipeline.lib.agents.claude.plan_execute import (
@@ -54,6 +63,34 @@ CLAUDE_AGENT_IDS: tuple[str, ...] = (REACT_AGENT_ID, AGENTS_AS_TOOLS_AGENT_ID, P
 
 
 ClaudeAgent = ClaudeReActAgent | ClaudeAgentsAsToolsAgent | ClaudePlanExecuteAgent
+
+LLMReActAgent = ClaudeReActAgent
+LLMAgentsAsToolsAgent = ClaudeAgentsAsToolsAgent
+LLMPlanExecuteAgent = ClaudePlanExecuteAgent
+
+ORCHESTRATIONS: dict[str, type] = {
+    "react": ClaudeReActAgent,
+    "agents_as_tools": ClaudeAgentsAsToolsAgent,
+    "plan_execute": ClaudePlanExecuteAgent,
+}
+"""The three orchestrations by the name ``aob agents add --orchestration`` takes."""
+
+
+def build_llm_agent(model: str, orchestration: str = "react", *, agent_id: str | None = None,
+                    base_url: str | None = None, api_key_env: str | None = None, tool_mode: str = "native",
+                    stream: bool = False, agent_model: str | None = None,
+                    client: LLMClient | None = None) -> ClaudeAgent:
+    """One agent of ``orchestration`` on ``model`` (every role; ``agent_model`` for the domain agents of the two
+    multi-agent orchestrations, default the same model)."""
+    if orchestration not in ORCHESTRATIONS:
+        raise ValueError(f"orchestration must be one of {', '.join(ORCHESTRATIONS)}, got {orchestration!r}")
+    options = {"base_url": base_url, "api_key_env": api_key_env, "tool_mode": tool_mode, "stream": stream}
+    if agent_id is not None:
+        options["agent_id"] = agent_id
+    if orchestration == "react":
+        return ClaudeReActAgent(model, client, **options)
+    cls = ORCHESTRATIONS[orchestration]
+    return cls(model, agent_model or model, client, **options)
 
 
 def build_claude_agents(client: LLMClient | None = None, model: str | None = None,
@@ -76,6 +113,14 @@ __all__ = [
     "ASK_OPERATOR",
     "ASK_OPERATOR_TOOL",
     "CLAUDE_AGENT_IDS",
+    "LLMAgentsAsToolsAgent",
+    "LLMPlanExecuteAgent",
+    "LLMReActAgent",
+    "ModelOptions",
+    "ORCHESTRATIONS",
+    "TOOL_MODES",
+    "build_llm_agent",
+    "llm_agent_available",
     "ClaudeAgent",
     "ClaudeAgentsAsToolsAgent",
     "ClaudePlanExecuteAgent",

@@ -27,6 +27,7 @@ from aob_pipeline.lib.agents.claude.common import (
     MODEL_ENV,
     ORCHESTRATOR_MODEL_ENV,
     DomainAgentRunner,
+    ModelOptions,
     ToolHandler,
     ToolUseLoop,
     check_positive,
@@ -91,6 +92,8 @@ class ClaudeAgentsAsToolsAgent(Agent):
     ``agent_max_turns``: model calls allowed to the supervisor / to each delegation. ``knowledge``: whether the
     FMSR agent reads the maintenance manual. ``domain_agents_ask_operator``: offer ``ask_operator`` to the
     domain agents. The trajectory's ``model`` is the supervisor's; ``labels['models']`` holds both.
+    Any model strings; ``base_url``, ``api_key_env``, ``tool_mode``, ``stream``: see ``common.ModelOptions``
+    (one endpoint for both models).
     """
 
     orchestration = "agents_as_tools"
@@ -108,6 +111,10 @@ class ClaudeAgentsAsToolsAgent(Agent):
         max_tokens: int = DEFAULT_MAX_TOKENS,
         max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
         agent_id: str = AGENTS_AS_TOOLS_AGENT_ID,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        tool_mode: str = "native",
+        stream: bool = False,
     ):
         self.supervisor_model = resolve_model(supervisor_model, ORCHESTRATOR_MODEL_ENV, MODEL_ENV)
         self.agent_model = resolve_model(agent_model, AGENT_MODEL_ENV, MODEL_ENV)
@@ -120,6 +127,7 @@ class ClaudeAgentsAsToolsAgent(Agent):
         self.max_tokens = check_positive("max_tokens", max_tokens)
         self.max_observation_chars = check_positive("max_observation_chars", max_observation_chars)
         self.agent_id = agent_id
+        self.options = ModelOptions(base_url=base_url, api_key_env=api_key_env, tool_mode=tool_mode, stream=stream)
 
     @property
     def client(self) -> LLMClient:
@@ -132,7 +140,7 @@ class ClaudeAgentsAsToolsAgent(Agent):
             client=self.client, env=env, task=task, model=self.agent_model,
             groups=domain_groups(self.knowledge), max_turns=self.agent_max_turns,
             ask_operator=self.domain_agents_ask_operator, max_tokens=self.max_tokens,
-            max_observation_chars=self.max_observation_chars, metadata=metadata,
+            max_observation_chars=self.max_observation_chars, metadata=metadata, options=self.options,
         )
         tools = [_agent_tool(key, domain.tools_for(key)) for key in DOMAIN_AGENTS]
         handlers = {DOMAIN_AGENTS[key].name: _delegate(env, domain, key) for key in DOMAIN_AGENTS}
@@ -143,7 +151,7 @@ class ClaudeAgentsAsToolsAgent(Agent):
             tools=tools, handlers=handlers, agent_name=SUPERVISOR, sample_index=task.trial,
             max_turns=self.supervisor_max_turns, max_tokens=self.max_tokens,
             max_observation_chars=self.max_observation_chars,
-            other_tools=frozenset(task.tool_names), metadata=metadata,
+            other_tools=frozenset(task.tool_names), metadata=metadata, options=self.options,
         )
         try:
             outcome = loop.run(request_text(task))

@@ -1,6 +1,12 @@
-"""What the three Claude agents share: model names, the domain agents, the tool-use loop and its tools.
+"""What the three LLM agents share: model strings, the domain agents, the tool-use loop and its tools.
 
-The tool-use loop (``ToolUseLoop.run``) is the heart of every Claude agent here:
+The agents were written for Claude and now take any model string (``anthropic/<model>``, ``openai/<model>``, or a
+bare Claude id): ``ModelOptions`` carries the rest of a registry entry's model settings — ``base_url`` (an
+OpenAI-compatible server other than ``OPENAI_BASE_URL``), ``api_key_env``, ``tool_mode`` (``native`` tool calls, or
+``text``: upstream's Thought / Action / Action Input / Observation / Final Answer format for models served without
+tool calling, see ``react_text``) and ``stream``.
+
+The tool-use loop (``ToolUseLoop.run``) is the heart of every agent here:
 
 1. send the conversation, the system prompt and the tools' JSON schemas through ``LLMClient.complete``
    (so through the cache, the retries and the concurrency limit), with ``sample_index`` = the task's trial;
@@ -34,6 +40,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aob_pipeline.lib.agents.base import AgentEnvironment, AgentFault, Task
+from aob_pipeline.lib.agents.claude.react_text import (
+    FORMAT_REMINDER,
+    OBSERVATION,
+    STOP_SEQUENCES,
+    parse_react_reply,
+    react_format_prompt,
+)
 from aob_pipeline.lib.llm import (
     LLMCallFailed,
     LLMClient,
@@ -44,6 +57,7 @@ from aob_pipeline.lib.llm import (
     user_message,
 )
 from aob_pipeline.lib.llm.client import API_KEY_ENV
+from aob_pipeline.lib.llm.providers import check_base_url, parse_model, provider_configured
 
 DEFAULT_MODEL = "claude-sonnet-4-5"
 """Default Claude model: a current Sonnet that ``lib/llm/pricing.py`` prices and the SDK lists."""
@@ -77,16 +91,57 @@ DEFAULT_MAX_OBSERVATION_CHARS = 12_000
 
 
 def resolve_model(explicit: str | None, *env_names: str) -> str:
-    """``explicit`` when given, else the first of ``env_names`` that is set, else ``DEFAULT_MODEL``."""
+    """``explicit`` when given, else the first of ``env_names`` that is set, else ``DEFAULT_MODEL``; checked as a
+    model string (``ValueError`` naming the problem for an unknown provider)."""
     if explicit is not None:
         if not isinstance(explicit, str) or not explicit.strip():
             raise ValueError(f"a model name must be a non-empty string, got {explicit!r}")
+        parse_model(explicit)
         return explicit.strip()
     for name in env_names:
         value = os.environ.get(name, "").strip()
         if value:
+            parse_model(value)
             return value
     return DEFAULT_MODEL
+
+
+TOOL_MODES = ("native", "text")
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """How an agent reaches its model besides the model string: ``base_url`` (None: the SDK's variable, then the
+    provider's public API), ``api_key_env`` (None: the SDK's variable), ``tool_mode`` (``native`` or ``text``) and
+    ``stream`` (ask for streamed replies)."""
+
+    base_url: str | None = None
+    api_key_env: str | None = None
+    tool_mode: str = "native"
+    stream: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "base_url", check_base_url(self.base_url))
+        if self.tool_mode not in TOOL_MODES:
+            raise ValueError(f"tool_mode must be one of {TOOL_MODES}, got {self.tool_mode!r}")
+
+    def request_options(self) -> dict[str, Any]:
+        """The ``LLMRequest`` fields these options set."""
+        return {"base_url": self.base_url, "api_key_env": self.api_key_env, "stream": self.stream}
+
+    def structured_mode(self, model: str) -> str:
+        """The structured-output mode for plans: tool calls when the model has them, else a JSON schema on
+        OpenAI-compatible servers and parsed text on Anthropic."""
+        if self.tool_mode == "native":
+            return "auto"
+        return "json_schema" if parse_model(model).provider == "openai" else "text"
+
+
+def llm_agent_available(model: str, options: ModelOptions | None = None) -> bool:
+    """Whether an agent on ``model`` can make new calls now: its provider's key is set, or it points at a server
+    other than the provider's public API (a local vLLM or ollama server needs no key)."""
+    options = options or ModelOptions()
+    return provider_configured(model, options.base_url, options.api_key_env)
 
 
 def claude_agents_available() -> bool:
@@ -245,6 +300,7 @@ class ToolUseLoop:
     max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS
     other_tools: frozenset[str] = frozenset()
     metadata: dict[str, Any] = field(default_factory=dict)
+    options: ModelOptions = field(default_factory=ModelOptions)
 
     def __post_init__(self) -> None:
         missing = [t["name"] for t in self.tools if t["name"] not in self.handlers]
@@ -254,6 +310,8 @@ class ToolUseLoop:
             raise ValueError(f"ToolUseLoop({self.agent_name}): max_turns must be 1 or more, got {self.max_turns}")
 
     def run(self, first_user_text: str) -> LoopOutcome:
+        if self.options.tool_mode == "text":
+            return self.run_text(first_user_text)
         messages: list[dict[str, Any]] = [user_message(first_user_text)]
         last_text = ""
         for turn in range(1, self.max_turns + 1):
@@ -282,15 +340,50 @@ class ToolUseLoop:
         return LoopOutcome(last_text, False, self.max_turns,
                            f"no final answer within {self.max_turns} model turns (max_turns)")
 
-    def call(self, messages: list[dict[str, Any]], turn: int) -> LLMResponse:
+    def run_text(self, first_user_text: str) -> LoopOutcome:
+        """The loop in upstream's text ReAct format (``react_text``): same handlers, same trajectory steps."""
+        messages: list[dict[str, Any]] = [user_message(first_user_text)]
+        last_text = ""
+        for turn in range(1, self.max_turns + 1):
+            response = self.call(messages, turn, text_mode=True)
+            step = parse_react_reply(response.text)
+            if step.thought:
+                self.env.think(step.thought, agent_name=self.agent_name)
+                last_text = step.thought
+            if step.action is None and step.final_answer:
+                return LoopOutcome(step.final_answer, True, turn)
+            if step.action is None and response.stop_reason == "refusal":
+                return LoopOutcome(response.text.strip(), False, turn,
+                                   f"the model refused to answer ({response.text.strip()[:200] or 'no text'})")
+            messages.append({"role": "assistant", "content": step.text or response.text or "(no reply)"})
+            if step.action is None:
+                reminder = CUT_OFF_NUDGE if response.stop_reason == "max_tokens" else FORMAT_REMINDER
+                messages.append(user_message(reminder if reminder.startswith(OBSERVATION)
+                                             else f"{OBSERVATION} {reminder}"))
+                continue
+            result = self.answer({"id": f"react_{turn}", "name": step.action, "input": step.action_input})
+            prefix = "ERROR: " if result.get("is_error") else ""
+            messages.append(user_message(f"{OBSERVATION} {prefix}{result['content']}"))
+        return LoopOutcome(last_text, False, self.max_turns,
+                           f"no final answer within {self.max_turns} model turns (max_turns)")
+
+    def call(self, messages: list[dict[str, Any]], turn: int, *, text_mode: bool = False) -> LLMResponse:
         """One model call with the conversation so far; its usage is recorded on the environment."""
+        if text_mode:
+            system = f"{self.system}\n\n{react_format_prompt(self.tools)}"
+            stop = "stop" if parse_model(self.model).provider == "openai" else "stop_sequences"
+            tools, extra = None, {stop: list(STOP_SEQUENCES)}
+        else:
+            system, tools, extra = self.system, self.tools or None, {}
         request = LLMRequest(
             model=self.model,
-            system=self.system,
+            system=system,
             messages=messages,
-            tools=self.tools or None,
+            tools=tools,
             max_tokens=self.max_tokens,
+            extra_params=extra,
             metadata={**self.metadata, "role": self.agent_name or "agent", "turn": turn},
+            **self.options.request_options(),
         )
         response = self.client.complete(request, sample_index=self.sample_index)
         self.env.record_llm_usage(response.input_tokens, response.output_tokens, response.cost_usd)
@@ -415,6 +508,7 @@ class DomainAgentRunner:
     max_tokens: int = DEFAULT_MAX_TOKENS
     max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS
     metadata: dict[str, Any] = field(default_factory=dict)
+    options: ModelOptions = field(default_factory=ModelOptions)
 
     def tools_for(self, key: str) -> list[dict[str, Any]]:
         return tools_of_groups(self.task, self.groups[key])
@@ -431,7 +525,7 @@ class DomainAgentRunner:
             sample_index=self.task.trial, max_turns=self.max_turns, max_tokens=self.max_tokens,
             max_observation_chars=self.max_observation_chars,
             other_tools=frozenset(n for n in self.task.tool_names if n not in own_names),
-            metadata={**self.metadata, "domain_agent": key},
+            metadata={**self.metadata, "domain_agent": key}, options=self.options,
         )
         outcome = loop.run(request)
         if not outcome.finished:

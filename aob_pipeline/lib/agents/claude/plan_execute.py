@@ -38,6 +38,7 @@ from aob_pipeline.lib.agents.claude.common import (
     MODEL_ENV,
     ORCHESTRATOR_MODEL_ENV,
     DomainAgentRunner,
+    ModelOptions,
     check_positive,
     default_client,
     domain_groups,
@@ -254,6 +255,8 @@ class ClaudePlanExecuteAgent(Agent):
     one). ``max_plan_attempts``: plans requested before the run fails (each rejected one is sent back with its
     problems); ``plan_max_reasks``: re-asks of one plan that breaks the JSON schema; ``max_plan_steps``;
     ``agent_max_turns``: model calls per step; ``knowledge``: whether the FMSR agent reads the manual.
+    Any model strings; ``base_url``, ``api_key_env``, ``tool_mode``, ``stream``: see ``common.ModelOptions`` (with
+    ``tool_mode="text"`` the plan comes as JSON — schema-constrained where the server can — instead of a tool call).
     """
 
     orchestration = "plan_execute"
@@ -274,6 +277,10 @@ class ClaudePlanExecuteAgent(Agent):
         summary_max_tokens: int = 2048,
         max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
         agent_id: str = PLAN_EXECUTE_AGENT_ID,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        tool_mode: str = "native",
+        stream: bool = False,
     ):
         self.planner_model = resolve_model(planner_model, ORCHESTRATOR_MODEL_ENV, MODEL_ENV)
         self.executor_model = resolve_model(executor_model, AGENT_MODEL_ENV, MODEL_ENV)
@@ -292,6 +299,7 @@ class ClaudePlanExecuteAgent(Agent):
         self.max_observation_chars = check_positive("max_observation_chars", max_observation_chars)
         self.agent_id = agent_id
         self.schema = plan_schema(self.max_plan_steps)
+        self.options = ModelOptions(base_url=base_url, api_key_env=api_key_env, tool_mode=tool_mode, stream=stream)
 
     @property
     def client(self) -> LLMClient:
@@ -304,7 +312,7 @@ class ClaudePlanExecuteAgent(Agent):
             client=self.client, env=env, task=task, model=self.executor_model,
             groups=domain_groups(self.knowledge), max_turns=self.agent_max_turns,
             ask_operator=self.domain_agents_ask_operator, max_tokens=self.max_tokens,
-            max_observation_chars=self.max_observation_chars, metadata=metadata,
+            max_observation_chars=self.max_observation_chars, metadata=metadata, options=self.options,
         )
         try:
             plan = self.make_plan(task, env, runner, metadata)
@@ -330,7 +338,8 @@ class ClaudePlanExecuteAgent(Agent):
                     tool_description="Submit the plan: the ordered steps, each with its agent and dependencies.",
                     max_reasks=self.plan_max_reasks, max_tokens=self.max_tokens,
                     metadata={**metadata, "role": PLANNER, "plan_attempt": attempt},
-                    first_sample_index=task.trial,
+                    first_sample_index=task.trial, mode=self.options.structured_mode(self.planner_model),
+                    **self.options.request_options(),
                 )
             except StructuredOutputError as exc:
                 for response in exc.responses:
@@ -382,7 +391,8 @@ class ClaudePlanExecuteAgent(Agent):
         )
         text = request_text(task) + "\n\nPlan results:\n" + results + "\n\nWrite the final answer."
         request = LLMRequest(model=self.planner_model, system=SUMMARY_SYSTEM_PROMPT, messages=[user_message(text)],
-                             max_tokens=self.summary_max_tokens, metadata={**metadata, "role": "summary"})
+                             max_tokens=self.summary_max_tokens, metadata={**metadata, "role": "summary"},
+                             **self.options.request_options())
         response = self.client.complete(request, sample_index=task.trial)
         env.record_llm_usage(response.input_tokens, response.output_tokens, response.cost_usd)
         answer = response.text.strip()

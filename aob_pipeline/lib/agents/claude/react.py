@@ -1,4 +1,9 @@
-"""``ClaudeReActAgent``: one Claude agent with every tool, in a ReAct-style tool-use loop.
+"""``ClaudeReActAgent`` (alias ``LLMReActAgent``): one LLM agent with every tool, in a ReAct tool-use loop.
+
+Any model string works (``anthropic/<model>``, ``openai/<model>``): with ``tool_mode="native"`` the tools go to
+the server as tool definitions; with ``tool_mode="text"`` the agent writes upstream's Thought / Action / Action
+Input / Observation / Final Answer text instead (``react_text``). The description below says "Claude" for the
+model, whichever it is.
 
 The agent sends the operator's request (with the requested output format) and the tools' JSON schemas,
 runs every tool call Claude asks for through the run's environment, sends the results back (tool errors
@@ -21,6 +26,7 @@ from aob_pipeline.lib.agents.claude.common import (
     DEFAULT_MAX_OBSERVATION_CHARS,
     DEFAULT_MAX_TOKENS,
     MODEL_ENV,
+    ModelOptions,
     ToolUseLoop,
     check_positive,
     default_client,
@@ -69,7 +75,8 @@ class ClaudeReActAgent(Agent):
     tool groups it may use (None: every tool of the task, ``knowledge`` included; e.g.
     ``("iot", "fmsr", "tsfm", "wo")`` for a run without the maintenance manual). ``ask_operator``: offer the
     ``ask_operator`` tool. ``max_observation_chars``: longest tool result sent back to the model.
-    Constructing it needs no API key; only a cache miss does.
+    Constructing it needs no API key; only a cache miss does. ``base_url``, ``api_key_env``, ``tool_mode``,
+    ``stream``: see ``common.ModelOptions``.
     """
 
     orchestration = "single"
@@ -86,6 +93,10 @@ class ClaudeReActAgent(Agent):
         max_observation_chars: int = DEFAULT_MAX_OBSERVATION_CHARS,
         system_prompt: str = REACT_SYSTEM_PROMPT,
         agent_id: str = REACT_AGENT_ID,
+        base_url: str | None = None,
+        api_key_env: str | None = None,
+        tool_mode: str = "native",
+        stream: bool = False,
     ):
         self.model = resolve_model(model, MODEL_ENV)
         self._client = client
@@ -101,6 +112,7 @@ class ClaudeReActAgent(Agent):
         self.max_observation_chars = check_positive("ClaudeReActAgent: max_observation_chars", max_observation_chars)
         self.system_prompt = system_prompt
         self.agent_id = agent_id
+        self.options = ModelOptions(base_url=base_url, api_key_env=api_key_env, tool_mode=tool_mode, stream=stream)
 
     @property
     def client(self) -> LLMClient:
@@ -116,7 +128,7 @@ class ClaudeReActAgent(Agent):
             max_turns=self.max_turns, max_tokens=self.max_tokens,
             max_observation_chars=self.max_observation_chars,
             other_tools=frozenset(n for n in task.tool_names if n not in own),
-            metadata=_metadata(self.agent_id, task),
+            metadata=_metadata(self.agent_id, task), options=self.options,
         )
         try:
             outcome = loop.run(request_text(task))
