@@ -104,3 +104,19 @@ def test_evaluate_says_what_to_run_and_knows_when_scenarios_are_missing(tmp_path
     # right after `aob world import` there is no scenarios table: evaluate materialises it first
     assert evaluation_readiness(settings, ["PUB-400"]) == "scenarios"
     assert not load_scenarios(settings=settings) or all(s.source == "imported" for s in load_scenarios(settings=settings))
+
+
+def test_demo_finds_the_files_in_an_upstream_checkout_or_a_plain_folder(tmp_path):
+    from aob_pipeline.demo import resolve_assetopsbench
+
+    checkout = tmp_path / "AssetOpsBench"
+    (checkout / "src" / "assetopsbench" / "sample_data").mkdir(parents=True)
+    (checkout / "scenarios").mkdir()
+    assert resolve_assetopsbench(checkout) == (checkout / "src" / "assetopsbench" / "sample_data",
+                                               checkout / "scenarios")
+    plain = tmp_path / "plain"
+    (plain / "sample_data").mkdir(parents=True)
+    with pytest.raises(SystemExit, match="no scenarios/"):
+        resolve_assetopsbench(plain)
+    (plain / "scenarios").mkdir()
+    assert resolve_assetopsbench(plain) == (plain / "sample_data", plain / "scenarios")
