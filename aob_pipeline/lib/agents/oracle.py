@@ -721,6 +721,22 @@ def _event_counts(p, book):
     return {g: int(result["by_group"].get(g, 0)) for g in ("WORK_ORDER", "ALERT", "ANOMALY")}
 
 
+@extractor("alert_anomaly_breakdown")
+def _alert_anomaly_breakdown(p, book):
+    from aob_pipeline.lib.scenarios.answers import event_kpi
+
+    result = book.one("wo_list_events", asset=p["asset"], start=p.get("start"), end=p.get("end"))
+    alerts: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    for e in _all_rows(result, "events"):
+        if e["event_group"] == "ALERT":
+            alerts[str(e["event_type"])] = alerts.get(str(e["event_type"]), 0) + 1
+        elif e["event_group"] == "ANOMALY":
+            kpi = event_kpi(e["event_type"])
+            anomalies[kpi] = anomalies.get(kpi, 0) + 1
+    return {"alerts": dict(sorted(alerts.items())), "anomalies": dict(sorted(anomalies.items()))}
+
+
 @extractor("event_days")
 def _event_days(p, book):
     result = book.one("wo_list_events", asset=p["asset"], start=p.get("start"), end=p.get("end"))

@@ -813,6 +813,32 @@ def event_counts(con: Any, asset: str, start: str | None = None, end: str | None
     return {g: int(got.get(g, 0)) for g in ("WORK_ORDER", "ALERT", "ANOMALY")}
 
 
+def event_kpi(event_type: Any) -> str:
+    """The KPI an anomaly event names: 'KPI Cooling Load above upper bound' (upstream's events) → 'Cooling Load';
+    a bare KPI (generated worlds) is itself."""
+    text = str(event_type or "").strip()
+    text = re.sub(r"^KPI\s+", "", text)
+    return re.sub(r"\s+(?:above|below)\s+(?:the\s+)?(?:upper|lower)\s+bound$", "", text, flags=re.I).strip()
+
+
+@answer_function(reads=["assets", "events"], formats=["json"])
+def alert_anomaly_breakdown(con: Any, asset: str, start: str, end: str) -> dict[str, dict[str, int]]:
+    """Alerts per rule id and anomalies per KPI of an asset in [start, end): {alerts: {rule: n}, anomalies:
+    {kpi: n}} (keys sorted)."""
+    a = _asset(con, asset)
+    df = _df(con, "SELECT event_group, event_type FROM events WHERE asset_id = ? AND event_time >= ? AND event_time < ? "
+                  "AND event_group IN ('ALERT', 'ANOMALY')", [a["asset_id"], _ts(start, "start"), _ts(end, "end")])
+    alerts: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    for group, event_type in zip(df["event_group"], df["event_type"]):
+        if group == "ALERT":
+            alerts[str(event_type)] = alerts.get(str(event_type), 0) + 1
+        else:
+            kpi = event_kpi(event_type)
+            anomalies[kpi] = anomalies.get(kpi, 0) + 1
+    return {"alerts": dict(sorted(alerts.items())), "anomalies": dict(sorted(anomalies.items()))}
+
+
 @answer_function(reads=["assets", "events"], formats=["integer"])
 def event_days(con: Any, asset: str, start: str | None = None, end: str | None = None,
                groups: list[str] | None = None) -> int:

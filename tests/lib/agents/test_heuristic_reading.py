@@ -25,6 +25,8 @@ NOW = datetime(2020, 6, 30, 23, 45)
     ("Is there any anomaly in Chiller 6's Tonnage in the week of 2020-04-27 at MAIN?", "2020-04-27", "2020-05-04"),
     ("In May and June of 2020, numerous anomalies and alerts have been reported", "2020-05-01", "2020-07-01"),
     ("on 30 June 2020", "2020-06-30", "2020-07-01"),  # a date, not the month
+    ("Assume today is early of July 2020, I would like to review the performance of chiller 9 for June 2020",
+     "2020-06-01", "2020-07-01"),  # 'today is ...' sets the clock, not the period
 ])
 def test_calendar_periods(text, start, end):
     window = find_window(text, NOW)
@@ -50,3 +52,9 @@ def test_daily_counts_and_group_summaries_are_their_own_kinds():
     part = classify("provide a summary based on the event group, such as work order event, alerts and anomaly "
                     "events", _req(""))
     assert part.kind == "events" and not part.options["prose"]
+
+
+def test_a_review_of_alerts_and_anomalies_is_a_breakdown():
+    part = classify("I would like to review the performance of chiller 9 with equipment ID CWC04009 for June 2020 "
+                    "and track any anomalies or operation violations as alerts", _req(""))
+    assert part.kind == "alert_anomaly_breakdown"

@@ -78,6 +78,8 @@ def test_ground_truth_agrees_with_upstream_figures(real_world):
     assert [len(b) for b in value(424)["bundles"]] == [15, 6, 2]
     assert [len(b) for b in value(411)["bundles"]] == [15]  # see the note of 411 in ground_truth.yaml
     assert value(401)["MT010"] == 3 and value(401)["MT013"] == 1
+    assert value(420) == {"alerts": {"RUL0018": 30}, "anomalies": {"Cooling Load": 12, "Delta Setpoint": 6,
+                                                                  "Delta Temperature": 3, "Flow Efficiency": 9}}
 
 
 def test_every_computed_answer_is_in_the_ground_truth_file_and_computes(real_world):

@@ -242,6 +242,9 @@ def find_calendar_window(text: str) -> Window | None:
     for m in re.finditer(rf"\b({month})\.?\s+(?:of\s+)?({_YEAR})(?![\d-])", low):
         if re.search(r"\d(?:st|nd|rd|th)?\s*$", low[:m.start()]):
             continue  # '30 June 2020' is a date, not the month
+        if re.search(r"\b(?:today is|now is|current date is|assum\w*(?: that)?(?: it is)?)\s+(?:\w+\s+){0,3}$",
+                     low[max(0, m.start() - 40):m.start()]):
+            continue  # 'assume today is early July 2020' sets the clock, not the period asked about
         start = _month_start(_year(m.group(2)), MONTHS[m.group(1)])
         return Window(start, _month_start(start.year, start.month + 1), m.group(0))
     years = [int(y) for y in re.findall(r"(?<![\d\-/'])((?:19|20)\d{2})(?![\d\-/])", low)]

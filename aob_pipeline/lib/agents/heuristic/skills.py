@@ -987,6 +987,23 @@ def _event_days(part, req, tb, facts, catalog):
                    f"{evidence}; {len(daily)} day(s) with {'/'.join(sorted(groups)).lower()} events ({shown})")
 
 
+@skill("alert_anomaly_breakdown")
+def _alert_anomaly_breakdown(part, req, tb, facts, catalog):
+    """Alerts per rule and anomalies per KPI in the period (the KPI read from the anomaly's event type)."""
+    from aob_pipeline.lib.scenarios.answers import event_kpi
+
+    result, evidence = _events(part, req, tb, facts, catalog)
+    alerts: Counter = Counter()
+    anomalies: Counter = Counter()
+    for e in result.get("events") or []:
+        if e.get("event_group") == "ALERT":
+            alerts[str(e.get("event_type"))] += 1
+        elif e.get("event_group") == "ANOMALY":
+            anomalies[event_kpi(e.get("event_type"))] += 1
+    value = {"alerts": dict(sorted(alerts.items())), "anomalies": dict(sorted(anomalies.items()))}
+    return Outcome(value, "alerts_and_anomalies", evidence)
+
+
 @skill("alert_count")
 def _alert_count(part, req, tb, facts, catalog):
     result, evidence = _events(part, req, tb, facts, catalog, group="ALERT")

@@ -73,6 +73,7 @@ INTENTS: dict[str, tuple[str, str]] = {
     "most_maintained": ("wo", "the asset(s) with the most work orders"),
     "events": ("wo", "events per group (work orders, alerts, anomalies)"),
     "event_days": ("wo", "the days with events (daily counts)"),
+    "alert_anomaly_breakdown": ("wo", "alerts per rule and anomalies per KPI"),
     "alert_count": ("wo", "how many alerts"),
     "top_alert_rule": ("wo", "the alert rule that fired most"),
     "next_work_order": ("wo", "the likely code of the next work order"),
@@ -386,6 +387,9 @@ def classify(clause: str, req: Request) -> Part | None:
         prob = _has(r"\bhow likely\b|\bprobab|\bchance\b|\blikelihood\b", low)
         return _part("next_work_order", clause, measure="probability" if prob else "codes")
     named_groups = sum(_has(p, low) for p in (r"\balerts?\b", r"\banomal", r"\bwork orders?\b"))
+    if _has(r"\balerts?\b", low) and _has(r"\banomal", low) and not req.sensors and \
+            _has(r"\breview\b|\btrack\b|\bbreakdown\b|\bkinds?\b|\btypes?\b|\bwhich (?:alerts|anomal)", low):
+        return _part("alert_anomaly_breakdown", clause)
     if _has(r"\bdaily\b|\bper day\b|\beach day\b|\bby day\b|\bdays (?:with|have|had)\b", low) and (
             named_groups or _has(r"\bevents?\b", low)):
         groups = [g for g, pat in (("ALERT", r"\balerts?\b"), ("ANOMALY", r"\banomal"),
