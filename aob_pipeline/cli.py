@@ -88,7 +88,10 @@ def main() -> None:
 @main.command()
 @click.option("--scale", type=click.Choice(SCALES), default="default", show_default=True, help="World size.")
 @click.option("--seed", type=int, default=7, show_default=True, help="World seed (same seed, same bytes).")
-def demo(scale: str, seed: int) -> None:
+@click.option("--assetopsbench", "assetopsbench", type=click.Path(exists=True, file_okay=False, path_type=Path),
+              default=None, help="Run on the real AssetOpsBench: DIR is an upstream checkout or a folder holding its "
+                                 "sample_data/ and scenarios/ (world imported, its 141 public scenarios).")
+def demo(scale: str, seed: int, assetopsbench: Path | None) -> None:
     """Run the main job: build the world and materialise every asset downstream of it, through Dagster.
 
     The run and its lineage are recorded in the Dagster instance that `aob ui` opens.
@@ -97,7 +100,7 @@ def demo(scale: str, seed: int) -> None:
     dagster_home(settings)
     from aob_pipeline.demo import run_demo
 
-    run_demo(settings, scale=scale, seed=seed, echo=click.echo)
+    run_demo(settings, scale=scale, seed=seed, echo=click.echo, assetopsbench=assetopsbench)
 
 
 @main.command()
@@ -153,6 +156,9 @@ def world_build(scale: str, seed: int) -> None:
     t1 = time.perf_counter()
     counts = store_world(settings, frames)
     t2 = time.perf_counter()
+    from aob_pipeline.lib.scenarios.loader import set_curated_enabled
+
+    set_curated_enabled(True, settings)
     click.echo(f"world built (scale={scale}, seed={seed}) in {t1 - t0:.1f} s, stored in {t2 - t1:.1f} s")
     click.echo(f"warehouse: {settings.warehouse_path}")
     _print_counts(counts)
@@ -160,17 +166,27 @@ def world_build(scale: str, seed: int) -> None:
 
 @world.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-def world_import(path: Path) -> None:
-    """Import the public AssetOpsBench sample files found under PATH (a folder or one file)."""
+@click.option("--encoding", default=None,
+              help="Read the files in this encoding (e.g. cp1252); without it, text that is not UTF-8 is an error.")
+@click.option("--epoch-timezone", default="America/New_York", show_default=True,
+              help="Time zone whose wall clock epoch-second telemetry timestamps are read in.")
+def world_import(path: Path, encoding: str | None, epoch_timezone: str) -> None:
+    """Import the public AssetOpsBench sample files found under PATH (a folder or one file).
+
+    Prints per file the rows read and kept, and every row not kept with its reason. A malformed, empty or
+    unreadable file is an error naming it (exit code 1), and the previous warehouse is left as it was."""
     from aob_pipeline.lib.world.importer import WorldImportError, import_assetopsbench
     from aob_pipeline.lib.world.store import store_world
 
     settings = _settings()
     try:
-        result = import_assetopsbench(path)
+        result = import_assetopsbench(path, encoding=encoding, epoch_timezone=epoch_timezone)
     except WorldImportError as exc:
-        _fail(str(exc))
+        _fail(f"{exc} (nothing was imported; the warehouse is unchanged)")
     counts = store_world(settings, result.frames)
+    from aob_pipeline.lib.scenarios.loader import set_curated_enabled
+
+    set_curated_enabled(False, settings)  # the curated scenarios describe the generated world, not this one
     click.echo(result.manifest.to_text())
     click.echo(f"imported {path} into {settings.warehouse_path}")
     _print_counts(counts)
@@ -302,21 +318,25 @@ def _rendered_record(sc) -> dict:
 
 @scenarios.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--name", default=None, help="Name of the imported set (default: the file's stem).")
-def scenarios_import(path: Path, name: str | None) -> None:
-    """Import scenarios in the public AssetOpsBench format (JSON array or JSON lines)."""
-    from aob_pipeline.lib.scenarios.importer import import_public_scenarios
+@click.option("--name", default="assetopsbench", show_default=True,
+              help="Name of the imported set; the same scenario imported again is replaced, never duplicated.")
+@click.option("--strict", is_flag=True, help="Refuse a file at its first bad record (default: report it, load the rest).")
+def scenarios_import(path: Path, name: str, strict: bool) -> None:
+    """Import public AssetOpsBench scenarios: a file (JSON lines or a JSON array) or a folder of them.
+
+    Prints how many have a computed answer (assets_data/assetopsbench/ground_truth.yaml) and every record not
+    loaded with its file, line and field. An empty file, or one with nothing loadable, changes nothing (exit 1)."""
+    from aob_pipeline.lib.scenarios.importer import read_public_scenarios
     from aob_pipeline.lib.scenarios.loader import save_imported_scenarios
 
     try:
-        imported = import_public_scenarios(path)
+        report = read_public_scenarios(path, strict=strict)
+        target = save_imported_scenarios(report.scenarios, name, _settings())
     except ValueError as exc:
         _fail(str(exc))
-    target = save_imported_scenarios(imported, name or path.stem, _settings())
-    click.echo(f"imported {len(imported)} scenario(s) into {target}")
-    unanswerable = [s for s in imported if not s.answerable]
-    if unanswerable:
-        click.echo(f"{len(unanswerable)} have no computable answer (judged from their characteristic form)")
+    click.echo(report.to_text())
+    click.echo(f"imported {len(report.scenarios)} scenario(s) into {target}: {report.answerable} of them have a "
+               "computed answer; the others are judged from their characteristic form")
 
 
 # ----------------------------------------------------------------------------- agents and runs
@@ -338,7 +358,7 @@ def agents_list(show_all: bool) -> None:
 
     for spec in load_agent_registry(_settings(), include_unavailable=show_all):
         how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
-               "fault": f"{spec.inner} + {spec.fault}",
+               "fault": f"{spec.inner} + {spec.fault}", "imported": f"runs in {spec.trajectories}",
                "llm": f"{spec.model} {spec.orchestration}" + (f" @ {spec.base_url}" if spec.base_url else "")
                + (" tool_mode=text" if spec.tool_mode == "text" else "")}[spec.kind]
         try:
@@ -535,18 +555,56 @@ def trajectories() -> None:
 
 @trajectories.command("import")
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
-@click.option("--agent", "agent_id", default=None, help="Agent id for records that carry none.")
+@click.option("--agent", "agent_id", default=None,
+              help="Register the runs as this imported agent (then `aob evaluate --agent NAME` judges and analyses "
+                   "them without running anything); without it, records keep their own agent id.")
 def trajectories_import(path: Path, agent_id: str | None) -> None:
-    """Import trajectories (AssetOpsBench ReAct, plan-execute and SDK shapes, or our own schema) into the warehouse."""
-    from aob_pipeline.lib.trajectories.importer import import_trajectories
+    """Import trajectories file by file (AssetOpsBench ReAct, plan-execute and SDK shapes, Harbor's ATIF, or our
+    own schema). Upstream scenario ids (400, Q5) are linked to the imported public scenarios (PUB-400). A bad
+    file is reported and the others load."""
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, upsert_imported_agent
+    from aob_pipeline.lib.scenarios.loader import load_scenarios
+    from aob_pipeline.lib.trajectories.importer import read_trajectories
     from aob_pipeline.lib.trajectories.store import replace_trajectories
     from aob_pipeline.lib.warehouse import connect
 
+    settings = _settings()
     try:
-        trajs = import_trajectories(path, agent_id=agent_id)
+        scenarios = load_scenarios(settings=settings)
     except ValueError as exc:
         _fail(str(exc))
-    settings = _settings()
+    by_upstream = {s.upstream_id: s.id for s in scenarios if s.upstream_id}
+    by_upstream.update({s.upstream_id.upper(): s.id for s in scenarios if s.upstream_id})
+    by_text = {s.text: s.id for s in scenarios if s.source == "imported"}
+    try:
+        report = read_trajectories(path, agent_id=agent_id, scenario_ids=by_upstream, scenario_ids_by_text=by_text)
+    except ValueError as exc:
+        _fail(str(exc))
+    click.echo(report.to_text())
+    trajs = report.trajectories
+    if not trajs:
+        _fail("no trajectory imported")
+    known = {s.id for s in scenarios}
+    unlinked = sorted({t.scenario_id for t in trajs if t.scenario_id not in known})
+    if unlinked:
+        click.echo(f"{len(unlinked)} scenario id(s) match no loaded scenario (import the scenarios first: "
+                   f"`aob scenarios import`): {', '.join(unlinked[:10])}")
+    if agent_id:
+        runs_dir = settings.home / "imported_runs"
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        target = runs_dir / f"{agent_id}.jsonl"
+        tmp = target.with_suffix(".jsonl.tmp")
+        tmp.write_text("".join(t.model_dump_json() + "\n" for t in trajs), encoding="utf-8")
+        tmp.replace(target)
+        try:
+            registry = upsert_imported_agent(settings, agent_id, target, f"runs imported from {path}",
+                                             trials=max(t.trial for t in trajs) + 1)
+        except AgentRegistryError as exc:
+            target.unlink(missing_ok=True)
+            _fail(str(exc))
+        linked = sum(1 for t in trajs if t.scenario_id in known)
+        click.echo(f"registered imported agent {agent_id} in {registry} ({linked} run(s) linked to scenarios); "
+                   f"judge and analyse them with `aob evaluate --agent {agent_id}`")
     with connect(settings.warehouse_path) as con:
         written = replace_trajectories(con, trajs)
     click.echo(f"imported {written['trajectories']} trajectories ({written['trajectory_steps']} steps) from {path}")

@@ -7,25 +7,76 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from aob_pipeline.lib.settings import Settings
 
 
-def demo_run_config(scale: str, seed: int, trials: int | None = None) -> dict:
-    ops = {"world_tables": {"config": {"source": "generate", "scale": scale, "seed": seed}}}
+def demo_run_config(scale: str, seed: int, trials: int | None = None, import_path: str | None = None) -> dict:
+    if import_path:
+        ops = {"world_tables": {"config": {"source": "import", "import_path": import_path}}}
+    else:
+        ops = {"world_tables": {"config": {"source": "generate", "scale": scale, "seed": seed}}}
     if trials:
         ops["trajectories"] = {"config": {"trials": trials}}
     return {"ops": ops}
 
 
-def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Callable[[str], None] = print) -> dict:
-    """Materialise every asset of the demo job; return a summary (run id, seconds, materialisations, checks)."""
+def resolve_assetopsbench(folder: str | Path) -> tuple[Path, Path]:
+    """(sample_data, scenarios) of an upstream AssetOpsBench checkout (``src/assetopsbench/sample_data`` and
+    ``scenarios/``) or of a folder holding ``sample_data/`` and ``scenarios/``; SystemExit saying what is missing."""
+    root = Path(folder).expanduser().resolve()
+    data = next((p for p in (root / "sample_data", root / "src" / "assetopsbench" / "sample_data") if p.is_dir()), None)
+    scen = next((p for p in (root / "scenarios", root / "src" / "scenarios") if p.is_dir()), None)
+    if data is None or scen is None:
+        missing = " and ".join(n for n, p in (("sample_data/", data), ("scenarios/", scen)) if p is None)
+        raise SystemExit(f"{root}: no {missing} (give an AssetOpsBench checkout, or a folder holding sample_data/ "
+                         "and scenarios/)")
+    return data, scen
+
+
+def prepare_assetopsbench(settings: Settings, folder: str | Path, echo: Callable[[str], None] = print) -> Path:
+    """Import upstream's scenarios (all shapes, with the computed ground truth) and switch the curated ones off;
+    return the sample_data folder the demo's world import reads."""
+    from aob_pipeline.lib.scenarios.importer import read_public_scenarios
+    from aob_pipeline.lib.scenarios.loader import save_imported_scenarios, set_curated_enabled
+
+    data, scen = resolve_assetopsbench(folder)
+    try:
+        report = read_public_scenarios(scen)
+        save_imported_scenarios(report.scenarios, "assetopsbench", settings)
+    except ValueError as exc:
+        raise SystemExit(f"scenario import failed: {exc}") from None
+    for problem in report.problems:
+        echo(f"  scenario record not loaded: {problem}")
+    set_curated_enabled(False, settings)
+    echo(f"AssetOpsBench: {len(report.scenarios)} public scenarios imported from {scen}; {report.answerable} of "
+         f"them have a computed answer, {len(report.scenarios) - report.answerable} are judged from their "
+         "characteristic form only; world from {data}".replace("{data}", str(data)))
+    return data
+
+
+def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Callable[[str], None] = print,
+             assetopsbench: str | Path | None = None) -> dict:
+    """Materialise every asset of the demo job; return a summary (run id, seconds, materialisations, checks).
+
+    With ``assetopsbench`` (an upstream checkout or a folder with sample_data/ and scenarios/), the world is
+    imported from its public files and the scenarios are its 141 public ones instead of the generated world and
+    the curated scenarios."""
     import dagster as dg
 
     from aob_pipeline.definitions import defs
 
     job = defs.resolve_job_def("aob_demo")
-    echo(f"aob demo: scale={scale} seed={seed} AOB_HOME={settings.home}")
+    import_path = None
+    if assetopsbench is not None:
+        import_path = str(prepare_assetopsbench(settings, assetopsbench, echo))
+        echo(f"aob demo --assetopsbench: AOB_HOME={settings.home}")
+    else:
+        from aob_pipeline.lib.scenarios.loader import set_curated_enabled
+
+        set_curated_enabled(True, settings)
+        echo(f"aob demo: scale={scale} seed={seed} AOB_HOME={settings.home}")
     t0 = time.perf_counter()
     from aob_pipeline.defs.partitions import range_tags, sync_partitions
     from aob_pipeline.lib.agents.registry import load_agent_registry
@@ -37,7 +88,7 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         sync_partitions(instance, agents, scenario_ids)
         echo(f"evaluating {len(agents)} agents × {len(scenario_ids)} scenarios")
         result = job.execute_in_process(
-            run_config=demo_run_config(scale, seed),
+            run_config=demo_run_config(scale, seed, import_path=import_path),
             instance=instance,
             raise_on_error=False,
             tags=range_tags(instance, agents),
@@ -109,6 +160,22 @@ def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, j
     echo(f"deployment-ready (mean ≥ 85): {', '.join(ready) if ready else 'none'}")
 
 
+def evaluation_readiness(settings: Settings, scenario_ids: list[str]) -> str:
+    """``no_world`` (no world tables yet), ``scenarios`` (the scenarios table is missing or does not hold the
+    scenarios the files define, e.g. right after `aob world import` or `aob scenarios import`) or ``ready``."""
+    from aob_pipeline.lib.warehouse import connect, table_exists
+
+    if not settings.warehouse_path.exists():
+        return "no_world"
+    with connect(settings.warehouse_path, read_only=True) as con:
+        if not table_exists(con, "world_meta"):
+            return "no_world"
+        if not table_exists(con, "scenarios"):
+            return "scenarios"
+        stored = {r[0] for r in con.execute("SELECT scenario_id FROM scenarios").fetchall()}
+    return "ready" if stored == set(scenario_ids) else "scenarios"
+
+
 def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejudge: bool = False,
                    echo: Callable[[str], None] = print) -> None:
     """Run the `evaluate_agents` job (or, with ``rejudge``, judging and everything after it) over the
@@ -129,6 +196,13 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
     from aob_pipeline.defs.jobs import evaluation_assets
 
     selection = evaluation_assets(defs)  # the job without `scenarios` (only the nightly run rebuilds those)
+    readiness = evaluation_readiness(settings, [s.id for s in load_scenarios(settings=settings)])
+    if readiness == "no_world":
+        raise SystemExit("no world in the warehouse yet: run `aob world build --scale tiny` (generated) or "
+                         "`aob world import PATH` (the public AssetOpsBench files) first, or `aob demo`")
+    if readiness == "scenarios" and not rejudge:
+        echo("the scenarios table is missing or older than the scenario files: materialising `scenarios` first")
+        selection = sorted(set(selection) | {dg.AssetKey("scenarios")})
     if rejudge:
         graph = defs.resolve_asset_graph()
         selection = [k for k in graph.get_all_asset_keys()

@@ -74,8 +74,35 @@ def _crashed(job: EvaluationJob, reason: str) -> Trajectory:
     )
 
 
-def run_job(job: EvaluationJob, ctx: Any, registry: Sequence[AgentSpec]) -> Trajectory:
-    """Build the agent fresh for this run (no state leaks between runs) and run it."""
+def replay_imported_run(job: EvaluationJob) -> Trajectory | None:
+    """An imported agent's recorded run of (scenario, trial), from its registry entry's trajectories file; None
+    when it has no such run (that partition then holds no trajectory). Nothing is run."""
+    import json
+
+    path = Path(job.spec.trajectories or "")
+    if not path.is_file():
+        return _crashed(job, f"imported runs file {path} is missing: import them again "
+                             f"(aob trajectories import PATH --agent {job.spec.agent_id})")
+    with path.open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.strip():
+                continue
+            record = json.loads(line)
+            if record.get("scenario_id") == job.scenario.id and int(record.get("trial", 0)) == job.trial:
+                traj = Trajectory.model_validate(record)
+                return traj.model_copy(update={"agent_id": job.spec.agent_id,
+                                               "run_id": make_run_id(job.spec.agent_id, job.scenario.id, job.trial)})
+    return None
+
+
+def run_job(job: EvaluationJob, ctx: Any, registry: Sequence[AgentSpec]) -> Trajectory | None:
+    """Build the agent fresh for this run (no state leaks between runs) and run it; an imported agent's
+    recorded run is replayed instead (None when it has none for this scenario and trial)."""
+    if job.spec.kind == "imported":
+        try:
+            return replay_imported_run(job)
+        except Exception as exc:  # a damaged runs file: record it, keep the batch going
+            return _crashed(job, f"imported run unreadable: {type(exc).__name__}: {exc}")
     try:
         agent = build_agent(job.spec, list(registry))
     except Exception as exc:  # the agent could not be constructed: record it, keep the batch going
@@ -104,12 +131,16 @@ def run_evaluations(
     if concurrency <= 1:
         for i, job in enumerate(jobs, start=1):
             traj = run_job(job, ctx, registry)
+            if traj is None:  # an imported agent without a recorded run of this scenario
+                continue
             results.append(traj)
             if progress:
                 progress(i, total, traj)
         return results
     with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="aob-eval") as pool:
         for i, traj in enumerate(pool.map(lambda j: run_job(j, ctx, registry), jobs), start=1):
+            if traj is None:
+                continue
             results.append(traj)
             if progress:
                 progress(i, total, traj)
@@ -141,7 +172,7 @@ def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]
     import json
 
     files = {}
-    for part in spec.command or []:
+    for part in (spec.command or []) + ([spec.trajectories] if spec.trajectories else []):
         path = Path(part)
         if path.is_file():
             files[part] = hashlib.sha256(path.read_bytes()).hexdigest()

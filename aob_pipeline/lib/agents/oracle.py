@@ -721,6 +721,29 @@ def _event_counts(p, book):
     return {g: int(result["by_group"].get(g, 0)) for g in ("WORK_ORDER", "ALERT", "ANOMALY")}
 
 
+@extractor("alert_anomaly_breakdown")
+def _alert_anomaly_breakdown(p, book):
+    from aob_pipeline.lib.scenarios.answers import event_kpi
+
+    result = book.one("wo_list_events", asset=p["asset"], start=p.get("start"), end=p.get("end"))
+    alerts: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    for e in _all_rows(result, "events"):
+        if e["event_group"] == "ALERT":
+            alerts[str(e["event_type"])] = alerts.get(str(e["event_type"]), 0) + 1
+        elif e["event_group"] == "ANOMALY":
+            kpi = event_kpi(e["event_type"])
+            anomalies[kpi] = anomalies.get(kpi, 0) + 1
+    return {"alerts": dict(sorted(alerts.items())), "anomalies": dict(sorted(anomalies.items()))}
+
+
+@extractor("event_days")
+def _event_days(p, book):
+    result = book.one("wo_list_events", asset=p["asset"], start=p.get("start"), end=p.get("end"))
+    groups = set(p.get("groups") or ("WORK_ORDER", "ALERT", "ANOMALY"))
+    return len({str(e["event_time"])[:10] for e in _all_rows(result, "events") if e["event_group"] in groups})
+
+
 @extractor("event_summary")
 def _event_summary(p, book):
     result = book.one("wo_list_events", asset=p["asset"], start=p.get("start"), end=p.get("end"))
@@ -794,7 +817,8 @@ def _alert_followup_stats(p, book):
 
 @extractor("corrective_bundles")
 def _corrective_bundles(p, book):
-    r = book.one("wo_bundle_corrective", asset=p.get("asset"), start=p["start"], end=p["end"])
+    r = book.one("wo_bundle_corrective", asset=p.get("asset"), start=p["start"], end=p["end"],
+                 **({"rule": p["rule"]} if p.get("rule", "span") != "span" else {}))
     bundles = _all_rows(r, "bundles")
     return {"count": len(bundles), "bundles": [list(b["wo_ids"]) for b in bundles]}
 

@@ -9,10 +9,12 @@ Two files are merged, built-ins first:
 An entry::
 
     - agent_id: my_agent              # letters, digits, '_', '-', '.', '+' (it becomes a partition key)
-      kind: command                   # builtin | python | command | fault | llm
+      kind: command                   # builtin | python | command | fault | llm | imported
       command: ["python3", "agent.py"] # kind command: argv; paths relative to the registry file
       python: "my_pkg.agents:MyAgent"  # kind python: MODULE:CLASS, constructed without arguments
       builtin: oracle                  # kind builtin: a name in BUILTINS
+      trajectories: runs/my.jsonl      # kind imported: recorded runs (``aob trajectories import PATH --agent NAME``),
+                                       # replayed by evaluation: nothing runs, the runs are judged and analysed
       inner: heuristic_single          # kind fault: the wrapped agent and the fault it plants
       fault: invented_value
       model: openai/llama3.1:8b        # kind llm: a model string, anthropic/<model> or openai/<model>
@@ -65,12 +67,13 @@ class AgentSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     agent_id: str
-    kind: Literal["builtin", "python", "command", "fault", "llm"]
+    kind: Literal["builtin", "python", "command", "fault", "llm", "imported"]
     builtin: str | None = None
     python: str | None = None
     command: list[str] | None = None
     inner: str | None = None
     fault: str | None = None
+    trajectories: str | None = None
     trials: int = Field(default=1, ge=1, le=50)
     deterministic: bool = True
     timeout_s: float = Field(default=120.0, gt=0)
@@ -100,7 +103,7 @@ class AgentSpec(BaseModel):
     @model_validator(mode="after")
     def _kind_fields(self) -> "AgentSpec":
         needed = {"builtin": "builtin", "python": "python", "command": "command", "fault": "inner",
-                  "llm": "model"}[self.kind]
+                  "llm": "model", "imported": "trajectories"}[self.kind]
         if not getattr(self, needed):
             raise ValueError(f"kind '{self.kind}' needs the field '{needed}'")
         if self.kind == "llm":
@@ -216,6 +219,30 @@ def get_agent_spec(agent_id: str, settings: Settings | None = None) -> AgentSpec
             return spec
     known = ", ".join(s.agent_id for s in load_agent_registry(settings, include_unavailable=True))
     raise AgentRegistryError(f"unknown agent '{agent_id}' (registered: {known})")
+
+
+def upsert_imported_agent(settings: Settings, agent_id: str, trajectories: Path, description: str = "",
+                          trials: int = 1) -> Path:
+    """Register (or update) ``agent_id`` as an imported agent whose runs are in ``trajectories``. Refuses an id
+    that names a built-in or a submitted agent of another kind."""
+    path = user_registry_path(settings)
+    for spec in load_agent_registry(settings, include_unavailable=True):
+        if spec.agent_id == agent_id and spec.kind != "imported":
+            raise AgentRegistryError(f"agent_id '{agent_id}' is already registered as a {spec.kind} agent "
+                                     f"({spec.source}); choose another name for imported runs")
+    data = (yaml.safe_load(path.read_text()) if path.exists() else None) or {"agents": []}
+    entries = [e for e in data.get("agents") or [] if e.get("agent_id") != agent_id]
+    entry = AgentSpec(agent_id=agent_id, kind="imported", trajectories=str(trajectories), trials=max(1, min(trials, 50)),
+                      description=description or "runs recorded elsewhere and imported").model_dump(
+        exclude_defaults=True, exclude={"source"})
+    entry["agent_id"], entry["kind"] = agent_id, "imported"
+    entries.append(entry)
+    data["agents"] = entries
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".yaml.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    tmp.replace(path)
+    return path
 
 
 def add_agent(settings: Settings, spec: AgentSpec) -> Path:
@@ -399,6 +426,9 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
                                     api_key_env=spec.api_key_env, tool_mode=spec.tool_mode, stream=spec.stream)
         except ValueError as exc:
             raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}': {exc}") from exc
+    elif spec.kind == "imported":
+        raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}' is imported: its recorded runs are replayed "
+                                 "(aob_pipeline.lib.evaluation.replay_imported_run), it cannot be built or run")
     else:  # fault
         from aob_pipeline.lib.agents.faults import FaultInjectingAgent
 

@@ -40,7 +40,7 @@ BUILTIN_ORCHESTRATION: dict[str, str] = {
 """The ``orchestration`` class attribute of each built-in agent (what its trajectories record), read here
 without constructing the agent (a test checks it against the classes)."""
 
-KIND_ORCHESTRATION = {"command": "command", "fault": "fault_injected"}
+KIND_ORCHESTRATION = {"command": "command", "fault": "fault_injected", "imported": "imported"}
 LLM_ORCHESTRATION = {"react": "single", "agents_as_tools": "agents_as_tools", "plan_execute": "plan_execute"}
 """kind llm: the registry's orchestration name -> what its trajectories record."""
 
@@ -124,13 +124,16 @@ def entry_point(spec: AgentSpec) -> str:
     if spec.kind == "llm":
         return str(spec.model) + (f" @ {spec.base_url}" if spec.base_url else "") + (
             " (text ReAct)" if spec.tool_mode == "text" else "")
+    if spec.kind == "imported":
+        return f"imported runs: {Path(spec.trajectories or '?').name}"
     program = Path((spec.command or ["?"])[0]).name
     return " ".join([program, *(p.name for p in _command_files(spec))])
 
 
 def entry_fingerprint(spec: AgentSpec) -> str:
     """SHA-256 of the registry entry (without ``source`` and ``description``) and of its command's files."""
-    files = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in _command_files(spec)}
+    runs = [Path(spec.trajectories)] if spec.kind == "imported" and spec.trajectories else []
+    files = {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for p in _command_files(spec) + runs if p.is_file()}
     payload = {"agent": spec.model_dump(exclude={"source", "description"}), "files": files}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -813,6 +813,52 @@ def event_counts(con: Any, asset: str, start: str | None = None, end: str | None
     return {g: int(got.get(g, 0)) for g in ("WORK_ORDER", "ALERT", "ANOMALY")}
 
 
+def event_kpi(event_type: Any) -> str:
+    """The KPI an anomaly event names: 'KPI Cooling Load above upper bound' (upstream's events) → 'Cooling Load';
+    a bare KPI (generated worlds) is itself."""
+    text = str(event_type or "").strip()
+    text = re.sub(r"^KPI\s+", "", text)
+    return re.sub(r"\s+(?:above|below)\s+(?:the\s+)?(?:upper|lower)\s+bound$", "", text, flags=re.I).strip()
+
+
+@answer_function(reads=["assets", "events"], formats=["json"])
+def alert_anomaly_breakdown(con: Any, asset: str, start: str, end: str) -> dict[str, dict[str, int]]:
+    """Alerts per rule id and anomalies per KPI of an asset in [start, end): {alerts: {rule: n}, anomalies:
+    {kpi: n}} (keys sorted)."""
+    a = _asset(con, asset)
+    df = _df(con, "SELECT event_group, event_type FROM events WHERE asset_id = ? AND event_time >= ? AND event_time < ? "
+                  "AND event_group IN ('ALERT', 'ANOMALY')", [a["asset_id"], _ts(start, "start"), _ts(end, "end")])
+    alerts: dict[str, int] = {}
+    anomalies: dict[str, int] = {}
+    for group, event_type in zip(df["event_group"], df["event_type"]):
+        if group == "ALERT":
+            alerts[str(event_type)] = alerts.get(str(event_type), 0) + 1
+        else:
+            kpi = event_kpi(event_type)
+            anomalies[kpi] = anomalies.get(kpi, 0) + 1
+    return {"alerts": dict(sorted(alerts.items())), "anomalies": dict(sorted(anomalies.items()))}
+
+
+@answer_function(reads=["assets", "events"], formats=["integer"])
+def event_days(con: Any, asset: str, start: str | None = None, end: str | None = None,
+               groups: list[str] | None = None) -> int:
+    """Days (calendar dates of event_time) in [start, end) on which the asset had at least one event of
+    ``groups`` (default all: WORK_ORDER, ALERT, ANOMALY)."""
+    a = _asset(con, asset)
+    groups = list(groups or ("WORK_ORDER", "ALERT", "ANOMALY"))
+    for g in groups:
+        _check_choice("groups", g, ("WORK_ORDER", "ALERT", "ANOMALY"))
+    conds, params = ["asset_id = ?", f"event_group IN ({', '.join('?' for _ in groups)})"], [a["asset_id"], *groups]
+    if start is not None:
+        conds.append("event_time >= ?")
+        params.append(_ts(start, "start"))
+    if end is not None:
+        conds.append("event_time < ?")
+        params.append(_ts(end, "end"))
+    return int(_scalar(con, f"SELECT count(DISTINCT CAST(event_time AS DATE)) FROM events WHERE {' AND '.join(conds)}",
+                       params))
+
+
 @answer_function(reads=["assets", "events"], formats=["text"])
 def event_summary(con: Any, asset: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
     """What a summary of an asset's events must mention: the asset and the count of each event group."""
@@ -925,27 +971,22 @@ def alert_followup_stats(con: Any, asset: str | None = None, rule_id: str | None
 
 
 @answer_function(reads=["assets", "work_orders"], formats=["json"])
-def corrective_bundles(con: Any, start: str, end: str, asset: str | None = None, window_days: int = 7) -> dict[str, Any]:
-    """Corrective work orders finished in [start, end) grouped per asset into visits: in time order (ties by
-    id), a bundle opens at a work order and takes each later one finished within window_days of the opener;
-    bundles of two or more count. Returns {count, bundles: [[wo ids in time order]...]} ordered by asset
-    then time."""
+def corrective_bundles(con: Any, start: str, end: str, asset: str | None = None, window_days: int = 7,
+                       rule: str = "span") -> dict[str, Any]:
+    """Corrective work orders finished in [start, end) grouped per asset into bundles by the WO tools' own rule
+    (``aob_pipeline.lib.tools.wo.bundle_by_window``): ``span`` (every pair within window_days) or ``gap``
+    (upstream AssetOpsBench's rule: each within window_days of the previous one); bundles of two or more count.
+    Returns {count, bundles: [[wo ids in time order]...]} ordered by asset then time."""
+    from aob_pipeline.lib.tools.wo import BUNDLE_RULES, bundle_by_window
+
+    _check_choice("rule", rule, BUNDLE_RULES)
     where, params = _wo_filter(con, asset, start, end, False)
     df = _df(con, f"SELECT asset_id, wo_id, finished_at FROM work_orders WHERE {where} "
                   "ORDER BY asset_id, finished_at, wo_id", params)
     bundles: list[list[str]] = []
-    limit = pd.Timedelta(days=float(window_days))
     for _, g in df.groupby("asset_id", sort=True):
-        opener, group = None, []
-        for wo, t in zip(g["wo_id"], g["finished_at"]):
-            if opener is not None and pd.Timestamp(t) - opener <= limit:
-                group.append(wo)
-                continue
-            if len(group) >= 2:
-                bundles.append(group)
-            opener, group = pd.Timestamp(t), [wo]
-        if len(group) >= 2:
-            bundles.append(group)
+        for group in bundle_by_window(list(zip(g["wo_id"], g["finished_at"])), float(window_days), rule):
+            bundles.append([wo for wo, _ in group])
     return {"count": len(bundles), "bundles": bundles}
 
 

@@ -174,10 +174,33 @@ def imported_dir(settings: Settings | None = None) -> Path:
     return (settings or Settings.from_env()).home / "scenarios" / "imported"
 
 
+CURATED_OFF_MARKER = "curated_off"
+
+
+def curated_enabled(settings: Settings | None = None) -> bool:
+    """Whether the curated scenarios (about the generated world) are loaded by default. `aob world import` and
+    `aob demo --assetopsbench` turn them off (the world is upstream's public data: only its scenarios fit);
+    `aob world build` and `aob demo` turn them on again."""
+    return not ((settings or Settings.from_env()).home / "scenarios" / CURATED_OFF_MARKER).exists()
+
+
+def set_curated_enabled(enabled: bool, settings: Settings | None = None) -> None:
+    marker = (settings or Settings.from_env()).home / "scenarios" / CURATED_OFF_MARKER
+    if enabled:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text("The world is imported from the public AssetOpsBench files: curated scenarios are not "
+                          "loaded (aob world build turns them on again).\n")
+
+
 def scenario_files(directory: Path | str | None = None, include_imported: bool = True,
                    settings: Settings | None = None) -> list[Path]:
+    default = directory is None
     directory = Path(directory) if directory is not None else SCENARIOS_DIR
     files = sorted(directory.glob("*.yaml")) + sorted(directory.glob("*.yml"))
+    if default and include_imported and not curated_enabled(settings):
+        files = []
     if include_imported:
         extra = imported_dir(settings)
         if extra.is_dir():
@@ -200,16 +223,40 @@ def load_scenario_file(path: Path | str) -> list[Scenario]:
 
 
 def save_imported_scenarios(scenarios: list[Scenario], name: str, settings: Settings | None = None) -> Path:
-    """Write imported scenarios to ``$AOB_HOME/scenarios/imported/<name>.yaml`` (replacing that file)."""
+    """Merge imported scenarios into ``$AOB_HOME/scenarios/imported/<name>.yaml``.
+
+    A scenario already in the set (same id: the same upstream id) is replaced by the new reading, others are
+    kept, so importing ``all_utterance.jsonl`` and then ``wo_utterance.json`` gives one set with each scenario
+    once; the same ids are removed from the other imported sets. An empty list never replaces a set
+    (ValueError)."""
+    if not scenarios:
+        raise ValueError("no scenarios to save: the imported set is left unchanged")
     target_dir = imported_dir(settings)
     target_dir.mkdir(parents=True, exist_ok=True)
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "imported"
     target = target_dir / f"{safe}.yaml"
-    payload = {"scenarios": [s.to_record() for s in scenarios]}
+    new_ids = {s.id for s in scenarios}
+    merged: dict[str, dict[str, Any]] = {}
+    if target.is_file():
+        for entry in read_scenario_entries(target):
+            merged[entry.data.get("id")] = entry.data
+    for s in scenarios:
+        merged[s.id] = s.to_record()
+    for other in sorted(target_dir.glob("*.yaml")):
+        if other == target:
+            continue
+        entries = read_scenario_entries(other)
+        kept = [e.data for e in entries if e.data.get("id") not in new_ids]
+        if len(kept) != len(entries):
+            _write_yaml(other, {"scenarios": kept}) if kept else other.unlink()
+    _write_yaml(target, {"scenarios": list(merged.values())})
+    return target
+
+
+def _write_yaml(target: Path, payload: dict[str, Any]) -> None:
     tmp = target.with_suffix(".yaml.tmp")
     tmp.write_text(yaml.safe_dump(payload, sort_keys=False, allow_unicode=True, width=110), encoding="utf-8")
     tmp.replace(target)
-    return target
 
 
 # ------------------------------------------------------------------------------------ CLI helpers
@@ -232,6 +279,8 @@ def get_scenario(scenario_id: str, directory: Path | str | None = None) -> Scena
     """One scenario by id (case-insensitive); KeyError with close ids when unknown or ambiguous."""
     scenarios = load_scenarios(directory)
     hits = [s for s in scenarios if s.id.lower() == scenario_id.strip().lower()]
+    if not hits:  # an imported scenario by its upstream id ('400', 'Q5')
+        hits = [s for s in scenarios if s.upstream_id and s.upstream_id.lower() == scenario_id.strip().lower()]
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:

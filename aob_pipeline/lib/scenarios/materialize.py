@@ -51,6 +51,8 @@ _COLUMNS = [
     ("unanswerable_reason", "VARCHAR", "Why no expected answer exists, when answerable is false."),
     ("rendered_now", "TIMESTAMP", "The world's now the scenario was rendered at."),
     ("answer_seconds", "DOUBLE", "Seconds spent computing the expected answer."),
+    ("upstream_id", "VARCHAR", "An imported scenario's upstream id as text (101, Q5), to compare with upstream's results."),
+    ("type_source", "VARCHAR", "Where an imported scenario's type came from: record, file or id range."),
 ]
 SCENARIOS_TABLE = Table(
     "scenarios",
@@ -97,6 +99,8 @@ def scenario_row(scenario: Scenario, template: Scenario, expected: Any = None, a
         "unanswerable_reason": reason,
         "rendered_now": pd.Timestamp(scenario.rendered_now) if scenario.rendered_now else None,
         "answer_seconds": seconds,
+        "upstream_id": scenario.upstream_id,
+        "type_source": scenario.type_source,
     }
 
 
@@ -112,7 +116,7 @@ def materialize_scenarios(con: Any, scenarios: Sequence[Scenario] | None = None)
         except ValueError as exc:  # e.g. {telemetry_start} in a world without telemetry
             rows.append(scenario_row(template, template, reason=f"cannot render: {exc}"))
             continue
-        if scenario.source == "imported" or scenario.answer is None:
+        if scenario.answer is None:
             rows.append(scenario_row(scenario, template, reason=scenario.unanswerable_reason or "no answer spec"))
             continue
         started = time.perf_counter()
@@ -158,5 +162,6 @@ def scenario_from_row(row: dict[str, Any]) -> Scenario:
         "split": row["split"], "robustness": row["robustness"], "operator_reply": text(row.get("operator_reply")),
         "twin_of": text(row.get("twin_of")), "source": text(row.get("source")) or "curated",
         "unanswerable_reason": text(row.get("unanswerable_reason")),
+        "upstream_id": text(row.get("upstream_id")), "type_source": text(row.get("type_source")),
         "rendered_now": pd.Timestamp(rendered).strftime("%Y-%m-%dT%H:%M:%S") if rendered is not None and not pd.isna(rendered) else None,
     })

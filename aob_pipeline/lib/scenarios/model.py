@@ -29,8 +29,12 @@ Fields (every one is checked; a bad value fails with the file, the scenario id a
   the ``clarification`` format: what a right answer must do, and the final answer after the operator's reply.
 - ``operator_reply``: the operator's answer to a clarifying question (robustness scenarios).
 - ``twin_of``: for a hidden paraphrase, the id of the public scenario it paraphrases.
-- ``source``: curated (ours, with a computed answer) or imported (public AssetOpsBench, judged against
-  ``characteristic_form`` only; ``unanswerable_reason`` says why no answer is computed).
+- ``source``: curated (ours, with a computed answer) or imported (public AssetOpsBench). An imported scenario
+  whose answer the public data determines carries an ``answer`` and a ``gold_plan`` from
+  ``assets_data/assetopsbench/ground_truth.yaml`` (keyed by upstream id); one whose answer cannot be computed
+  has no ``answer`` and ``unanswerable_reason`` says why (judged against ``characteristic_form`` only).
+- ``upstream_id``: an imported scenario's id as upstream writes it, as text (``101``, ``Q5``), so results can
+  be compared with upstream's; ``type_source`` says where its type came from (record, file or id range).
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ AnswerFormat = Literal["number", "integer", "id_set", "label", "list", "text", "
 Split = Literal["public", "hidden"]
 Robustness = Literal["none", "missing_sensor", "conflicting_logs", "vague_request"]
 Source = Literal["curated", "imported"]
+TypeSource = Literal["record", "file", "id range"]
 
 ASK_OPERATOR = "ask_operator"
 """The pseudo-tool of a gold-plan step that asks the operator a clarifying question."""
@@ -138,6 +143,8 @@ class Scenario(_Strict):
     source: Source = "curated"
     unanswerable_reason: str | None = None
     note: str | None = None
+    upstream_id: str | None = None
+    type_source: TypeSource | None = None
     rendered_now: str | None = Field(default=None, description="The world 'now' the placeholders were rendered at.")
 
     @field_validator("sub_agents")
@@ -164,8 +171,10 @@ class Scenario(_Strict):
                 raise ValueError("gold_plan: a curated scenario needs at least one step")
             if not self.sub_agents:
                 raise ValueError("sub_agents: a curated scenario names the agents it needs")
-        elif not self.unanswerable_reason:
-            raise ValueError("unanswerable_reason: an imported scenario says why no answer is computed")
+        elif self.answer is None and not self.unanswerable_reason:
+            raise ValueError("unanswerable_reason: an imported scenario without an answer says why none is computed")
+        elif self.answer is not None and not self.gold_plan:
+            raise ValueError("gold_plan: an imported scenario with a computed answer needs a gold plan")
         if self.robustness != "none" and self.answer is not None and self.answer.format != "clarification":
             raise ValueError(f"answer.format: a {self.robustness} scenario answers in the 'clarification' format")
         asks = any(s.tool == ASK_OPERATOR for s in self.gold_plan)
@@ -206,8 +215,8 @@ class Scenario(_Strict):
 
     @property
     def answerable(self) -> bool:
-        """Whether an expected answer can be computed at all (imported scenarios: no)."""
-        return self.source == "curated" and self.answer is not None
+        """Whether an expected answer can be computed at all (an imported scenario only with a ground-truth spec)."""
+        return self.answer is not None
 
     def render(self, now: datetime | str, telemetry_start: datetime | str | None = None) -> "Scenario":
         """A copy with every time placeholder rendered at the world's ``now`` (and its telemetry start, for

@@ -87,19 +87,27 @@ def markov_next_code(sequences: Iterable[Sequence[str]], last_code: str) -> dict
     return {"states": k, "transitions_from_last": total, "next": rows}
 
 
-def bundle_by_window(items: Sequence[tuple[str, Any]], window_days: float) -> list[list[tuple[str, Any]]]:
-    """Group ``(id, finished_at)`` items so that every pair in a group lies within ``window_days``.
+BUNDLE_RULES = ("span", "gap")
 
-    Items are taken in time order (ties by id); a group starts at its earliest item and takes every
-    following item that finished at most ``window_days`` after that first one. Groups of one are dropped:
-    a bundle has at least two work orders. (Anchoring on the first item, rather than chaining gaps, keeps a
-    bundle's span within the window, so it can be scheduled as one visit.)
+
+def bundle_by_window(items: Sequence[tuple[str, Any]], window_days: float,
+                     rule: str = "span") -> list[list[tuple[str, Any]]]:
+    """Group ``(id, finished_at)`` items into bundles of work orders close in time.
+
+    Items are taken in time order (ties by id). ``rule="span"``: a group starts at its earliest item and takes
+    every following item that finished at most ``window_days`` after that first one, so every pair in a group
+    lies within the window (one visit). ``rule="gap"`` is upstream AssetOpsBench's documented rule ("several
+    work orders executed within two weeks", scenarios 411 and 424): an item joins the group when it finished at
+    most ``window_days`` after the previous item, so a group may span longer than the window. Groups of one are
+    dropped: a bundle has at least two work orders.
     """
+    if rule not in BUNDLE_RULES:
+        raise ValueError(f"rule must be one of {', '.join(BUNDLE_RULES)}, got {rule!r}")
     ordered = sorted(items, key=lambda it: (pd.Timestamp(it[1]), it[0]))
     groups: list[list[tuple[str, Any]]] = []
     current: list[tuple[str, Any]] = []
     for item in ordered:
-        if current and days_between(item[1], current[0][1]) <= window_days:
+        if current and days_between(item[1], current[0][1] if rule == "span" else current[-1][1]) <= window_days:
             current.append(item)
         else:
             if len(current) >= 2:
@@ -417,10 +425,12 @@ def alert_failure_stats(
 
 def bundle_corrective(
     ctx: ToolContext, start: str, end: str, asset: str | None = None, window_days: int = 7,
-    page: int = 1, page_size: int = LIST_PAGE_SIZE,
+    page: int = 1, page_size: int = LIST_PAGE_SIZE, rule: str = "span",
 ) -> dict[str, Any]:
     conds, params, filters, _ = _base_filters(ctx, asset, start, end, "finished_at")
     filters["window_days"] = window_days
+    if rule != "span":
+        filters["rule"] = rule
     df = ctx.query(
         f"""SELECT wo_id, asset_id, equipment_name, primary_code, priority, finished_at FROM work_orders
             WHERE NOT preventive AND {' AND '.join(conds)} ORDER BY asset_id, finished_at, wo_id""",
@@ -429,7 +439,7 @@ def bundle_corrective(
     bundles = []
     for asset_id, g in df.groupby("asset_id", sort=True):
         by_id = {r["wo_id"]: r for r in g.to_dict("records")}
-        for group in bundle_by_window(list(zip(g["wo_id"], g["finished_at"])), window_days):
+        for group in bundle_by_window(list(zip(g["wo_id"], g["finished_at"])), window_days, rule):
             ids = [wo for wo, _ in group]
             first, last = group[0][1], group[-1][1]
             bundles.append({
@@ -616,9 +626,11 @@ TOOLS: list[ToolSpec] = [
         group="wo",
         description=(
             "Bundle corrective work orders that could be done in one visit: per asset, corrective work orders "
-            "that finished in [start, end) are taken in time order; a bundle starts at the earliest one and takes "
-            "every later one that finished at most window_days after it (so every pair in a bundle is within "
-            "window_days), then the next bundle starts. Only bundles of two or more are returned. Returns "
+            "that finished in [start, end) are taken in time order; with rule 'span' (default) a bundle starts at "
+            "the earliest one and takes every later one that finished at most window_days after it (so every pair "
+            "in a bundle is within window_days), then the next bundle starts; with rule 'gap' (AssetOpsBench's "
+            "rule) a work order joins the bundle when it finished at most window_days after the previous one. "
+            "Only bundles of two or more are returned. Returns "
             "{filters, corrective_work_orders, bundled_work_orders, count, page, page_size, pages, "
             "bundles:[{asset_id, name, wo_ids, size, start, end, span_days, primary_codes}]}."
         ),
@@ -628,6 +640,9 @@ TOOLS: list[ToolSpec] = [
             "end": timestamp_schema("Latest finish time (exclusive)"),
             "window_days": {"type": "integer", "minimum": 1, "maximum": 365,
                             "description": "Largest span of a bundle in days (default 7)."},
+            "rule": {"type": "string", "enum": list(BUNDLE_RULES),
+                     "description": "'span' (every pair within window_days; default) or 'gap' (each work order "
+                                    "within window_days of the previous one)."},
             "page": PAGE_SCHEMA,
             "page_size": LIST_PAGE_SIZE_SCHEMA,
         }, ["start", "end"]),

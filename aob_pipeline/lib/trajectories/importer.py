@@ -7,11 +7,20 @@ Shapes, detected per record (a file may be one JSON object, a JSON array, an obj
 - ``react_steps`` — (a) ReAct steps: ``{task, trajectory: [{step, thought, action, action_input,
   observation, state}], final_answer}``. A ``Finish`` action is the final answer; other actions are tool
   calls whose ``action_input`` is parsed (JSON object, ``key=value, ...`` or kept as ``{"input": text}``);
-  a ``state`` saying the action was invalid becomes the step's error.
+  a ``state`` saying the action was invalid becomes the step's error. ``action`` may also be a list (several
+  calls in one step: names, or objects ``{name|tool|action, input|arguments}``), with ``action_input`` and
+  ``observation`` as parallel lists or shared.
 - ``plan_execute`` — (b) plan-execute: ``{id, text, runtime, trajectory: [{task_number, task_description,
   agent_name, response, logs?}]}``. The tasks become the ``plan``; each task is a planner message, the
   sub-agent's own ReAct steps (``logs.trajectroy_log`` as upstream spells it, or ``trajectory_log``) and
   the sub-agent's response message; the final answer is ``final_answer``/``answer`` or the last response.
+- ``atif`` — the Agent Trajectory Interchange Format that upstream's Harbor adapter exports
+  (``{schema_version: "ATIF-v1.x", session_id, agent: {name, version, model_name}, steps: [{step_id, source:
+  system|user|agent, message, reasoning_content, tool_calls: [{tool_call_id, function_name, arguments}],
+  observation: {results: [{source_call_id, content}]}, metrics: {prompt_tokens, completion_tokens, cost_usd}}],
+  final_metrics}``). The first user message is the request; an agent step's reasoning is a thought, its tool
+  calls are tool-call steps whose observation is the result with the same ``source_call_id``; the last agent
+  message without tool calls is the final answer.
 - ``sdk_turns`` — (c) SDK turns: ``{run_id, scenario_id, runner, model, question, answer, trajectory:
   [{index, text, tool_calls, input_tokens, output_tokens}]}``. Each turn's text is a thought (or a message
   when it calls no tool) carrying the turn's tokens; each tool call (``name``/``tool``, ``arguments``/
@@ -30,6 +39,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +47,7 @@ from pydantic import ValidationError
 
 from aob_pipeline.lib.trajectories.schema import Step, Totals, Trajectory, make_run_id
 
-SHAPES = ("aob", "react_steps", "plan_execute", "sdk_turns")
+SHAPES = ("aob", "react_steps", "plan_execute", "sdk_turns", "atif")
 FINISH_ACTIONS = {"finish", "final answer", "final_answer", "finalanswer", "answer"}
 DEFAULT_IMPORTED_AGENT = "imported"
 
@@ -66,7 +76,8 @@ class _FieldError(Exception):
 
 def _files(path: Path) -> list[Path]:
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in (".json", ".jsonl"))
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".json", ".jsonl")
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         if not files:
             raise TrajectoryImportError(str(path), "folder", None, "holds no .json or .jsonl file")
         return files
@@ -124,6 +135,10 @@ def detect_shape(record: Any) -> str | None:
         return None
     if "steps" in record and "agent_id" in record and "status" in record:
         return "aob"
+    if isinstance(record.get("steps"), list) and (
+            str(record.get("schema_version", "")).upper().startswith("ATIF")
+            or (isinstance(record.get("agent"), dict) and "session_id" in record)):
+        return "atif"
     traj = record.get("trajectory")
     if not isinstance(traj, list):
         return None
@@ -257,8 +272,11 @@ def _react_steps(builder: _Builder, items: list[dict[str, Any]], field: str, age
         if thought and thought.strip():
             builder.add(where, kind="thought", content=thought.strip(), agent_name=agent_name)
         action = item.get("action")
+        if isinstance(action, list):
+            finish = _react_action_list(builder, item, where, agent_name) or finish
+            continue
         if action is not None and not isinstance(action, str):
-            raise _FieldError(f"{where}.action", f"must be text (a tool name), got {type(action).__name__}")
+            raise _FieldError(f"{where}.action", f"must be text (a tool name) or a list of them, got {type(action).__name__}")
         action = (action or "").strip()
         if not action:
             continue
@@ -266,16 +284,49 @@ def _react_steps(builder: _Builder, items: list[dict[str, Any]], field: str, age
             raw = item.get("action_input")
             finish = raw if isinstance(raw, str) else (None if raw is None else json.dumps(raw))
             continue
-        state = item.get("state")
-        error = None
-        if isinstance(state, str) and re.search(r"invalid|error|fail|loop", state, re.I):
-            error = {"code": "agent_state", "message": state}
-        observation = parse_observation(item.get("observation"))
-        if error is None and isinstance(observation, dict) and isinstance(observation.get("error"), (str, dict)):
-            err = observation["error"]
-            error = err if isinstance(err, dict) else {"code": "tool_error", "message": err}
-        builder.add(where, kind="tool_call", tool=action, arguments=parse_action_input(item.get("action_input")),
-                    observation=None if error else observation, error=error, agent_name=agent_name)
+        _react_call(builder, where, agent_name, action, item.get("action_input"), item.get("observation"),
+                    item.get("state"))
+    return finish
+
+
+def _react_call(builder: _Builder, where: str, agent_name: str, action: str, action_input: Any, raw_observation: Any,
+                state: Any) -> None:
+    error = None
+    if isinstance(state, str) and re.search(r"invalid|error|fail|loop", state, re.I):
+        error = {"code": "agent_state", "message": state}
+    observation = parse_observation(raw_observation)
+    if error is None and isinstance(observation, dict) and isinstance(observation.get("error"), (str, dict)):
+        err = observation["error"]
+        error = err if isinstance(err, dict) else {"code": "tool_error", "message": err}
+    builder.add(where, kind="tool_call", tool=action, arguments=parse_action_input(action_input),
+                observation=None if error else observation, error=error, agent_name=agent_name)
+
+
+def _react_action_list(builder: _Builder, item: dict[str, Any], where: str, agent_name: str) -> str | None:
+    """A ReAct step whose ``action`` is a list: one call per element (a name, or an object with its input)."""
+    actions = item["action"]
+    inputs, observations = item.get("action_input"), item.get("observation")
+    finish = None
+    for k, act in enumerate(actions):
+        at = f"{where}.action[{k}]"
+        if isinstance(act, dict):
+            name = act.get("name", act.get("tool", act.get("action")))
+            arg = next((act[key] for key in ("input", "arguments", "action_input", "args") if key in act), None)
+            obs = act.get("observation", act.get("output"))
+        else:
+            name, arg, obs = act, None, None
+        if not isinstance(name, str) or not name.strip():
+            raise _FieldError(at, f"must name a tool (text, or an object with 'name'), got {act!r}")
+        if arg is None:
+            arg = inputs[k] if isinstance(inputs, list) and k < len(inputs) else (
+                None if isinstance(inputs, list) else inputs)
+        if obs is None:
+            obs = observations[k] if isinstance(observations, list) and k < len(observations) else (
+                None if isinstance(observations, list) else observations)
+        if name.strip().lower() in FINISH_ACTIONS:
+            finish = arg if isinstance(arg, str) else (None if arg is None else json.dumps(arg))
+            continue
+        _react_call(builder, at, agent_name, name.strip(), arg, obs, item.get("state"))
     return finish
 
 
@@ -413,7 +464,73 @@ def _convert_sdk(record: dict[str, Any]) -> dict[str, Any]:
             "model": _text(record, "model"), "extra": extra}
 
 
+def _convert_atif(record: dict[str, Any]) -> dict[str, Any]:
+    items = _items(record, "steps")
+    builder = _Builder()
+    question: str | None = None
+    last_agent_message: str | None = None
+    agent_info = record.get("agent") if isinstance(record.get("agent"), dict) else {}
+    for i, step in enumerate(items):
+        where = f"steps[{i}]"
+        source = step.get("source")
+        message = step.get("message")
+        if message is not None and not isinstance(message, str):
+            message = json.dumps(message, ensure_ascii=False)
+        if source == "user":
+            if question is None and message:
+                question = message
+            continue
+        if source != "agent":
+            continue
+        metrics = step.get("metrics") if isinstance(step.get("metrics"), dict) else {}
+        builder.pending_in += _int(metrics.get("prompt_tokens"), f"{where}.metrics.prompt_tokens")
+        builder.pending_out += _int(metrics.get("completion_tokens"), f"{where}.metrics.completion_tokens")
+        calls = step.get("tool_calls") or []
+        if not isinstance(calls, list):
+            raise _FieldError(f"{where}.tool_calls", f"must be a list, got {type(calls).__name__}")
+        reasoning = step.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning.strip():
+            builder.add(where, kind="thought", content=reasoning.strip())
+        if message and message.strip():
+            builder.add(where, kind="thought" if calls else "message", content=message)
+            if not calls:
+                last_agent_message = message
+        results = {}
+        observation = step.get("observation")
+        if isinstance(observation, dict):
+            for r in observation.get("results") or []:
+                if isinstance(r, dict):
+                    results[r.get("source_call_id")] = r
+        for j, call in enumerate(calls):
+            at = f"{where}.tool_calls[{j}]"
+            if not isinstance(call, dict):
+                raise _FieldError(at, f"must be an object, got {type(call).__name__}")
+            name = call.get("function_name", call.get("name"))
+            if not isinstance(name, str) or not name:
+                raise _FieldError(f"{at}.function_name", "is missing")
+            args = call.get("arguments")
+            if isinstance(args, str):
+                args = parse_action_input(args)
+            result = results.get(call.get("tool_call_id")) or (results.get(None) if len(calls) == 1 else None)
+            content = result.get("content") if result else None
+            error = None
+            if result and result.get("is_error"):
+                error = {"code": "tool_error", "message": str(content)[:2000]}
+            builder.add(at, kind="tool_call", tool=name,
+                        arguments=args if isinstance(args, dict) else ({} if args is None else {"input": args}),
+                        observation=None if error else parse_observation(content), error=error)
+    extra = record.get("extra") if isinstance(record.get("extra"), dict) else {}
+    final = _answer(_text(extra, "final_answer")) if isinstance(extra.get("final_answer"), str) else None
+    final = final or _answer(last_agent_message)
+    if final is not None:
+        builder.add("final_answer", kind="final", content=final)
+    return {"text": question, "steps": builder.steps, "final": final, "orchestration": "single", "plan": None,
+            "wall": None, "model": _text(agent_info, "model_name") or _text(record, "model"),
+            "extra": (builder.pending_in, builder.pending_out)}
+
+
 _CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "atif": _convert_atif,
     "react_steps": _convert_react,
     "plan_execute": _convert_plan_execute,
     "sdk_turns": _convert_sdk,
@@ -439,9 +556,10 @@ def _agent_id_of(record: dict[str, Any], shape: str, override: str | None) -> st
 
 def _scenario_id_of(record: dict[str, Any], text: str | None, file: Path, records_in_file: int,
                     scenario_ids: Mapping[str, str] | None,
-                    by_text: Mapping[str, str] | None) -> str:
-    for key in ("scenario_id", "id", "uuid", "task_id"):
-        value = record.get(key)
+                    by_text: Mapping[str, str] | None, shape: str = "") -> str:
+    extra = record.get("extra") if isinstance(record.get("extra"), dict) else {}
+    for key, value in [(k, record.get(k)) for k in ("scenario_id", "id", "uuid", "task_id")] + [
+            (f"extra.{k}", extra.get(k)) for k in ("scenario_id", "task_id", "id")]:
         if value is None or value == "":
             continue
         if isinstance(value, bool) or not isinstance(value, (str, int)):
@@ -453,13 +571,76 @@ def _scenario_id_of(record: dict[str, Any], text: str | None, file: Path, record
         hit = normalised.get(_normalise_text(text))
         if hit:
             return hit
-    numbers = re.findall(r"\d+", file.stem)
-    if records_in_file == 1 and len(numbers) == 1:
-        raw = str(int(numbers[0]))
-        return scenario_ids.get(raw, raw) if scenario_ids else raw
+    if records_in_file == 1:  # the file name; for ATIF also the nearest folders (Harbor: <job>/<task>__<trial>/agent/)
+        for name in [file.stem] + ([p.name for p in file.parents][:3] if shape == "atif" else []):
+            numbers = re.findall(r"\d+", name.split("__")[0])
+            if len(numbers) == 1:
+                raw = str(int(numbers[0]))
+                return scenario_ids.get(raw, raw) if scenario_ids else raw
     raise _FieldError("id", "no scenario id: the record has no scenario_id/id, its text matches no known "
                             "scenario and the file name carries no single number; add an 'id' or pass "
                             "scenario_ids_by_text")
+
+
+@dataclass
+class TrajectoryImport:
+    """A file-by-file import: the trajectories read, and each file refused with its error (the others load)."""
+
+    trajectories: list[Trajectory] = field(default_factory=list)
+    problems: list[TrajectoryImportError] = field(default_factory=list)
+    files: list[tuple[str, int]] = field(default_factory=list)  # (file, trajectories read)
+
+    def to_text(self) -> str:
+        lines = [f"{len(self.trajectories)} trajectories from {len(self.files)} file(s); "
+                 f"{len(self.problems)} file(s) refused"]
+        lines.extend(f"  refused {p}" for p in self.problems)
+        return "\n".join(lines)
+
+
+def read_trajectories(
+    path: str | Path,
+    *,
+    agent_id: str | None = None,
+    scenario_ids: Mapping[str, str] | None = None,
+    scenario_ids_by_text: Mapping[str, str] | None = None,
+) -> TrajectoryImport:
+    """Like ``import_trajectories``, file by file: a bad file is reported (``problems``) and the rest load."""
+    root = Path(path)
+    out = TrajectoryImport()
+    seen: dict[str, str] = {}
+    trials: dict[tuple[str, str], int] = {}
+    for file in _files(root):
+        try:
+            got = _read_file(file, agent_id, scenario_ids, scenario_ids_by_text, trials, seen)
+        except TrajectoryImportError as exc:
+            out.problems.append(exc)
+            continue
+        out.trajectories.extend(got)
+        out.files.append((str(file), len(got)))
+    return out
+
+
+def _read_file(file: Path, agent_id, scenario_ids, scenario_ids_by_text, trials, seen) -> list[Trajectory]:
+    records = read_records(file)
+    got: list[Trajectory] = []
+    local_trials = dict(trials)
+    local_seen: dict[str, str] = {}
+    for label, record in records:
+        try:
+            traj = _convert(record, file, len(records), agent_id, scenario_ids, scenario_ids_by_text, local_trials)
+        except _FieldError as exc:
+            raise TrajectoryImportError(str(file), label, exc.field, exc.problem) from None
+        where = f"{file}: {label}"
+        earlier = seen.get(traj.run_id) or local_seen.get(traj.run_id)
+        if earlier:
+            raise TrajectoryImportError(str(file), label, "run_id",
+                                        f"run {traj.run_id} (agent {traj.agent_id}, scenario {traj.scenario_id}, "
+                                        f"trial {traj.trial}) was already imported from {earlier}")
+        local_seen[traj.run_id] = where
+        got.append(traj)
+    trials.update(local_trials)
+    seen.update(local_seen)
+    return got
 
 
 def import_trajectories(
@@ -525,7 +706,7 @@ def _convert(
         return traj
     converted = _CONVERTERS[shape](record)
     agent = _agent_id_of(record, shape, agent_override)
-    scenario = _scenario_id_of(record, converted["text"], file, records_in_file, scenario_ids, by_text)
+    scenario = _scenario_id_of(record, converted["text"], file, records_in_file, scenario_ids, by_text, shape)
     key = (agent, scenario)
     if record.get("trial") is not None:
         trial = _int(record.get("trial"), "trial")

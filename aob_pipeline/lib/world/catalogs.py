@@ -769,7 +769,16 @@ def catalog_frames(catalogs: Catalogs) -> dict[str, pd.DataFrame]:
         {k: getattr(r, k) for k in WORLD_TABLES["alert_rules"].column_names} for r in catalogs.alert_rules
     ])
     rules["min_duration_minutes"] = rules["min_duration_minutes"].astype("int64")
+    code_text = {c.primary_code: c.primary_code_description for c in catalogs.failure_codes}
+    rule_codes = _frame("alert_rule_codes", [
+        {"rule_id": r.rule_id, "primary_code": r.primary_code, "primary_code_description": code_text.get(r.primary_code)}
+        for r in catalogs.alert_rules if r.primary_code
+    ])
+    rule_meters = _frame("alert_rule_meters", [{"rule_id": r.rule_id, "meter": r.sensor} for r in catalogs.alert_rules])
     return {
+        "alert_rule_codes": rule_codes,
+        "alert_rule_meters": rule_meters,
+        "anomaly_failure_codes": _frame("anomaly_failure_codes", []),
         "sites": sites,
         "assets": assets,
         "sensors": sensors,

@@ -87,6 +87,7 @@ logger = logging.getLogger(__name__)
 IMPORTED_SITE_ID = "MAIN"
 UNKNOWN_UNIT = "unknown"
 UNKNOWN_CLASS = "Unknown"
+DEFAULT_EPOCH_TIMEZONE = "America/New_York"
 _SNIFF_BYTES = 64 * 1024
 
 
@@ -117,14 +118,28 @@ class WorldImportError(ValueError):
         super().__init__(": ".join(parts))
 
 
-@dataclass(frozen=True)
+@dataclass
 class RecognisedFile:
-    """A file the importer read: its path (relative to the import root), its kind and its data rows."""
+    """A file the importer read: its path (relative to the import root), its kind, its data rows (``rows``, the
+    rows in) and how many of them landed in a table (``kept``; the others are listed in ``ImportManifest.dropped``).
+    """
 
     path: str
     kind: str
     rows: int
     ignored_columns: tuple[str, ...] = ()
+    kept: int | None = None
+
+
+@dataclass(frozen=True)
+class DroppedRow:
+    """Rows of a recognised file that did not land in a table, and why: one row at ``line`` (counted like an
+    editor), or ``count`` rows with the same reason (``line`` None) when listing each would say nothing more."""
+
+    path: str
+    line: int | None
+    reason: str
+    count: int = 1
 
 
 @dataclass(frozen=True)
@@ -144,6 +159,20 @@ class ImportManifest:
     skipped: list[SkippedFile] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     table_rows: dict[str, int] = field(default_factory=dict)
+    dropped: list[DroppedRow] = field(default_factory=list)
+
+    def drop(self, path: str, line: int | None, reason: str, count: int = 1) -> None:
+        """Record rows that do not land (their file's ``kept`` count is lowered when the import ends)."""
+        if count > 0:
+            self.dropped.append(DroppedRow(path, line, reason, count))
+
+    def settle_counts(self) -> None:
+        """Set every recognised file's ``kept`` from its rows and its dropped rows."""
+        lost: dict[str, int] = defaultdict(int)
+        for d in self.dropped:
+            lost[d.path] += d.count
+        for f in self.recognised:
+            f.kept = max(f.rows - lost.get(f.path, 0), 0)
 
     def kinds(self) -> dict[str, list[str]]:
         """Recognised file paths grouped by kind."""
@@ -162,16 +191,27 @@ class ImportManifest:
             "skipped": [{"path": f.path, "reason": f.reason} for f in self.skipped],
             "notes": list(self.notes),
             "table_rows": dict(self.table_rows),
+            "dropped": [{"path": d.path, "line": d.line, "reason": d.reason, "count": d.count}
+                        for d in self.dropped],
         }
 
-    def to_text(self) -> str:
+    def to_text(self, max_dropped: int = 50) -> str:
         lines = [f"Imported AssetOpsBench files from {self.source}: "
                  f"{len(self.recognised)} recognised, {len(self.skipped)} skipped"]
         for f in self.recognised:
             extra = f" (ignored columns: {', '.join(f.ignored_columns)})" if f.ignored_columns else ""
-            lines.append(f"  recognised  {f.kind:<18} {f.path}  {f.rows:,} rows{extra}")
+            kept = f.rows if f.kept is None else f.kept
+            lines.append(f"  recognised  {f.kind:<21} {f.path}  {f.rows:,} rows in, {kept:,} kept{extra}")
         for f in self.skipped:
             lines.append(f"  skipped     {f.path}: {f.reason}")
+        if self.dropped:
+            lines.append(f"Rows not kept ({sum(d.count for d in self.dropped):,}):")
+            shown = self.dropped if len(self.dropped) <= max_dropped else self.dropped[:max_dropped]
+            for d in shown:
+                at = f": line {d.line}" if d.line is not None else f": {d.count:,} rows"
+                lines.append(f"  {d.path}{at}: {d.reason}")
+            if len(shown) < len(self.dropped):
+                lines.append(f"  ... and {len(self.dropped) - len(shown):,} more (ImportManifest.dropped)")
         if self.table_rows:
             lines.append("Tables: " + ", ".join(f"{k}={v:,}" for k, v in self.table_rows.items()))
         if self.notes:
@@ -188,19 +228,37 @@ class ImportResult:
     manifest: ImportManifest
 
 
-def import_assetopsbench(path: str | Path) -> ImportResult:
+def import_assetopsbench(path: str | Path, *, encoding: str | None = None,
+                         epoch_timezone: str = DEFAULT_EPOCH_TIMEZONE) -> ImportResult:
     """Read the public AssetOpsBench files under ``path`` (a folder, searched recursively, or one file).
 
     Returns frames for every world table (tables no file provides are empty, with the declared columns)
-    and a manifest of recognised and skipped files. Raises ``WorldImportError`` for a malformed file,
-    a missing path, or when no file is recognised at all. Writes nothing.
+    and a manifest of recognised and skipped files, per-file rows in and kept, and every row not kept with
+    its reason. Raises ``WorldImportError`` for a malformed, empty or unreadable file, text that is not UTF-8
+    (unless ``encoding`` names the encoding to read every file with), a missing path, or when no file is
+    recognised at all. Telemetry timestamps given as epoch seconds are read as wall-clock time in
+    ``epoch_timezone`` (upstream's JSON-lines file equals its ISO-timestamped JSON in US Eastern time).
+    Writes nothing.
     """
     root = Path(path).expanduser()
     if not root.exists():
         raise WorldImportError(str(root), "no such file or folder")
     root = root.resolve()
+    if encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except LookupError:
+            raise WorldImportError(str(root), f"unknown encoding '{encoding}'") from None
+    try:
+        from zoneinfo import ZoneInfo
+
+        tz = ZoneInfo(epoch_timezone)
+    except Exception:
+        raise WorldImportError(str(root), f"unknown time zone '{epoch_timezone}'") from None
     manifest = ImportManifest(source=str(root))
-    collected = _Collected()
+    collected = _Collected(encoding=encoding, epoch_tz=tz)
 
     files = [root] if root.is_file() else sorted(
         p for p in root.rglob("*")
@@ -221,6 +279,7 @@ def import_assetopsbench(path: str | Path) -> ImportResult:
         raise WorldImportError(str(root), f"no AssetOpsBench file recognised ({reasons})")
 
     frames = _WorldBuilder(collected, manifest, root).build()
+    manifest.settle_counts()
     manifest.table_rows = {name: len(frames[name]) for name in WORLD_TABLES}
     for note in manifest.notes:
         logger.info("import note: %s", note)
@@ -268,10 +327,25 @@ CSV_KINDS: tuple[_FileKind, ...] = (
     _FileKind("failure_codes", frozenset({"category", "primary_code", "secondary_code"}),
               ("category", "primary_code", "primary_code_description", "secondary_code",
                "secondary_code_description")),
+    _FileKind("primary_codes", frozenset({"category", "primary_code", "primary_code_description"}),
+              ("category", "primary_code", "primary_code_description")),
+    _FileKind("anomaly_codes", frozenset({"kpi_name", "anomaly_type"}),
+              ("kpi_name", "anomaly_type", "primary_code", "secondary_code"),
+              ("category", "primary_code_description", "secondary_code_description")),
+    _FileKind("components", frozenset({"equipment", "component", "explanation"}), ("equipment", "component"),
+              ("explanation",)),
+    _FileKind("collection_components", frozenset({"collection", "component"}), ("collection", "component")),
     _FileKind("meters", frozenset({"meter", "unit"}), ("meter", "unit"),
               ("component", "measurement", "description", "calculated", "formula")),
 )
 TELEMETRY_KIND = "telemetry"
+WIDE_TELEMETRY_KIND = "telemetry_wide"
+# Reference lists no world table holds: recognised (so never mistaken for another kind), then skipped with this reason.
+_REFERENCE_ONLY = {
+    "components": "component descriptions per equipment class (no world table holds them; nothing reads them)",
+    "collection_components": "collection → component names (no world table holds them; work orders keep "
+                             "their collection)",
+}
 
 
 def normalise_column(name: str) -> str:
@@ -280,12 +354,24 @@ def normalise_column(name: str) -> str:
 
 
 def recognise_header(header: list[str]) -> _FileKind | None:
-    """The file kind a CSV header belongs to, or None. The most completely matched kind wins."""
+    """The file kind a CSV header belongs to, or None.
+
+    A kind is a candidate when the header holds its signature columns; the candidate that explains most of the
+    header wins (then the one missing fewest required columns), so a file with more columns than a kind knows
+    (``anomaly_to_failure_code_mapping``: kpi_name, anomaly_type + failure-code columns) is never taken for the
+    smaller kind it contains (failure codes).
+    """
     cols = {normalise_column(h) for h in header}
     candidates = [k for k in CSV_KINDS if k.signature <= cols]
     if not candidates:
         return None
-    return max(candidates, key=lambda k: (len(k.known & cols), -len(set(k.required) - cols)))
+    return max(candidates, key=lambda k: (len(k.known & cols), -len(set(k.required) - cols), -len(k.known)))
+
+
+def is_wide_telemetry(header: list[str]) -> bool:
+    """asset_id, timestamp and one column per sensor (upstream's ``dcp_test.csv``)."""
+    cols = [normalise_column(h) for h in header]
+    return {"asset_id", "timestamp"} <= set(cols) and len(cols) > 2
 
 
 # --------------------------------------------------------------------------------------------------
@@ -335,31 +421,51 @@ class _Telemetry:
 
 
 @dataclass
+class _WideTelemetry:
+    """A wide telemetry CSV read by DuckDB: long rows (asset name, column, ts, value) and its data rows."""
+
+    display: str
+    frame: pd.DataFrame  # asset, column, ts, value
+    rows: int
+
+
+@dataclass
 class _Collected:
     csv: dict[str, list[_CsvFile]] = field(default_factory=lambda: defaultdict(list))
     telemetry: list[_Telemetry] = field(default_factory=list)
+    wide: list[_WideTelemetry] = field(default_factory=list)
+    encoding: str | None = None
+    epoch_tz: Any = None
 
 
-def _decode(raw: bytes, display: str, manifest: ImportManifest) -> str:
+def _decode(raw: bytes, display: str, manifest: ImportManifest, encoding: str | None = None) -> str:
+    """UTF-8 (a BOM is dropped); anything else is an error naming the byte offset, unless ``encoding`` is given."""
+    if encoding is not None:
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            line = raw[: exc.start].count(b"\n") + 1
+            raise WorldImportError(display, f"is not {encoding} text: byte 0x{raw[exc.start]:02x} at offset "
+                                            f"{exc.start}", line=line) from None
     try:
         return raw.decode("utf-8-sig")
-    except UnicodeDecodeError as utf8_error:
-        try:
-            text = raw.decode("cp1252")
-        except UnicodeDecodeError:
-            line = raw[: utf8_error.start].count(b"\n") + 1
-            raise WorldImportError(display, "is neither UTF-8 nor Windows-1252 text", line=line) from None
-        manifest.notes.append(f"{display} is not UTF-8; read it as Windows-1252")
-        return text
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise WorldImportError(
+            display, f"is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start} (give --encoding, e.g. "
+                     "cp1252, to read the files in another encoding)", line=line) from None
 
 
 def _read_one_file(path: Path, display: str, collected: _Collected, manifest: ImportManifest):
-    with path.open("rb") as fh:
-        head = fh.read(_SNIFF_BYTES)
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise WorldImportError(display, f"cannot be read: {exc.strerror or exc}") from None
     if b"\x00" in head:
         return SkippedFile(display, "binary file, not CSV or JSON text")
     if not head.strip():
-        return SkippedFile(display, "empty file")
+        raise WorldImportError(display, "is empty (nothing imported; the previous world is unchanged)")
     head_text = head.decode("utf-8-sig", errors="replace").lstrip()
     if head_text[:1] in "[{":
         return _read_json(path, display, collected, manifest)
@@ -386,12 +492,16 @@ def _read_csv(path: Path, display: str, head: bytes, collected: _Collected, mani
         return SkippedFile(display, "not a CSV file with a header row, nor JSON")
     header = [h.strip() for h in sniff[0]]
     kind = recognise_header(header)
+    if kind is None and is_wide_telemetry(header):
+        return _read_wide_telemetry(path, display, collected, manifest)
+    if kind is not None and kind.name in _REFERENCE_ONLY:
+        return SkippedFile(display, f"recognised as {kind.name}: {_REFERENCE_ONLY[kind.name]}")
     if kind is None:
         shown = ", ".join(h if len(h) <= 30 else h[:29] + "…" for h in header[:6])
         shown += ", ..." if len(header) > 6 else ""
         return SkippedFile(display, f"header ({shown}) matches no AssetOpsBench file")
 
-    text = _decode(path.read_bytes(), display, manifest)
+    text = _decode(path.read_bytes(), display, manifest, collected.encoding)
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     rows: list[list[str]] = []
     lines: list[int] = []
@@ -429,15 +539,87 @@ def _read_csv(path: Path, display: str, head: bytes, collected: _Collected, mani
             line=header_line,
             field=missing[0],
         )
+    if not rows:
+        raise WorldImportError(display, f"has a {kind.name} header but no rows (nothing imported; the previous "
+                                        "world is unchanged)", line=header_line)
     width = len(header_row)
-    for record, line in zip(rows, lines):
-        if len(record) != width:
+    trailing = 0
+    for n, (record, line) in enumerate(zip(rows, lines)):
+        if len(record) > width and not any(cell.strip() for cell in record[width:]):
+            rows[n] = record[:width]  # a trailing separator (upstream's alert_rule.csv ends every row with ',')
+            trailing += 1
+        elif len(record) != width:
             raise WorldImportError(display, f"expected {width} fields as in the header, found {len(record)}",
                                    line=line)
+    if trailing:
+        manifest.notes.append(f"{display}: {trailing} row(s) end with empty field(s) beyond the header (a trailing "
+                              "separator); the empty fields were ignored")
     parsed = _CsvFile(display, header_row, header_line, index, rows, lines)
     collected.csv[kind.name].append(parsed)
     ignored = tuple(header_row[pos] for norm, pos in index.items() if norm not in kind.known)
     return RecognisedFile(display, kind.name, len(rows), ignored)
+
+
+def _read_wide_telemetry(path: Path, display: str, collected: _Collected, manifest: ImportManifest):
+    """A wide telemetry CSV (asset_id, timestamp, one column per sensor) through DuckDB's ``read_csv`` with
+    declared types and ``store_rejects``: a cell that is not a number or a timestamp is an error naming the line
+    and column (DuckDB counts lines like an editor, header = line 1); empty cells give no reading."""
+    import tempfile
+
+    import duckdb
+
+    raw = path.read_bytes()
+    text = _decode(raw, display, manifest, collected.encoding)
+    header = _first_record(text)[0]
+    seen: set[str] = set()
+    columns: dict[str, str] = {}
+    for name in header:
+        norm = normalise_column(name)
+        if norm in seen:
+            raise WorldImportError(display, "duplicate column in the header", line=1, field=name)
+        seen.add(norm)
+        columns[name] = "VARCHAR" if norm == "asset_id" else "TIMESTAMP" if norm == "timestamp" else "DOUBLE"
+    spec = "{" + ", ".join(f"'{k.replace(chr(39), chr(39) * 2)}': '{v}'" for k, v in columns.items()) + "}"
+    asset_col = next(h for h in header if normalise_column(h) == "asset_id")
+    ts_col = next(h for h in header if normalise_column(h) == "timestamp")
+
+    def q(name: str) -> str:
+        return '"' + name.replace('"', '""') + '"'
+
+    with tempfile.TemporaryDirectory() as tmp:
+        source = path
+        if collected.encoding is not None or raw.startswith(b"\xef\xbb\xbf"):
+            source = Path(tmp) / "utf8.csv"
+            source.write_text(text, encoding="utf-8")
+        con = duckdb.connect()
+        try:
+            con.execute(
+                f"CREATE TABLE wide AS SELECT * FROM read_csv(?, header = true, auto_detect = false, delim = ',', "
+                f"quote = '\"', columns = {spec}, store_rejects = true)", [str(source)])
+            rejects = con.execute(
+                "SELECT line, column_name, error_message FROM reject_errors ORDER BY line").fetchall()
+            if rejects:
+                line, column, message = rejects[0]
+                more = f" ({len(rejects) - 1} more rejected row(s))" if len(rejects) > 1 else ""
+                raise WorldImportError(display, f"{message}{more}", line=int(line), field=column)
+            rows = con.execute("SELECT count(*) FROM wide").fetchone()[0]
+            if rows == 0:
+                raise WorldImportError(display, "has a telemetry header but no rows (nothing imported; the previous "
+                                                "world is unchanged)", line=1)
+            empty_assets = con.execute(f"SELECT count(*) FROM wide WHERE coalesce(trim({q(asset_col)}), '') = '' "
+                                       f"OR {q(ts_col)} IS NULL").fetchone()[0]
+            if empty_assets:
+                raise WorldImportError(display, f"{empty_assets} row(s) without an asset_id or a timestamp")
+            frame = con.execute(
+                f"SELECT trim({q(asset_col)}) AS asset, col, {q(ts_col)} AS ts, value FROM "
+                f"(UNPIVOT wide ON COLUMNS(* EXCLUDE ({q(asset_col)}, {q(ts_col)})) INTO NAME col VALUE value)"
+            ).df()
+        except duckdb.Error as exc:
+            raise WorldImportError(display, f"malformed CSV: {exc}") from None
+        finally:
+            con.close()
+    collected.wide.append(_WideTelemetry(display, frame, int(rows)))
+    return RecognisedFile(display, WIDE_TELEMETRY_KIND, int(rows))
 
 
 def _iter_json_documents(text: str, display: str) -> Iterator[tuple[int, int, Any]]:
@@ -481,12 +663,12 @@ def _iter_json_documents(text: str, display: str) -> Iterator[tuple[int, int, An
 
 
 def _read_json(path: Path, display: str, collected: _Collected, manifest: ImportManifest):
-    text = _decode(path.read_bytes(), display, manifest)
+    text = _decode(path.read_bytes(), display, manifest, collected.encoding)
     is_array = text.lstrip().startswith("[")
     documents = _iter_json_documents(text, display)
     first = next(documents, None)
     if first is None:
-        return SkippedFile(display, "an empty JSON array")
+        raise WorldImportError(display, "is an empty JSON array (nothing imported; the previous world is unchanged)")
     value = first[2]
     if not isinstance(value, dict):
         return SkippedFile(display, f"JSON whose first {'element' if is_array else 'value'} is not an object")
@@ -593,6 +775,12 @@ def _slug_id(name: str) -> str:
     """'Chiller 6' → 'CHILLER_6' (stable asset id for a name seen without an equipment id)."""
     slug = re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_").upper()
     return slug or "ASSET"
+
+
+def _sensor_key(name: str) -> str:
+    """'Chiller % Loaded', 'chiller_percent_loaded' and 'chiller_%_loaded' → 'chiller_percent_loaded'."""
+    text = name.casefold().replace("%", " percent ")
+    return re.sub(r"[^0-9a-z]+", "_", text).strip("_")
 
 
 def _name_key(name: str) -> str:
@@ -801,6 +989,18 @@ class _WorldBuilder:
         frames["failure_mode_sensors"] = _frame("failure_mode_sensors", [])
         frames["failure_codes"] = _frame("failure_codes", self.failure_codes())
         frames["alert_rules"] = _frame("alert_rules", self.alert_rules(rules_by_id, telemetry))
+        frames["alert_rule_codes"] = _frame("alert_rule_codes", self.alert_rule_codes(rules_by_id))
+        frames["alert_rule_meters"] = _frame("alert_rule_meters", self.alert_rule_meters(rules_by_id))
+        frames["anomaly_failure_codes"] = _frame("anomaly_failure_codes", self.anomaly_failure_codes())
+        self.check_primary_codes(frames["failure_codes"].to_dict("records"))
+        if len(frames["failure_codes"]) and len(frames["work_orders"]):
+            known = set(frames["failure_codes"]["secondary_code"])
+            wo = frames["work_orders"]
+            odd = wo[wo["secondary_code"].notna() & ~wo["secondary_code"].isin(known)]
+            if len(odd):
+                shown = ", ".join(f"{w} ({c})" for w, c in zip(odd["wo_id"][:10], odd["secondary_code"][:10]))
+                self.m.notes.append(f"{len(odd)} work order(s) name a secondary code no failure-codes file has "
+                                    f"(kept as written): {shown}")
         frames["injected_faults"] = _frame("injected_faults", [])
         frames["world_meta"] = _frame("world_meta", self.world_meta(telemetry, frames["events"]))
 
@@ -821,9 +1021,13 @@ class _WorldBuilder:
         feeds = {"work_orders": "work_orders", "events": "events", "alert_events": "alerts",
                  "alert_rules": "alert_rules", "alert_rule_codes": "alert_rules", "alert_rule_meters": "alert_rules",
                  "anomaly_events": "anomalies", "failure_modes": "failure_modes", "failure_codes": "failure_codes",
-                 "meters": "sensors"}
-        out = {feeds[k] for k in self.c.csv}
-        if self.c.telemetry:
+                 "meters": "sensors", "primary_codes": "failure_codes", "anomaly_codes": "anomaly_failure_codes"}
+        out = {feeds[k] for k in self.c.csv if k in feeds}
+        if "alert_rule_codes" in self.c.csv:
+            out.add("alert_rule_codes")
+        if "alert_rule_meters" in self.c.csv:
+            out.add("alert_rule_meters")
+        if self.c.telemetry or self.c.wide:
             out |= {"telemetry", "sensors"}
         return out
 
@@ -884,16 +1088,18 @@ class _WorldBuilder:
 
         def entry(rule_id: str) -> dict[str, Any]:
             return rules.setdefault(rule_id, {"rule_name": None, "rule_logic": None, "primary_code": None,
-                                              "meters": [], "in_rules_file": False})
+                                              "codes": [], "meters": [], "in_rules_file": False})
 
         for r in _unique_rows(self.c.csv.get("alert_rules", []), ("rule_id",), self.m, "alert rules"):
             e = entry(r.text("rule_id", required=True))
             e.update(rule_name=r.text("rule_name", required=True), rule_logic=r.text("rule_logic"),
                      in_rules_file=True)
-        for r in _unique_rows(self.c.csv.get("alert_rule_codes", []), ("rule_id",), self.m,
+        for r in _unique_rows(self.c.csv.get("alert_rule_codes", []), ("rule_id", "primary_code"), self.m,
                               "alert rule → failure code mappings"):
             e = entry(r.text("rule_id", required=True))
-            e["primary_code"] = r.text("primary_code", required=True)
+            code = r.text("primary_code", required=True)
+            e["codes"].append((code, r.text("primary_code_description")))
+            e["primary_code"] = e["primary_code"] or code  # alert_rules keeps the first; alert_rule_codes all
             e["rule_name"] = e["rule_name"] or r.text("rule_name")
         for r in _unique_rows(self.c.csv.get("alert_rule_meters", []), ("rule_id", "meter"), self.m,
                               "alert rule → meter mappings"):
@@ -928,25 +1134,40 @@ class _WorldBuilder:
         return out
 
     def telemetry(self) -> pd.DataFrame:
+        """Every telemetry shape as long rows: JSON documents (ISO or epoch-second timestamps; keys
+        '<asset> <Sensor Name>' or bare snake_case names) and wide CSVs. The same sensor written differently
+        ('Chiller % Loaded', 'chiller_percent_loaded', 'chiller_6_chiller_%_loaded') is one sensor; a reading
+        already read from an earlier file (same asset, sensor and timestamp) is counted as not kept."""
         names: list[str] = []
         sensors: list[str] = []
         stamps: list[datetime] = []
         values: list[float] = []
+        files: list[str] = []
+        doc_of: list[int] = []  # document index inside its file (to count documents kept)
+        epoch_files: list[str] = []
         unprefixed: set[str] = set()
         asset_names_in_order: list[str] = []
         for t in self.c.telemetry:
-            for start, end, doc in t.docs:
+            epoch = False
+            for n_doc, (start, end, doc) in enumerate(t.docs):
                 asset = doc.get("asset_id")
                 if not isinstance(asset, str) or not asset.strip():
                     raise self._json_fail(t, start, end, "asset_id", "must be a non-empty text (the asset name)")
                 asset = asset.strip()
                 raw_ts = doc.get("timestamp")
-                if not isinstance(raw_ts, str):
-                    raise self._json_fail(t, start, end, "timestamp", "must be an ISO timestamp text")
-                try:
-                    ts = parse_iso_timestamp(raw_ts, "YYYY-MM-DDTHH:MM:SS")
-                except ValueError as exc:
-                    raise self._json_fail(t, start, end, "timestamp", str(exc)) from None
+                if isinstance(raw_ts, (int, float)) and not isinstance(raw_ts, bool):
+                    if not math.isfinite(raw_ts):
+                        raise self._json_fail(t, start, end, "timestamp", "is not a finite number")
+                    ts = datetime.fromtimestamp(raw_ts, self.c.epoch_tz).replace(tzinfo=None)
+                    epoch = True
+                elif isinstance(raw_ts, str):
+                    try:
+                        ts = parse_iso_timestamp(raw_ts, "YYYY-MM-DDTHH:MM:SS")
+                    except ValueError as exc:
+                        raise self._json_fail(t, start, end, "timestamp", str(exc)) from None
+                else:
+                    raise self._json_fail(t, start, end, "timestamp",
+                                          "must be an ISO timestamp text or epoch seconds")
                 if asset not in asset_names_in_order:
                     asset_names_in_order.append(asset)
                 prefix = asset + " "
@@ -965,23 +1186,84 @@ class _WorldBuilder:
                     sensors.append(sensor)
                     stamps.append(ts)
                     values.append(value)
+                    files.append(t.display)
+                    doc_of.append(n_doc)
+            if epoch:
+                epoch_files.append(t.display)
+        for w in self.c.wide:
+            frame = w.frame
+            for asset in frame["asset"].unique():
+                if asset not in asset_names_in_order:
+                    asset_names_in_order.append(asset)
+            prefixes = {a: _sensor_key(a) + "_" for a in frame["asset"].unique()}
+            cols = [_sensor_key(c)[len(prefixes[a]):] if _sensor_key(c).startswith(prefixes[a]) else c
+                    for a, c in zip(frame["asset"], frame["col"])]
+            names.extend(frame["asset"].tolist())
+            sensors.extend(cols)
+            stamps.extend(pd.to_datetime(frame["ts"]).tolist())
+            values.extend(frame["value"].astype(float).tolist())
+            files.extend([w.display] * len(frame))
+            # a wide row is one document: number rows by (asset, ts) in order of appearance
+            doc_of.extend(frame.groupby(["asset", "ts"], sort=False).ngroup().tolist())
         if unprefixed:
-            self.m.notes.append("telemetry keys without the '<asset> ' prefix kept under their full name: "
-                                + ", ".join(sorted(unprefixed)))
+            shown = sorted(unprefixed)
+            self.m.notes.append("telemetry keys without the '<asset> ' prefix read as sensor names: "
+                                + ", ".join(shown[:20]) + (f" and {len(shown) - 20} more" if len(shown) > 20 else ""))
+        if epoch_files:
+            self.m.notes.append(f"epoch-second timestamps read as wall-clock time in {self.c.epoch_tz.key}: "
+                                + ", ".join(epoch_files))
         id_of = {name: self.resolve_name(name) for name in asset_names_in_order}
+        display = self._sensor_display_names(sensors)
         frame = pd.DataFrame({
             "asset_id": pd.Series([id_of[n] for n in names], dtype=object),
-            "sensor": pd.Series(sensors, dtype=object),
+            "sensor": pd.Series([display[_sensor_key(x)] for x in sensors], dtype=object),
             "ts": pd.to_datetime(pd.Series(stamps, dtype=object)).astype("datetime64[ns]")
             if stamps else pd.Series([], dtype="datetime64[ns]"),
             "value": np.asarray(values, dtype="float64"),
+            "file": pd.Series(files, dtype=object),
+            "doc": np.asarray(doc_of, dtype="int64"),
         })
-        before = len(frame)
-        frame = frame.drop_duplicates(["asset_id", "sensor", "ts"], keep="first")
-        if len(frame) < before:
-            self.m.notes.append(f"telemetry: {before - len(frame)} reading(s) repeat an (asset, sensor, timestamp) "
-                                "already read; the first was kept")
+        dup = frame.duplicated(["asset_id", "sensor", "ts"], keep="first")
+        if dup.any():
+            first = frame[~dup].set_index(["asset_id", "sensor", "ts"])["value"]
+            repeats = frame[dup]
+            earlier = first.reindex(pd.MultiIndex.from_frame(repeats[["asset_id", "sensor", "ts"]])).to_numpy()
+            differ = int((~np.isclose(repeats["value"].to_numpy(), earlier, rtol=1e-9, atol=1e-9)).sum())
+            self.m.notes.append(
+                f"telemetry: {int(dup.sum()):,} reading(s) repeat an (asset, sensor, timestamp) already read from an "
+                f"earlier file and were not kept ({differ:,} of them with a different value)")
+            kept_docs = frame[~dup].groupby("file")["doc"].nunique()
+            all_docs = frame.groupby("file")["doc"].nunique()
+            for file_name, n_docs in all_docs.items():
+                lost = int(n_docs - kept_docs.get(file_name, 0))
+                if lost:
+                    origin = sorted(set(frame.loc[~dup, "file"]) - {file_name})
+                    self.m.drop(file_name, None, "every reading repeats one already read from "
+                                f"{', '.join(origin) or 'an earlier row'} (same asset, sensor and timestamp)", lost)
+        frame = frame[~dup].drop(columns=["file", "doc"])
         return frame.sort_values(["asset_id", "sensor", "ts"], kind="stable").reset_index(drop=True)
+
+    def _sensor_display_names(self, raw_names: list[str]) -> dict[str, str]:
+        """sensor key → the name to store: the first name written as people write it ('Chiller % Loaded'),
+        else the meters file's name, else the snake_case name in title case ('%' for 'percent')."""
+        out: dict[str, str] = {}
+        fallback: dict[str, str] = {}
+        meters = {_sensor_key(r.text("meter") or ""): r.text("meter")
+                  for f in self.c.csv.get("meters", []) for r in (_Rows(f, i) for i in range(len(f.rows)))}
+        for name in dict.fromkeys(raw_names):
+            key = _sensor_key(name)
+            if key in out:
+                continue
+            if " " in name or any(ch.isupper() for ch in name):
+                out[key] = name
+            else:
+                fallback.setdefault(key, name)
+        for key, name in fallback.items():
+            if key not in out:
+                words = [w for w in re.split(r"[_\s]+", name) if w]
+                out[key] = meters.get(key) or " ".join("%" if w.lower() in ("percent", "%") else w.capitalize()
+                                                       for w in words)
+        return out
 
     @staticmethod
     def _json_fail(t: _Telemetry, start: int, end: int, key: str, reason: str) -> WorldImportError:
@@ -1117,7 +1399,7 @@ class _WorldBuilder:
                 if cls:
                     alert_classes[f.value(i, "rule_id")].add(cls)
         all_classes = {c for c in classes.values() if c}
-        out, unparsed, multi_meter = [], [], []
+        out, unparsed, multi_meter, no_condition = [], [], [], []
         for rule_id, e in rules.items():
             logic = e["rule_logic"] or ""
             condition = parse_rule_condition(logic) if logic else None
@@ -1138,27 +1420,67 @@ class _WorldBuilder:
                 equipment_class = next(iter(all_classes))
             else:
                 equipment_class = None
-            if condition is None or not sensor or not equipment_class or not e["rule_name"]:
+            if not e["rule_name"] or not equipment_class:
                 unparsed.append(rule_id)
                 continue
+            if condition is None:
+                no_condition.append(rule_id)
             out.append({
                 "rule_id": rule_id,
                 "rule_name": e["rule_name"],
                 "equipment_class": equipment_class,
                 "sensor": sensor,
-                "operator": condition[0],
-                "threshold": condition[1],
-                "min_duration_minutes": parse_rule_duration_minutes(logic),
+                "operator": condition[0] if condition else None,
+                "threshold": condition[1] if condition else None,
+                "min_duration_minutes": parse_rule_duration_minutes(logic) if condition else None,
                 "rule_logic": e["rule_logic"],
                 "primary_code": e["primary_code"],
             })
         if unparsed:
             self.m.notes.append(
-                "alert rules left out of alert_rules (their logic states no '<sensor> <operator> <number>' "
-                f"condition, or their sensor or class is unknown): {', '.join(sorted(unparsed))}")
+                "alert rules left out of alert_rules (no rule name, or their equipment class is unknown): "
+                f"{', '.join(sorted(unparsed))}")
+        if no_condition:
+            self.m.notes.append("alert rules whose logic states no '<sensor> <operator> <number>' condition (operator "
+                                f"and threshold left NULL): {', '.join(sorted(no_condition))}")
         if multi_meter:
-            self.m.notes.append(f"alert rules mapped to several meters (the first is kept): {', '.join(multi_meter)}")
+            self.m.notes.append("alert rules mapped to several meters (alert_rules.sensor is the first; "
+                                f"alert_rule_meters has all): {', '.join(multi_meter)}")
         return out
+
+    def alert_rule_codes(self, rules: dict[str, dict[str, Any]]) -> list[dict]:
+        return [{"rule_id": rule_id, "primary_code": code, "primary_code_description": text}
+                for rule_id, e in rules.items() for code, text in e["codes"]]
+
+    def alert_rule_meters(self, rules: dict[str, dict[str, Any]]) -> list[dict]:
+        return [{"rule_id": rule_id, "meter": meter} for rule_id, e in rules.items() for meter in e["meters"]]
+
+    def anomaly_failure_codes(self) -> list[dict]:
+        cols = ("category", "primary_code", "primary_code_description", "secondary_code",
+                "secondary_code_description")
+        out = []
+        for r in _unique_rows(self.c.csv.get("anomaly_codes", []), ("kpi_name", "anomaly_type", "secondary_code"),
+                              self.m, "anomaly → failure code mappings"):
+            row = {"kpi": r.text("kpi_name", required=True), "anomaly_type": r.text("anomaly_type", required=True)}
+            row.update({c: r.text(c, required=c in ("primary_code", "secondary_code")) for c in cols})
+            out.append(row)
+        return out
+
+    def check_primary_codes(self, codes: list[dict]) -> None:
+        """A primary-codes list lands in failure_codes (which holds every primary code with its secondaries):
+        each row must name a code failure_codes has, with the same description; others are listed as not kept."""
+        described = {c["primary_code"]: c["primary_code_description"] for c in codes}
+        for f in self.c.csv.get("primary_codes", []):
+            for i in range(len(f.rows)):
+                r = _Rows(f, i)
+                code = r.text("primary_code", required=True)
+                if code not in described:
+                    self.m.drop(f.display, r.line, f"primary code {code} has no secondary code in any failure-codes "
+                                                   "file (failure_codes holds secondary codes)")
+                elif _name_key(described[code] or "") != _name_key(r.text("primary_code_description") or ""):
+                    self.m.notes.append(f"{f.display}: line {r.line}: primary code {code} described as "
+                                        f"'{r.text('primary_code_description')}', failure_codes says "
+                                        f"'{described[code]}' (kept)")
 
     def events(self, from_file: list[dict], work_orders: list[dict], alerts: list[dict], anomalies: list[dict],
                rules: dict[str, dict[str, Any]]) -> list[dict]:

@@ -122,13 +122,31 @@ WORLD_TABLES: dict[str, Table] = {
             ("rule_id", "VARCHAR", "Rule id, e.g. RUL0012.", False),
             ("rule_name", "VARCHAR", "Rule name.", False),
             ("equipment_class", "VARCHAR", "Class the rule applies to.", False),
-            ("sensor", "VARCHAR", "Sensor (meter) the rule watches.", False),
-            ("operator", "VARCHAR", "Comparison: >, <, >=, <=.", False),
-            ("threshold", "DOUBLE", "Threshold in the sensor's unit.", False),
-            ("min_duration_minutes", "INTEGER", "How long the condition must hold before the alert fires.", False),
+            ("sensor", "VARCHAR", "Sensor (meter) the rule watches (the first of alert_rule_meters)."),
+            ("operator", "VARCHAR", "Comparison: >, <, >=, <=; NULL when an imported rule states no condition."),
+            ("threshold", "DOUBLE", "Threshold in the sensor's unit; NULL when an imported rule states no condition."),
+            ("min_duration_minutes", "INTEGER", "How long the condition must hold before the alert fires."),
             ("rule_logic", "VARCHAR", "The rule in words."),
-            ("primary_code", "VARCHAR", "Failure code the rule maps to."),
+            ("primary_code", "VARCHAR", "Failure code the rule maps to (the first of alert_rule_codes)."),
         ], key=("rule_id",)),
+        _t("alert_rule_codes", "Alert rule → failure code mapping (one rule may map to several codes).", [
+            ("rule_id", "VARCHAR", "Rule id (alert_rules.rule_id).", False),
+            ("primary_code", "VARCHAR", "Failure code the rule points to.", False),
+            ("primary_code_description", "VARCHAR", "Description of the code."),
+        ], key=("rule_id", "primary_code")),
+        _t("alert_rule_meters", "Alert rule → meter mapping (one rule may watch several meters).", [
+            ("rule_id", "VARCHAR", "Rule id (alert_rules.rule_id).", False),
+            ("meter", "VARCHAR", "Meter (sensor) the rule watches.", False),
+        ], key=("rule_id", "meter")),
+        _t("anomaly_failure_codes", "KPI anomaly → candidate failure codes (one KPI and direction, several codes).", [
+            ("kpi", "VARCHAR", "KPI name, e.g. Flow Efficiency.", False),
+            ("anomaly_type", "VARCHAR", "Direction of the anomaly: High or Low.", False),
+            ("category", "VARCHAR", "Failure-code category."),
+            ("primary_code", "VARCHAR", "Primary failure code.", False),
+            ("primary_code_description", "VARCHAR", "Description of the primary code."),
+            ("secondary_code", "VARCHAR", "Secondary failure code.", False),
+            ("secondary_code_description", "VARCHAR", "Description of the secondary code."),
+        ], key=("kpi", "anomaly_type", "secondary_code")),
         _t("work_orders", "Maintenance work orders over many years: preventive schedules and corrective work after faults.", [
             ("wo_id", "VARCHAR", "Work-order id.", False),
             ("wo_description", "VARCHAR", "Short description."),
@@ -188,3 +206,6 @@ WORLD_TABLES: dict[str, Table] = {
 }
 
 AGENT_VISIBLE_TABLES = frozenset(n for n, t in WORLD_TABLES.items() if t.agent_visible)
+
+MAPPING_TABLES = frozenset({"alert_rule_codes", "alert_rule_meters", "anomaly_failure_codes"})
+"""Mapping tables a world may leave out (hand-made worlds): stored empty when a caller gives none."""

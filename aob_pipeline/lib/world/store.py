@@ -16,15 +16,28 @@ from typing import Any
 
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect, replace_tables
-from aob_pipeline.lib.world.schema import WORLD_TABLES
+from aob_pipeline.lib.world.schema import MAPPING_TABLES, WORLD_TABLES
 
 
 def world_snapshot_dir(settings: Settings) -> Path:
     return settings.home / "world"
 
 
+def _with_mappings(frames: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``frames`` with an empty frame for each mapping table it leaves out (see ``MAPPING_TABLES``)."""
+    missing = [t for t in MAPPING_TABLES if t not in frames]
+    if not missing:
+        return frames
+    import pandas as pd
+
+    return {**frames, **{t: pd.DataFrame({c: pd.Series([], dtype=object) for c in WORLD_TABLES[t].column_names})
+                         for t in missing}}
+
+
 def store_world(settings: Settings, frames: Mapping[str, Any]) -> dict[str, int]:
-    """Write ``frames`` (every table in WORLD_TABLES) to the warehouse and the agents' snapshot."""
+    """Write ``frames`` (every table in WORLD_TABLES; mapping tables may be left out) to the warehouse and the
+    agents' snapshot."""
+    frames = _with_mappings(frames)
     missing = [t for t in WORLD_TABLES if t not in frames]
     if missing:
         raise ValueError(f"world is missing table(s): {', '.join(missing)}")
@@ -35,6 +48,7 @@ def store_world(settings: Settings, frames: Mapping[str, Any]) -> dict[str, int]
 
 def store_world_in(con, frames: Mapping[str, Any], snapshot_dir: Path) -> dict[str, int]:
     """Same as ``store_world`` on an open connection (e.g. from the Dagster DuckDB resource)."""
+    frames = _with_mappings(frames)
     missing = [t for t in WORLD_TABLES if t not in frames]
     if missing:
         raise ValueError(f"world is missing table(s): {', '.join(missing)}")

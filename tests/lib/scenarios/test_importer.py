@@ -18,11 +18,14 @@ def test_json_lines_fixture():
         ("PUB-1", "IoT"), ("PUB-6", "IoT"), ("PUB-103", "FMSR"), ("PUB-205", "TSFM"), ("PUB-402", "WO"),
         ("PUB-510", "multi-agent"),
     ]
-    for s in scenarios:
-        assert s.source == "imported" and not s.answerable and s.answer is None and not s.gold_plan
-        assert "characteristic_form" in s.unanswerable_reason
+    for s in scenarios:  # ground truth is keyed by upstream id: 1 and 402 have computed answers, the rest do not
+        assert s.source == "imported" and s.upstream_id == s.id[4:]
+        if s.upstream_id in ("1", "402"):
+            assert s.answerable and s.gold_plan and s.unanswerable_reason is None
+        else:
+            assert not s.answerable and s.answer is None and not s.gold_plan and s.unanswerable_reason
     assert scenarios[0].deterministic and not scenarios[1].deterministic
-    assert scenarios[4].note == "count is computed from the work-order file"
+    assert scenarios[4].note.startswith("count is computed from the work-order file Upstream: 31")
     assert scenarios[4].sub_agents == ["wo"] and scenarios[5].sub_agents == []
 
 
@@ -36,14 +39,14 @@ def test_bad_type_names_file_line_id_and_field():
     with pytest.raises(ScenarioImportError) as info:
         import_public_scenarios(FIXTURES / "bad_type.jsonl")
     err = info.value
-    assert err.where == "line 2" and err.upstream_id == 2 and err.field == "type"
+    assert err.where == "line 2" and err.upstream_id == "2" and err.field == "type"
     assert "bad_type.jsonl:line 2" in str(err) and "'Maintenance'" in str(err)
 
 
 @pytest.mark.parametrize("record, field", [
     ({"type": "IoT", "text": "x", "category": "c", "characteristic_form": "f"}, "id"),
     ({"id": 3, "type": "IoT", "text": "", "category": "c", "characteristic_form": "f"}, "text"),
-    ({"id": 3, "type": "IoT", "text": "x", "characteristic_form": "f"}, "category"),
+    ({"id": "3 b", "type": "IoT", "text": "x", "characteristic_form": "f"}, "id"),
     ({"id": 3, "type": "IoT", "text": "x", "category": "c", "characteristic_form": "f", "deterministic": "yes"},
      "deterministic"),
 ])
@@ -59,7 +62,9 @@ def test_duplicate_ids_and_broken_json(tmp_path):
     rec = {"id": 7, "type": "", "text": "x", "category": "c", "characteristic_form": "f"}
     dup = tmp_path / "dup.jsonl"
     dup.write_text(json.dumps(rec) + "\n\n" + json.dumps(rec) + "\n")
-    with pytest.raises(ScenarioImportError, match="line 3.*id repeats \\(first at line 1\\)"):
+    assert [s.id for s in import_public_scenarios(dup)] == ["PUB-7"]  # the same scenario twice is one
+    dup.write_text(json.dumps(rec) + "\n\n" + json.dumps({**rec, "text": "y"}) + "\n")
+    with pytest.raises(ScenarioImportError, match="line 3.*different text in .*line 1"):
         import_public_scenarios(dup)
     broken = tmp_path / "broken.jsonl"
     broken.write_text(json.dumps(rec) + "\n{oops\n")

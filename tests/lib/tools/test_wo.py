@@ -275,6 +275,11 @@ def test_bundling_on_a_hand_made_set():
     assert bundle_by_window(list(reversed(items)), 7) == groups
     assert bundle_by_window(items[:1], 7) == []
     assert [[i for i, _ in g] for g in bundle_by_window(items, 12)] == [["a", "b", "c"], ["d", "e", "f"]]
+    # upstream AssetOpsBench's rule chains gaps: c is 6 days after b, so it joins a and b
+    assert [[i for i, _ in g] for g in bundle_by_window(items, 7, "gap")] == [["a", "b", "c"], ["d", "e", "f"]]
+    assert [[i for i, _ in g] for g in bundle_by_window(items, 5, "gap")] == [["a", "b"], ["d", "e"]]
+    with pytest.raises(ValueError, match="rule"):
+        bundle_by_window(items, 7, "chain")
 
 
 def test_bundle_corrective_hand_made(handmade):

@@ -258,7 +258,9 @@ def test_failure_codes(imported):
 
 def test_alert_rules_join_both_mappings_and_read_the_logic(imported):
     rules = imported.frames["alert_rules"].set_index("rule_id")
-    assert list(rules.index) == ["RUL0012", "RUL0018", "RUL0021"]
+    assert list(rules.index) == ["RUL0012", "RUL0018", "RUL0021", "RUL0030"]
+    # every rule lands; one whose logic states no numeric condition keeps NULL operator and threshold
+    assert rules.loc["RUL0030", "operator"] is None and pd.isna(rules.loc["RUL0030", "threshold"])
     low = rules.loc["RUL0012"]
     assert (low["sensor"], low["operator"], low["threshold"], low["min_duration_minutes"], low["primary_code"]) == (
         "Supply Temperature", "<", 40.0, 15, "CS002")

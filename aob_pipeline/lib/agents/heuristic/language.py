@@ -15,6 +15,14 @@ Time expressions are resolved against the world's clock as the tools report it (
 | since DATE                                   | [DATE, now)                                 |
 | all the telemetry / the whole history        | [telemetry start, telemetry end)            |
 | a single date ("30 June 2020", "June 3")     | [DATE, DATE+1d)                             |
+| the week of DATE                             | [DATE, DATE+7d)                             |
+| first / last week of June 2020, of 2020      | [1 June, 8 June), [24 June, 1 July), ...    |
+| (the) June (of) 2020, April '20, sept 2015   | [1 June 2020, 1 July 2020)                  |
+| May and June of 2020, May-June 2020          | [1 May 2020, 1 July 2020)                   |
+| (for / in) year 2017, for 2021               | [2017-01-01, 2018-01-01)                    |
+| years of 2017, 2018 and 2019; 2017-2019      | [2017-01-01, 2020-01-01)                    |
+
+Calendar periods are read before relative ones; a year is never taken from inside a date.
 """
 
 from __future__ import annotations
@@ -187,6 +195,71 @@ def find_dates(text: str, now: datetime | None = None) -> list[tuple[datetime, i
     return out
 
 
+_YEAR = r"(?:'\d{2}|(?:19|20)\d{2})"
+
+
+def _year(token: str) -> int:
+    token = token.strip("'")
+    return 2000 + int(token) if len(token) == 2 else int(token)
+
+
+def _month_start(year: int, month: int) -> datetime:
+    return datetime(year + (month - 1) // 12, (month - 1) % 12 + 1, 1)
+
+
+def find_calendar_window(text: str) -> Window | None:
+    """A calendar period the text names (the week of a date, a week of a month or year, a month, months, a
+    year, several years), or None. See the module table."""
+    low = text.lower()
+    m = re.search(r"\bweek of\s+(\d{4}-\d{2}-\d{2})", low)
+    if m:
+        d = parse_date(m.group(1))
+        if d:
+            return Window(d, d + timedelta(days=7), m.group(0))
+    month = rf"(?:{_MONTH_ALT})"
+    m = re.search(rf"\b(first|1st|second|2nd|third|3rd|last|final)\s+week\s+of\s+(?:the\s+)?({month})\.?"
+                  rf"\s+(?:of\s+)?({_YEAR})\b", low)
+    if m:
+        start = _month_start(_year(m.group(3)), MONTHS[m.group(2)])
+        end_of_month = _month_start(start.year, start.month + 1)
+        nth = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "third": 2, "3rd": 2}.get(m.group(1))
+        if nth is None:
+            return Window(end_of_month - timedelta(days=7), end_of_month, m.group(0))
+        start = start + timedelta(days=7 * nth)
+        return Window(start, start + timedelta(days=7), m.group(0))
+    m = re.search(rf"\b(first|last)\s+week\s+of\s+({_YEAR})\b", low)
+    if m:
+        year = _year(m.group(2))
+        if m.group(1) == "first":
+            return Window(datetime(year, 1, 1), datetime(year, 1, 8), m.group(0))
+        return Window(datetime(year, 12, 25), datetime(year + 1, 1, 1), m.group(0))
+    m = re.search(rf"\b({month})\.?\s*(?:and|to|through|until|-|–)\s*({month})\.?\s+(?:of\s+)?({_YEAR})\b", low)
+    if m:
+        year = _year(m.group(3))
+        a, b = MONTHS[m.group(1)], MONTHS[m.group(2)]
+        if a <= b:
+            return Window(_month_start(year, a), _month_start(year, b + 1), m.group(0))
+    for m in re.finditer(rf"\b({month})\.?\s+(?:of\s+)?({_YEAR})(?![\d-])", low):
+        if re.search(r"\d(?:st|nd|rd|th)?\s*$", low[:m.start()]):
+            continue  # '30 June 2020' is a date, not the month
+        if re.search(r"\b(?:today is|now is|current date is|assum\w*(?: that)?(?: it is)?)\s+(?:\w+\s+){0,3}$",
+                     low[max(0, m.start() - 40):m.start()]):
+            continue  # 'assume today is early July 2020' sets the clock, not the period asked about
+        start = _month_start(_year(m.group(2)), MONTHS[m.group(1)])
+        return Window(start, _month_start(start.year, start.month + 1), m.group(0))
+    years = [int(y) for y in re.findall(r"(?<![\d\-/'])((?:19|20)\d{2})(?![\d\-/])", low)]
+    m = re.search(r"\b((?:19|20)\d{2})\s*(?:-|–|to|through|until)\s*((?:19|20)\d{2})\b", low)
+    if m and int(m.group(1)) < int(m.group(2)):
+        return Window(datetime(int(m.group(1)), 1, 1), datetime(int(m.group(2)) + 1, 1, 1), m.group(0))
+    if years and re.search(r"\byears?\b|\bfor\s+(?:19|20)\d{2}\b|\bin\s+(?:19|20)\d{2}\b|\bduring\s+(?:19|20)"
+                           r"\d{2}\b|\b(?:19|20)\d{2}\s*$", low) and not _DATE_RE.search(text):
+        first, last = min(years), max(years)
+        if last - first <= 50:
+            return Window(datetime(first, 1, 1), datetime(last + 1, 1, 1),
+                          f"year {first}" if first == last else f"years {first}-{last}")
+    return None
+
+
 def find_window(text: str, now: datetime | None, telemetry_start: datetime | None = None,
                 telemetry_end: datetime | None = None) -> Window | None:
     """The time window ``text`` asks about (see the module table), or None when it names none."""
@@ -201,6 +274,9 @@ def find_window(text: str, now: datetime | None, telemetry_start: datetime | Non
         a, b = parse_date(m.group(1), now), parse_date(m.group(2), now)
         if a and b and a < b:
             return Window(a, b, m.group(0))
+    calendar = find_calendar_window(text)
+    if calendar is not None:
+        return calendar
     if re.search(r"\ball (?:of )?(?:the )?telemetry\b|\bwhole (?:telemetry|history)\b|\ball the data\b", low):
         if telemetry_start and (telemetry_end or now):
             return Window(telemetry_start, telemetry_end or now, "all the telemetry")

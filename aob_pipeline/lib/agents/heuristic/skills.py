@@ -976,6 +976,34 @@ def _events_skill(part, req, tb, facts, catalog):
     return Outcome(groups, "events_by_group", evidence)
 
 
+@skill("event_days")
+def _event_days(part, req, tb, facts, catalog):
+    """Days with at least one event of the groups the request names, with the count of each day."""
+    result, evidence = _events(part, req, tb, facts, catalog)
+    groups = set(part.options.get("groups") or ("WORK_ORDER", "ALERT", "ANOMALY"))
+    daily = Counter(str(e.get("event_time"))[:10] for e in result.get("events") or [] if e.get("event_group") in groups)
+    shown = ", ".join(f"{day}: {n}" for day, n in sorted(daily.items())[:40])
+    return Outcome(len(daily), "days_with_events",
+                   f"{evidence}; {len(daily)} day(s) with {'/'.join(sorted(groups)).lower()} events ({shown})")
+
+
+@skill("alert_anomaly_breakdown")
+def _alert_anomaly_breakdown(part, req, tb, facts, catalog):
+    """Alerts per rule and anomalies per KPI in the period (the KPI read from the anomaly's event type)."""
+    from aob_pipeline.lib.scenarios.answers import event_kpi
+
+    result, evidence = _events(part, req, tb, facts, catalog)
+    alerts: Counter = Counter()
+    anomalies: Counter = Counter()
+    for e in result.get("events") or []:
+        if e.get("event_group") == "ALERT":
+            alerts[str(e.get("event_type"))] += 1
+        elif e.get("event_group") == "ANOMALY":
+            anomalies[event_kpi(e.get("event_type"))] += 1
+    value = {"alerts": dict(sorted(alerts.items())), "anomalies": dict(sorted(anomalies.items()))}
+    return Outcome(value, "alerts_and_anomalies", evidence)
+
+
 @skill("alert_count")
 def _alert_count(part, req, tb, facts, catalog):
     result, evidence = _events(part, req, tb, facts, catalog, group="ALERT")
@@ -1034,6 +1062,8 @@ def _bundle(part, req, tb, facts, catalog):
     start, end, _ = _window(req, catalog, default_days=365)
     days = find_window_days(req)
     args = {"asset": asset["asset_id"] if asset else None, "start": start, "end": end, "window_days": days}
+    if bundle_rule(req) != "span":
+        args["rule"] = "gap"
     result = tb.all_pages("wo_bundle_corrective", args, "bundles")
     bundles = [b["wo_ids"] for b in result.get("bundles") or []]
     return Outcome({"count": len(bundles), "bundles": bundles}, "bundles",
@@ -1043,10 +1073,26 @@ def _bundle(part, req, tb, facts, catalog):
 def find_window_days(req: Request) -> int:
     if req.within_days:
         return req.within_days
-    m = re.search(r"\b(\d+)\s+days?\b(?![^.?]*\b(?:ago|last|past)\b)", req.question.lower())
-    if m and re.search(r"\bspan|\bwithin\b|\bat most\b|\bof each other\b", req.question.lower()):
+    low = req.question.lower()
+    m = re.search(r"\b(\d+)\s+days?\b(?![^.?]*\b(?:ago|last|past)\b)", low)
+    if m and re.search(r"\bspan|\bwithin\b|\bat most\b|\bof each other\b", low):
         return int(m.group(1))
+    m = re.search(r"\b(?:within|in|over|say in|of)\s+(?:a\s+)?(\d+|one|two|three|four|a)\s+weeks?\b", low)
+    if m:
+        n = {"one": 1, "a": 1, "two": 2, "three": 3, "four": 4}.get(m.group(1)) or int(m.group(1))
+        return 7 * n
+    if re.search(r"\bfortnight\b", low):
+        return 14
     return 7
+
+
+def bundle_rule(req: Request) -> str:
+    """'span' when the request bounds a bundle's span (every pair, of each other, spanning); else 'gap': work
+    orders done close to one another, each within the window of the previous one."""
+    low = req.question.lower()
+    if re.search(r"\bspans?\b|\bspanning\b|\bof each other\b|\bevery pair\b|\bof the first\b|\bone visit\b", low):
+        return "span"
+    return "gap"
 
 
 @skill("codes_in_category")

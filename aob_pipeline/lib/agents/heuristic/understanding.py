@@ -72,6 +72,8 @@ INTENTS: dict[str, tuple[str, str]] = {
     "rank_assets": ("wo", "assets ranked by work orders"),
     "most_maintained": ("wo", "the asset(s) with the most work orders"),
     "events": ("wo", "events per group (work orders, alerts, anomalies)"),
+    "event_days": ("wo", "the days with events (daily counts)"),
+    "alert_anomaly_breakdown": ("wo", "alerts per rule and anomalies per KPI"),
     "alert_count": ("wo", "how many alerts"),
     "top_alert_rule": ("wo", "the alert rule that fired most"),
     "next_work_order": ("wo", "the likely code of the next work order"),
@@ -385,9 +387,18 @@ def classify(clause: str, req: Request) -> Part | None:
         prob = _has(r"\bhow likely\b|\bprobab|\bchance\b|\blikelihood\b", low)
         return _part("next_work_order", clause, measure="probability" if prob else "codes")
     named_groups = sum(_has(p, low) for p in (r"\balerts?\b", r"\banomal", r"\bwork orders?\b"))
+    if _has(r"\balerts?\b", low) and _has(r"\banomal", low) and not req.sensors and \
+            _has(r"\breview\b|\btrack\b|\bbreakdown\b|\bkinds?\b|\btypes?\b|\bwhich (?:alerts|anomal)", low):
+        return _part("alert_anomaly_breakdown", clause)
+    if _has(r"\bdaily\b|\bper day\b|\beach day\b|\bby day\b|\bdays (?:with|have|had)\b", low) and (
+            named_groups or _has(r"\bevents?\b", low)):
+        groups = [g for g, pat in (("ALERT", r"\balerts?\b"), ("ANOMALY", r"\banomal"),
+                                   ("WORK_ORDER", r"\bwork[- ]?orders?\b")) if _has(pat, low)]
+        return _part("event_days", clause, groups=groups or ["WORK_ORDER", "ALERT", "ANOMALY"])
     if (_has(r"\bevents?\b|\bsummar|\bactivity\b", low) and _has(r"\balerts?\b|\banomal|\bwork orders?\b|\bevents\b", low)) \
             or named_groups >= 3:
-        return _part("events", clause, prose=_has(r"\bsummar|\bactivity\b", low))
+        by_group = _has(r"\b(?:based on|by|per|for each)\s+(?:the\s+)?(?:event\s+)?groups?\b", low)
+        return _part("events", clause, prose=_has(r"\bsummar|\bactivity\b", low) and not by_group)
     # -------- forecasting service
     if _has(r"\bmodels?\b", low) and _has(r"\bforecast|\btime[- ]series\b|\bservice\b", low) and not has_asset:
         if _has(r"\bwould you (?:choose|pick|use|recommend)\b|\brecommend\b|\bbest\b|\bwhy\b", low):
