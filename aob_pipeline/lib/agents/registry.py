@@ -273,7 +273,8 @@ def is_trusted(spec: AgentSpec) -> bool:
 
 def effective_runtime(spec: AgentSpec) -> str:
     """Where the agent runs: ``sandbox``, ``container``, ``trusted`` (plain subprocess / the pipeline's process)
-    or ``builtin`` (the project's own agents, fault wrappers and LLM orchestrations, in-process).
+    ``builtin`` (the project's own agents, fault wrappers and LLM orchestrations, in-process) or ``imported``
+    (recorded runs replayed from a file: nothing runs).
 
     Raises ``AgentRegistryError`` for ``runtime: trusted`` on an untrusted agent and ``SandboxUnavailable``
     (with what to install) when an untrusted agent needs the sandbox and bubblewrap cannot run here.
@@ -282,6 +283,8 @@ def effective_runtime(spec: AgentSpec) -> str:
 
     if spec.kind in ("builtin", "fault", "llm"):
         return "builtin"  # the project's own code; an llm agent's model is reached over HTTP from the runner
+    if spec.kind == "imported":
+        return "imported"  # recorded runs replayed from a file: no code runs
     trusted = is_trusted(spec)
     if spec.runtime == "trusted" and not trusted:
         raise AgentRegistryError(
