@@ -81,8 +81,11 @@ def run_job(job: EvaluationJob, ctx: Any, registry: Sequence[AgentSpec]) -> Traj
     except Exception as exc:  # the agent could not be constructed: record it, keep the batch going
         return _crashed(job, f"agent could not be built: {type(exc).__name__}: {exc}")
     limits = RunLimits(timeout_s=job.spec.timeout_s, max_steps=job.spec.max_steps)
+    # Each run sees its own view of the shared context: nothing it records (draft work orders and their
+    # numbers) depends on the other runs of the batch.
+    run_ctx = ctx.for_run() if hasattr(ctx, "for_run") else ctx
     try:
-        traj = run_agent(agent, job.scenario, ctx, trial=job.trial, limits=limits)
+        traj = run_agent(agent, job.scenario, run_ctx, trial=job.trial, limits=limits)
     except Exception:  # run_agent is meant never to raise; if it does, the batch still goes on
         return _crashed(job, "runner error: " + traceback.format_exc(limit=3)[-1500:])
     if traj.agent_id != job.spec.agent_id:

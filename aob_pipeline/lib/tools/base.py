@@ -13,6 +13,7 @@ agent-visible world tables. Agents therefore never see ground truth, expected an
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Callable
@@ -60,6 +61,10 @@ class ToolContext:
     ``world_dir`` holds one ``<table>.parquet`` per agent-visible table (written by the world build).
     ``now`` overrides the world's current time (ISO timestamp) for scenarios set at a given moment.
     ``created_work_orders`` collects work orders that agents asked to create: recorded, never applied.
+
+    One context serves a whole batch of runs (one DuckDB connection, one cache of lookups); each run gets its
+    own view from ``for_run()``, so what one run records (its draft work orders and their numbers) never
+    depends on which other runs shared the batch.
     """
 
     def __init__(self, world_dir: str | Path, now: str | None = None):
@@ -73,8 +78,17 @@ class ToolContext:
                 f"CREATE VIEW \"{pq.stem}\" AS SELECT * FROM read_parquet('{pq.as_posix()}')"
             )
         self._now_override = now
+        self._owner = True
         self.created_work_orders: list[dict[str, Any]] = []
         self.cache: dict[str, Any] = {}
+
+    def for_run(self) -> ToolContext:
+        """A view for one run: the same world connection, lock and lookup cache (read-only data), but its own
+        ``created_work_orders`` — draft numbers start at DRAFT-0001 in every run. Closing a view is a no-op."""
+        view = copy.copy(self)
+        view._owner = False
+        view.created_work_orders = []
+        return view
 
     def query(self, sql: str, params: list[Any] | None = None):
         """Run a query and return a pandas DataFrame. Thread-safe (one cursor per call)."""
@@ -92,7 +106,8 @@ class ToolContext:
         return str(row["value"].iloc[0])
 
     def close(self) -> None:
-        self._con.close()
+        if self._owner:
+            self._con.close()
 
 
 def jsonable(value: Any) -> Any:
