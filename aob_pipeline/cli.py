@@ -18,17 +18,35 @@ from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
 SCALES = ["tiny", "small", "default", "large"]
 
 
+DAGSTER_YAML = """\
+# Written by aob (see docs/DEPLOYMENT.md for PostgreSQL, Kubernetes and Celery).
+# One writer at a time on the DuckDB warehouse: every asset writing it is in the pool 'duckdb_warehouse'.
+# Queued runs (UI launches, backfills, the nightly schedule): at most 4 at once, and the runs of one night
+# (tag aob/queue=nightly) one after the other, in order - the last one builds the downstream tables.
+concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: aob/queue
+        value: nightly
+        limit: 1
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+telemetry:
+  enabled: false
+"""
+
+
 def dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME if set, else ``$AOB_HOME/dagster`` — the same instance `aob ui` opens, so runs show there."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
-        config.write_text(
-            "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
-            "concurrency:\n  pools:\n    default_limit: 1\n"
-            "telemetry:\n  enabled: false\n"
-        )
+        config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
     return home
 

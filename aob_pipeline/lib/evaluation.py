@@ -274,3 +274,57 @@ def plan_stale_runs(
         else:
             reasons["unjudged"] += 1
     return EvaluationPlan(total=len(pairs), stale=tuple(stale), reasons=reasons)
+
+
+@dataclass(frozen=True)
+class PairBlock:
+    """A rectangle of agent × scenario partitions: the agents from ``agents[0]`` to ``agents[-1]`` (consecutive
+    in registration order) on the scenarios from ``scenarios[0]`` to ``scenarios[-1]`` (consecutive in
+    partition order). A Dagster run over a partition range of a two-dimensional partitioning covers exactly
+    such a rectangle."""
+
+    agents: tuple[str, ...]
+    scenarios: tuple[str, ...]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(a, s) for a in self.agents for s in self.scenarios]
+
+
+def pair_blocks(agent_order: Sequence[str], scenario_order: Sequence[str],
+                pairs: Sequence[tuple[str, str]]) -> list[PairBlock]:
+    """Cover exactly ``pairs`` with rectangles of consecutive agents × consecutive scenarios (the order is the
+    partitions' order), so that each rectangle is one Dagster partition range and no pair outside ``pairs`` is
+    run. Each agent's scenarios are cut into consecutive runs; neighbouring agents with the same runs share
+    their rectangles. Pairs whose agent or scenario is not in the order are an error (not a partition)."""
+    a_pos = {a: i for i, a in enumerate(agent_order)}
+    s_pos = {s: i for i, s in enumerate(scenario_order)}
+    unknown = sorted({a for a, _ in pairs if a not in a_pos}) + sorted({s for _, s in pairs if s not in s_pos})
+    if unknown:
+        raise ValueError(f"not a registered partition: {', '.join(unknown[:5])}")
+    by_agent: dict[int, set[int]] = {}
+    for a, s in pairs:
+        by_agent.setdefault(a_pos[a], set()).add(s_pos[s])
+
+    def runs(indices: set[int]) -> tuple[tuple[int, int], ...]:
+        out, ordered = [], sorted(indices)
+        start = prev = ordered[0]
+        for i in ordered[1:]:
+            if i != prev + 1:
+                out.append((start, prev))
+                start = i
+            prev = i
+        out.append((start, prev))
+        return tuple(out)
+
+    groups: list[tuple[list[int], tuple[tuple[int, int], ...]]] = []
+    for ai in sorted(by_agent):
+        cuts = runs(by_agent[ai])
+        if groups and groups[-1][0][-1] == ai - 1 and groups[-1][1] == cuts:
+            groups[-1][0].append(ai)
+        else:
+            groups.append(([ai], cuts))
+    return [
+        PairBlock(tuple(agent_order[i] for i in agents), tuple(scenario_order[lo:hi + 1]))
+        for agents, cuts in groups for lo, hi in cuts
+    ]
