@@ -60,7 +60,27 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _AobGroup(click.Group):
+    """Every command: a warehouse held by another process ends in one clear line (who holds it), never a
+    traceback — whichever command ran into it."""
+
+    def invoke(self, ctx: click.Context):
+        import duckdb
+
+        from aob_pipeline.lib.warehouse import WarehouseLocked, _is_lock_error, lock_holder
+
+        try:
+            return super().invoke(ctx)
+        except WarehouseLocked as exc:
+            _fail(str(exc))
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            _fail(f"the warehouse is locked by {lock_holder(str(exc))}: run this again when it has finished "
+                  f"({exc})")
+
+
+@click.group(cls=_AobGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """aob — evaluate AI agents on industrial asset-operations scenarios (Dagster + DuckDB).
 
@@ -477,7 +497,11 @@ def feedback(agent: str, min_cluster_size: int) -> None:
 def sql(query: str, fmt: str) -> None:
     """Run QUERY against the published, read-only warehouse ($AOB_HOME/published/aob.duckdb)."""
     from aob_pipeline.lib.publish import query_published
+    from aob_pipeline.lib.warehouse import published_stale_note
 
+    note = published_stale_note(_settings().published_path)
+    if note:
+        click.secho(f"warning: {note}", fg="yellow", err=True)
     try:
         frame = query_published(_settings(), query)
     except FileNotFoundError as exc:

@@ -69,6 +69,7 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         echo(f"report: {report_path(settings)}")
         echo(f"analysts' warehouse: {settings.published_path}  (try: aob sql 'SELECT * FROM leaderboard')")
     if not result.success:
+        _note_stale_publish(settings, result, echo)
         raise SystemExit(1)
     return {
         "run_id": result.run_id,
@@ -76,6 +77,19 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         "materialized": materialized,
         "failed_checks": failed_checks,
     }
+
+
+def _note_stale_publish(settings: Settings, result, echo: Callable[[str], None]) -> None:
+    """A failed run that did not reach publishing says so, and `aob sql` keeps warning until the next publish."""
+    import dagster as dg
+
+    from aob_pipeline.defs.trajectories.sensors import note_if_published_left_stale
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(result.run_id)
+        note = note_if_published_left_stale(instance, run, settings) if run else None
+    if note:
+        echo(f"warning: {note}")
 
 
 def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, judge: str = "reference") -> None:
@@ -151,5 +165,13 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
             echo(f"run {result.run_id}{part}: {'succeeded' if result.success else 'FAILED'} "
                  f"in {time.perf_counter() - t0:.1f} s")
             if not result.success:
+                if i < len(runs) and any(k.to_user_string() == "published_warehouse" for k in runs[-1][1]):
+                    from aob_pipeline.lib.warehouse import mark_published_stale
+
+                    note = mark_published_stale(settings.published_path, result.run_id,
+                                                f"run {i} of {len(runs)} failed; the rest were not started")
+                    echo(f"warning: {note}")
+                else:
+                    _note_stale_publish(settings, result, echo)
                 raise SystemExit(1)
     print_leaderboard(settings, echo)
