@@ -98,7 +98,7 @@ def trajectories(
         if i == total or i % max(1, total // 10) == 0:
             context.log.info(f"{i}/{total} trajectories done ({traj.agent_id} on {traj.scenario_id}: {traj.status})")
 
-    ctx = ToolContext(world_snapshot_dir(aob.settings()))
+    ctx = ToolContext(world_snapshot_dir(aob.settings()), in_memory=True)
     t0 = time.perf_counter()
     try:
         trajs = run_evaluations(jobs, ctx, registry, concurrency=config.concurrency, progress=progress)
