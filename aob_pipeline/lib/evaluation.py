@@ -197,41 +197,33 @@ class EvaluationPlan:
 def _read_plan_inputs(path: Path, wait_seconds: float) -> dict[str, Any] | None:
     """Scenarios, world build, stored fingerprints and which pairs are judged, in one short read-only
     connection; None when there is no warehouse yet. Retries while a writer holds the lock."""
-    import duckdb
-
     from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-    from aob_pipeline.lib.warehouse import connect, table_exists
+    from aob_pipeline.lib.warehouse import WarehouseLocked, connect, table_exists
 
     if not path.exists():
         return None
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            with connect(path, read_only=True) as con:
-                if not (table_exists(con, "scenarios") and table_exists(con, "world_meta")):
-                    return None
-                frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
-                out: dict[str, Any] = {
-                    "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame.to_dict("records")},
-                    "world_meta": dict(con.execute("SELECT key, value FROM world_meta").fetchall()),
-                    "stored": {}, "judged": set(),
-                }
-                if table_exists(con, TRAJECTORY_INPUTS_TABLE.name):
-                    out["stored"] = {(a, s): f for a, s, f in con.execute(
-                        "SELECT agent_id, scenario_id, fingerprint FROM trajectory_inputs").fetchall()}
-                if table_exists(con, "trajectories") and table_exists(con, "judgements"):
-                    # a pair counts as judged when every one of its trials has at least one judgement
-                    out["judged"] = set(con.execute(
-                        "SELECT agent_id, scenario_id FROM trajectories t "
-                        "LEFT JOIN (SELECT DISTINCT run_id FROM judgements) j USING (run_id) "
-                        "GROUP BY ALL HAVING count(*) = count(j.run_id)").fetchall())
-                return out
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(f"{path}: the pipeline holds the write lock: {exc}") from exc
-            time.sleep(0.25)
+    try:
+        with connect(path, read_only=True, wait_seconds=wait_seconds, notify=lambda m: None) as con:
+            if not (table_exists(con, "scenarios") and table_exists(con, "world_meta")):
+                return None
+            frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
+            out: dict[str, Any] = {
+                "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame.to_dict("records")},
+                "world_meta": dict(con.execute("SELECT key, value FROM world_meta").fetchall()),
+                "stored": {}, "judged": set(),
+            }
+            if table_exists(con, TRAJECTORY_INPUTS_TABLE.name):
+                out["stored"] = {(a, s): f for a, s, f in con.execute(
+                    "SELECT agent_id, scenario_id, fingerprint FROM trajectory_inputs").fetchall()}
+            if table_exists(con, "trajectories") and table_exists(con, "judgements"):
+                # a pair counts as judged when every one of its trials has at least one judgement
+                out["judged"] = set(con.execute(
+                    "SELECT agent_id, scenario_id FROM trajectories t "
+                    "LEFT JOIN (SELECT DISTINCT run_id FROM judgements) j USING (run_id) "
+                    "GROUP BY ALL HAVING count(*) = count(j.run_id)").fetchall())
+            return out
+    except WarehouseLocked as exc:
+        raise WarehouseBusy(str(exc)) from exc
 
 
 def plan_stale_runs(

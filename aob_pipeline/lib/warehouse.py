@@ -21,8 +21,10 @@ DEFAULT_WAIT_SECONDS = 60.0
 """How long a writer waits for another process to release the warehouse (``AOB_WAREHOUSE_WAIT_S`` overrides)."""
 
 
-class WarehouseLocked(RuntimeError):
-    """Another process held the warehouse's lock for longer than this writer was willing to wait."""
+class WarehouseLocked(duckdb.IOException):
+    """Another process held the warehouse's lock for longer than this writer was willing to wait. A kind of
+    ``duckdb.IOException`` (the error DuckDB itself raises for a held lock), so callers that already retry on
+    that keep working; its message names the holder."""
 
 
 def _is_lock_error(exc: BaseException) -> bool:
