@@ -12,6 +12,7 @@ changed).
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -136,6 +137,15 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - t0
 
 
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a file, once per (path, modification time, size): a field of agents × 222 scenarios
+    fingerprints the same command files over and over."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]) -> str:
     """What a deterministic agent's run depends on: its registry entry (and the files its command names),
     what it is shown of the scenario, and the world build. Equal fingerprints mean a re-run would give the
@@ -147,7 +157,8 @@ def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]
     for part in spec.command or []:
         path = Path(part)
         if path.is_file():
-            files[part] = hashlib.sha256(path.read_bytes()).hexdigest()
+            stat = path.stat()
+            files[part] = _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
     payload = {
         "agent": spec.model_dump(exclude={"source", "description"}),
         "files": files,
