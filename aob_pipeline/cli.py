@@ -125,7 +125,8 @@ def demo(scale: str, seed: int) -> None:
 def evaluate(agent_ids: tuple[str, ...], rejudge: bool) -> None:
     """Evaluate agents on every scenario (and everything downstream) through Dagster, on the world already built.
 
-    One agent: `aob evaluate --agent my_agent`. After a judge change: `aob evaluate --rejudge`.
+    One agent: `aob evaluate --agent my_agent`. After a judge change: `aob evaluate --rejudge`. Exactly the agents
+    named run (one Dagster run per block of consecutive agent partitions; the tables after them are built once).
     """
     settings = _settings()
     dagster_home(settings)
