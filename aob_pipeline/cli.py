@@ -18,16 +18,63 @@ from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
 SCALES = ["tiny", "small", "default", "large"]
 
 
+DAGSTER_YAML = """\
+# Written by aob (see docs/DEPLOYMENT.md for PostgreSQL, Kubernetes and Celery).
+# One writer at a time on the DuckDB warehouse: every asset writing it is in the pool 'duckdb_warehouse'.
+# Queued runs (UI launches, backfills, the nightly schedule): at most 4 at once, and the runs of one night
+# (tag aob/queue=nightly) one after the other, in order - the last one builds the downstream tables.
+concurrency:
+  pools:
+    default_limit: 1
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: aob/queue
+        value: nightly
+        limit: 1
+run_coordinator:
+  module: dagster.core.run_coordinator
+  class: QueuedRunCoordinator
+telemetry:
+  enabled: false
+# Run monitoring (the daemon of `aob ui` / `dagster dev`): runs stuck starting or cancelling for 3 minutes,
+# or running past max_runtime_seconds, are failed. The default run launcher cannot check a worker's health;
+# a run whose process died is marked failed by every aob command that opens this instance (run_hygiene.py).
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_runtime_seconds: 21600
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 60
+"""
+"""The Dagster instance settings aob writes (``dagster_home``)."""
+
+
+DAGSTER_EVENT_SETTINGS = {
+    # One "materialisation planned" event per asset and run, carrying the partition subset, instead of one per
+    # partition: a demo run plans 3 × 2,886 partitions, and each planned event is a separate SQLite write (with
+    # its fsync) before any step starts. Dagster's trade-off: partitions of a run that fails are not marked failed
+    # in the UI (the run is; the trajectories table records every failure itself).
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
+    # Event storages that can (PostgreSQL) write a step's per-partition materialisations in batches.
+    "DAGSTER_EVENT_BATCH_SIZE": "500",
+}
+
+
 def dagster_home(settings: Settings) -> Path:
     """DAGSTER_HOME if set, else ``$AOB_HOME/dagster`` — the same instance `aob ui` opens, so runs show there."""
     home = Path(os.environ.get("DAGSTER_HOME") or settings.home / "dagster")
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
-    # An instance file aob wrote before run monitoring was added is rewritten; a user's own file is left alone.
+    # An instance file aob wrote before run monitoring or the queued coordinator was added is rewritten; a user's
+    # own file is left alone.
     if not config.exists() or (config.read_text().startswith(_DAGSTER_YAML_MARKER)
-                               and "run_monitoring:" not in config.read_text()):
+                               and any(key not in config.read_text() for key in ("run_monitoring:", "run_coordinator:"))):
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(home)
+    for key, value in DAGSTER_EVENT_SETTINGS.items():
+        os.environ.setdefault(key, value)
     _fail_dead_runs(home)
     return home
 
@@ -52,17 +99,6 @@ def _fail_dead_runs(home: Path) -> None:
 
 
 _DAGSTER_YAML_MARKER = "# Written by aob"
-DAGSTER_YAML = (
-    "# Written by aob: one writer at a time on the DuckDB warehouse (pool 'duckdb_warehouse').\n"
-    "concurrency:\n  pools:\n    default_limit: 1\n"
-    "telemetry:\n  enabled: false\n"
-    "# Run monitoring (the daemon of `aob ui` / `dagster dev`): runs stuck starting or cancelling for 3 minutes,\n"
-    "# or running past max_runtime_seconds, are failed. The default run launcher cannot check a worker's health;\n"
-    "# a run whose process died is marked failed by every aob command that opens this instance (run_hygiene.py).\n"
-    "run_monitoring:\n  enabled: true\n  start_timeout_seconds: 180\n  cancel_timeout_seconds: 180\n"
-    "  max_runtime_seconds: 21600\n  max_resume_run_attempts: 0\n  poll_interval_seconds: 60\n"
-)
-"""The Dagster instance settings aob writes (``dagster_home``)."""
 
 
 def _settings() -> Settings:
@@ -74,7 +110,27 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _AobGroup(click.Group):
+    """Every command: a warehouse held by another process ends in one clear line (who holds it), never a
+    traceback — whichever command ran into it."""
+
+    def invoke(self, ctx: click.Context):
+        import duckdb
+
+        from aob_pipeline.lib.warehouse import WarehouseLocked, _is_lock_error, lock_holder
+
+        try:
+            return super().invoke(ctx)
+        except WarehouseLocked as exc:
+            _fail(str(exc))
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            _fail(f"the warehouse is locked by {lock_holder(str(exc))}: run this again when it has finished "
+                  f"({exc})")
+
+
+@click.group(cls=_AobGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """aob — evaluate AI agents on industrial asset-operations scenarios (Dagster + DuckDB).
 
@@ -109,7 +165,8 @@ def demo(scale: str, seed: int, assetopsbench: Path | None) -> None:
 def evaluate(agent_ids: tuple[str, ...], rejudge: bool) -> None:
     """Evaluate agents on every scenario (and everything downstream) through Dagster, on the world already built.
 
-    One agent: `aob evaluate --agent my_agent`. After a judge change: `aob evaluate --rejudge`.
+    One agent: `aob evaluate --agent my_agent`. After a judge change: `aob evaluate --rejudge`. Exactly the agents
+    named run (one Dagster run per block of consecutive agent partitions; the tables after them are built once).
     """
     settings = _settings()
     dagster_home(settings)
@@ -644,7 +701,11 @@ def feedback(agent: str, min_cluster_size: int) -> None:
 def sql(query: str, fmt: str) -> None:
     """Run QUERY against the published, read-only warehouse ($AOB_HOME/published/aob.duckdb)."""
     from aob_pipeline.lib.publish import query_published
+    from aob_pipeline.lib.warehouse import published_stale_note
 
+    note = published_stale_note(_settings().published_path)
+    if note:
+        click.secho(f"warning: {note}", fg="yellow", err=True)
     try:
         frame = query_published(_settings(), query)
     except FileNotFoundError as exc:

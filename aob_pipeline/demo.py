@@ -78,7 +78,7 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         set_curated_enabled(True, settings)
         echo(f"aob demo: scale={scale} seed={seed} AOB_HOME={settings.home}")
     t0 = time.perf_counter()
-    from aob_pipeline.defs.partitions import range_tags, sync_partitions
+    from aob_pipeline.defs.partitions import exact_range_tags, range_tags, sync_partitions
     from aob_pipeline.lib.agents.registry import load_agent_registry
     from aob_pipeline.lib.scenarios.loader import load_scenarios
 
@@ -87,11 +87,14 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance, agents, scenario_ids)
         echo(f"evaluating {len(agents)} agents × {len(scenario_ids)} scenarios")
+        blocks = exact_range_tags(instance, agent_ids=agents)
+        if len(blocks) > 1:  # the instance knows agents that are unavailable now: they run too (and crash, recorded)
+            echo("note: this instance holds agent partitions that are unavailable now; the demo covers them too")
         result = job.execute_in_process(
             run_config=demo_run_config(scale, seed, import_path=import_path),
             instance=instance,
             raise_on_error=False,
-            tags=range_tags(instance, agents),
+            tags=blocks[0] if len(blocks) == 1 else range_tags(instance),
         )
     seconds = time.perf_counter() - t0
     materialized = [
@@ -117,6 +120,7 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         echo(f"report: {report_path(settings)}")
         echo(f"analysts' warehouse: {settings.published_path}  (try: aob sql 'SELECT * FROM leaderboard')")
     if not result.success:
+        _note_stale_publish(settings, result, echo)
         raise SystemExit(1)
     return {
         "run_id": result.run_id,
@@ -124,6 +128,19 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         "materialized": materialized,
         "failed_checks": failed_checks,
     }
+
+
+def _note_stale_publish(settings: Settings, result, echo: Callable[[str], None]) -> None:
+    """A failed run that did not reach publishing says so, and `aob sql` keeps warning until the next publish."""
+    import dagster as dg
+
+    from aob_pipeline.defs.trajectories.sensors import note_if_published_left_stale
+
+    with dg.DagsterInstance.get() as instance:
+        run = instance.get_run_by_id(result.run_id)
+        note = note_if_published_left_stale(instance, run, settings) if run else None
+    if note:
+        echo(f"warning: {note}")
 
 
 def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, judge: str = "reference") -> None:
@@ -182,7 +199,8 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
     partitions of ``agent_ids`` (default: all registered agents), recorded in the persistent instance."""
     import dagster as dg
 
-    from aob_pipeline.defs.partitions import range_tags, sync_partitions
+    from aob_pipeline.defs.jobs import exact_runs
+    from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
     from aob_pipeline.definitions import defs
     from aob_pipeline.lib.agents.registry import load_agent_registry
     from aob_pipeline.lib.scenarios.loader import load_scenarios
@@ -210,10 +228,24 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
                                  .resolve(graph))]
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance, registered, [s.id for s in load_scenarios(settings=settings)])
-        t0 = time.perf_counter()
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
-                                        tags=range_tags(instance, chosen), asset_selection=selection)
-    echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t0:.1f} s")
-    if not result.success:
-        raise SystemExit(1)
+        # Exactly the chosen agents: one run per block of consecutive partitions, the downstream once at the end.
+        runs = exact_runs(exact_range_tags(instance, agent_ids=chosen), selection, defs)
+        for i, (tags, assets) in enumerate(runs, start=1):
+            t0 = time.perf_counter()
+            result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,
+                                            asset_selection=assets)
+            part = f" ({i}/{len(runs)}: {tags['dagster/asset_partition_range_start'].split('|')[0]}…" \
+                   f"{tags['dagster/asset_partition_range_end'].split('|')[0]})" if len(runs) > 1 else ""
+            echo(f"run {result.run_id}{part}: {'succeeded' if result.success else 'FAILED'} "
+                 f"in {time.perf_counter() - t0:.1f} s")
+            if not result.success:
+                if i < len(runs) and any(k.to_user_string() == "published_warehouse" for k in runs[-1][1]):
+                    from aob_pipeline.lib.warehouse import mark_published_stale
+
+                    note = mark_published_stale(settings.published_path, result.run_id,
+                                                f"run {i} of {len(runs)} failed; the rest were not started")
+                    echo(f"warning: {note}")
+                else:
+                    _note_stale_publish(settings, result, echo)
+                raise SystemExit(1)
     print_leaderboard(settings, echo)

@@ -99,13 +99,14 @@ def main() -> None:
                                       builtin="heuristic_plan_execute", description="bench: a submitted agent"))
         t0 = time.perf_counter()
         with dg.build_schedule_context(instance=instance) as ctx:
-            request = nightly_evaluation_schedule(ctx)
-        assert isinstance(request, dg.RunRequest), request
-        changed = defs.resolve_job_def("evaluate_agents").execute_in_process(
-            instance=instance, tags=request.tags, run_config=request.run_config,
-            asset_selection=request.asset_selection)
+            requests = nightly_evaluation_schedule(ctx)
+        assert isinstance(requests, list), requests
+        for request in requests:  # in order, one after the other (the queued coordinator does the same)
+            changed = defs.resolve_job_def("evaluate_agents").execute_in_process(
+                instance=instance, tags=request.tags, run_config=request.run_config,
+                asset_selection=request.asset_selection)
+            assert changed.success
         changed_s = time.perf_counter() - t0
-        assert changed.success
     meta = {}
     for event in changed.get_asset_materialization_events():
         mat = event.event_specific_data.materialization
@@ -121,7 +122,7 @@ def main() -> None:
     written = meta.get("trajectories", {}).get("trajectories_written_in_run")
     embedded = meta.get("failure_embeddings", {}).get("newly_embedded")
     print(f"nightly run after one agent was submitted: {changed_s:8.1f} s ({changed_s / full_s:.0%} of the full run)")
-    print(f"  plan: {request.tags.get('aob/plan')}")
+    print(f"  plan: {request.tags.get('aob/plan')} ({len(requests)} run(s))")
     print(f"  trajectories written: {written.value if written else '?'}; LLM calls: {llm_rows() - llm_after_tick}; "
           f"newly embedded texts: {embedded.value if embedded else '?'}")
     print(f"  peak memory: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:,.0f} MB")

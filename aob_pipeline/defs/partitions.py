@@ -10,6 +10,8 @@ from collections.abc import Iterable
 
 import dagster as dg
 
+from aob_pipeline.lib.evaluation import PairBlock, pair_blocks
+
 AGENTS_PARTITIONS = dg.DynamicPartitionsDefinition(name="agents")
 SCENARIOS_PARTITIONS = dg.DynamicPartitionsDefinition(name="scenarios")
 AGENT_SCENARIO_PARTITIONS = dg.MultiPartitionsDefinition({"agent": AGENTS_PARTITIONS, "scenario": SCENARIOS_PARTITIONS})
@@ -38,22 +40,46 @@ def sync_partitions(instance: dg.DagsterInstance, agent_ids: Iterable[str], scen
 
 
 def range_tags(instance: dg.DagsterInstance, agent_ids: list[str] | None = None) -> dict[str, str]:
-    """Run tags selecting a contiguous range of partitions: every scenario for the agents from the first
-    to the last of ``agent_ids`` in registration order (all agents when None).
+    """Run tags selecting every scenario for ``agent_ids`` (all agents when None) as one partition range.
 
-    Dynamic partitions keep their insertion order and keys are agent-major, so such a range is exact.
+    A run covers one rectangle of agents × scenarios, consecutive in registration order; when the chosen
+    agents are not consecutive this raises ``ValueError`` — use ``exact_range_tags``, which splits a
+    selection into as many runs as it needs and never runs an agent that was not chosen.
     """
+    blocks = exact_range_tags(instance, agent_ids=agent_ids)
+    if len(blocks) != 1:
+        raise ValueError(f"agents {agent_ids} are not consecutive partitions: {len(blocks)} runs are needed "
+                         "(use exact_range_tags)")
+    return blocks[0]
+
+
+def block_tags(block: PairBlock) -> dict[str, str]:
+    """The partition-range tags of one rectangle of agent × scenario partitions."""
+    return {
+        "dagster/asset_partition_range_start": str(partition_key(block.agents[0], block.scenarios[0])),
+        "dagster/asset_partition_range_end": str(partition_key(block.agents[-1], block.scenarios[-1])),
+    }
+
+
+def exact_range_tags(instance: dg.DagsterInstance, pairs: Iterable[tuple[str, str]] | None = None,
+                     agent_ids: Iterable[str] | None = None) -> list[dict[str, str]]:
+    """Run tags for exactly ``pairs`` (or every scenario of ``agent_ids``; everything when both are None):
+    one partition range per rectangle of ``pair_blocks``. Running them all materialises those partitions and
+    no other — `aob evaluate --agent A --agent B` runs A and B only, whoever was registered between them."""
     agents = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
     scenarios = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
     if not agents or not scenarios:
         raise ValueError("no agent or scenario partitions yet: run sync_partitions first")
-    chosen = [a for a in agents if agent_ids is None or a in set(agent_ids)]
-    if not chosen:
-        raise ValueError(f"none of {agent_ids} is a registered agent partition")
-    return {
-        "dagster/asset_partition_range_start": str(partition_key(chosen[0], scenarios[0])),
-        "dagster/asset_partition_range_end": str(partition_key(chosen[-1], scenarios[-1])),
-    }
+    if pairs is None:
+        wanted = agents if agent_ids is None else [a for a in dict.fromkeys(agent_ids)]
+        unknown = [a for a in wanted if a not in set(agents)]
+        if unknown or not wanted:
+            raise ValueError(f"not registered agent partition(s): {unknown or 'none chosen'}")
+        pairs = [(a, s) for a in wanted for s in scenarios]
+    pairs = list(pairs)
+    if not pairs:
+        return []
+    return [block_tags(b) for b in pair_blocks(agents, scenarios, pairs)]
 
 
 def load_partition_runs(con, partition_keys: list[str]):

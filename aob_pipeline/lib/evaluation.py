@@ -12,6 +12,7 @@ changed).
 
 from __future__ import annotations
 
+import functools
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -108,8 +109,11 @@ def run_job(job: EvaluationJob, ctx: Any, registry: Sequence[AgentSpec]) -> Traj
     except Exception as exc:  # the agent could not be constructed: record it, keep the batch going
         return _crashed(job, f"agent could not be built: {type(exc).__name__}: {exc}")
     limits = RunLimits(timeout_s=job.spec.timeout_s, max_steps=job.spec.max_steps)
+    # Each run sees its own view of the shared context: nothing it records (draft work orders and their
+    # numbers) depends on the other runs of the batch.
+    run_ctx = ctx.for_run() if hasattr(ctx, "for_run") else ctx
     try:
-        traj = run_agent(agent, job.scenario, ctx, trial=job.trial, limits=limits)
+        traj = run_agent(agent, job.scenario, run_ctx, trial=job.trial, limits=limits)
     except Exception:  # run_agent is meant never to raise; if it does, the batch still goes on
         return _crashed(job, "runner error: " + traceback.format_exc(limit=3)[-1500:])
     if traj.agent_id != job.spec.agent_id:
@@ -164,6 +168,15 @@ def timed(fn: Callable[[], Any]) -> tuple[Any, float]:
     return value, time.perf_counter() - t0
 
 
+@functools.lru_cache(maxsize=4096)
+def _file_digest(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of a file, once per (path, modification time, size): a field of agents × 222 scenarios
+    fingerprints the same command files over and over."""
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]) -> str:
     """What a deterministic agent's run depends on: its registry entry (and the files its command names),
     what it is shown of the scenario, and the world build. Equal fingerprints mean a re-run would give the
@@ -175,7 +188,8 @@ def input_fingerprint(spec: AgentSpec, scenario: Any, world_meta: dict[str, str]
     for part in (spec.command or []) + ([spec.trajectories] if spec.trajectories else []):
         path = Path(part)
         if path.is_file():
-            files[part] = hashlib.sha256(path.read_bytes()).hexdigest()
+            stat = path.stat()
+            files[part] = _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
     payload = {
         "agent": spec.model_dump(exclude={"source", "description"}),
         "files": files,
@@ -225,41 +239,33 @@ class EvaluationPlan:
 def _read_plan_inputs(path: Path, wait_seconds: float) -> dict[str, Any] | None:
     """Scenarios, world build, stored fingerprints and which pairs are judged, in one short read-only
     connection; None when there is no warehouse yet. Retries while a writer holds the lock."""
-    import duckdb
-
     from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-    from aob_pipeline.lib.warehouse import connect, table_exists
+    from aob_pipeline.lib.warehouse import WarehouseLocked, connect, table_exists
 
     if not path.exists():
         return None
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            with connect(path, read_only=True) as con:
-                if not (table_exists(con, "scenarios") and table_exists(con, "world_meta")):
-                    return None
-                frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
-                out: dict[str, Any] = {
-                    "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame.to_dict("records")},
-                    "world_meta": dict(con.execute("SELECT key, value FROM world_meta").fetchall()),
-                    "stored": {}, "judged": set(),
-                }
-                if table_exists(con, TRAJECTORY_INPUTS_TABLE.name):
-                    out["stored"] = {(a, s): f for a, s, f in con.execute(
-                        "SELECT agent_id, scenario_id, fingerprint FROM trajectory_inputs").fetchall()}
-                if table_exists(con, "trajectories") and table_exists(con, "judgements"):
-                    # a pair counts as judged when every one of its trials has at least one judgement
-                    out["judged"] = set(con.execute(
-                        "SELECT agent_id, scenario_id FROM trajectories t "
-                        "LEFT JOIN (SELECT DISTINCT run_id FROM judgements) j USING (run_id) "
-                        "GROUP BY ALL HAVING count(*) = count(j.run_id)").fetchall())
-                return out
-        except duckdb.IOException as exc:
-            if "lock" not in str(exc).lower():
-                raise
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(f"{path}: the pipeline holds the write lock: {exc}") from exc
-            time.sleep(0.25)
+    try:
+        with connect(path, read_only=True, wait_seconds=wait_seconds, notify=lambda m: None) as con:
+            if not (table_exists(con, "scenarios") and table_exists(con, "world_meta")):
+                return None
+            frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
+            out: dict[str, Any] = {
+                "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame.to_dict("records")},
+                "world_meta": dict(con.execute("SELECT key, value FROM world_meta").fetchall()),
+                "stored": {}, "judged": set(),
+            }
+            if table_exists(con, TRAJECTORY_INPUTS_TABLE.name):
+                out["stored"] = {(a, s): f for a, s, f in con.execute(
+                    "SELECT agent_id, scenario_id, fingerprint FROM trajectory_inputs").fetchall()}
+            if table_exists(con, "trajectories") and table_exists(con, "judgements"):
+                # a pair counts as judged when every one of its trials has at least one judgement
+                out["judged"] = set(con.execute(
+                    "SELECT agent_id, scenario_id FROM trajectories t "
+                    "LEFT JOIN (SELECT DISTINCT run_id FROM judgements) j USING (run_id) "
+                    "GROUP BY ALL HAVING count(*) = count(j.run_id)").fetchall())
+            return out
+    except WarehouseLocked as exc:
+        raise WarehouseBusy(str(exc)) from exc
 
 
 def plan_stale_runs(
@@ -302,3 +308,57 @@ def plan_stale_runs(
         else:
             reasons["unjudged"] += 1
     return EvaluationPlan(total=len(pairs), stale=tuple(stale), reasons=reasons)
+
+
+@dataclass(frozen=True)
+class PairBlock:
+    """A rectangle of agent × scenario partitions: the agents from ``agents[0]`` to ``agents[-1]`` (consecutive
+    in registration order) on the scenarios from ``scenarios[0]`` to ``scenarios[-1]`` (consecutive in
+    partition order). A Dagster run over a partition range of a two-dimensional partitioning covers exactly
+    such a rectangle."""
+
+    agents: tuple[str, ...]
+    scenarios: tuple[str, ...]
+
+    @property
+    def pairs(self) -> list[tuple[str, str]]:
+        return [(a, s) for a in self.agents for s in self.scenarios]
+
+
+def pair_blocks(agent_order: Sequence[str], scenario_order: Sequence[str],
+                pairs: Sequence[tuple[str, str]]) -> list[PairBlock]:
+    """Cover exactly ``pairs`` with rectangles of consecutive agents × consecutive scenarios (the order is the
+    partitions' order), so that each rectangle is one Dagster partition range and no pair outside ``pairs`` is
+    run. Each agent's scenarios are cut into consecutive runs; neighbouring agents with the same runs share
+    their rectangles. Pairs whose agent or scenario is not in the order are an error (not a partition)."""
+    a_pos = {a: i for i, a in enumerate(agent_order)}
+    s_pos = {s: i for i, s in enumerate(scenario_order)}
+    unknown = sorted({a for a, _ in pairs if a not in a_pos}) + sorted({s for _, s in pairs if s not in s_pos})
+    if unknown:
+        raise ValueError(f"not a registered partition: {', '.join(unknown[:5])}")
+    by_agent: dict[int, set[int]] = {}
+    for a, s in pairs:
+        by_agent.setdefault(a_pos[a], set()).add(s_pos[s])
+
+    def runs(indices: set[int]) -> tuple[tuple[int, int], ...]:
+        out, ordered = [], sorted(indices)
+        start = prev = ordered[0]
+        for i in ordered[1:]:
+            if i != prev + 1:
+                out.append((start, prev))
+                start = i
+            prev = i
+        out.append((start, prev))
+        return tuple(out)
+
+    groups: list[tuple[list[int], tuple[tuple[int, int], ...]]] = []
+    for ai in sorted(by_agent):
+        cuts = runs(by_agent[ai])
+        if groups and groups[-1][0][-1] == ai - 1 and groups[-1][1] == cuts:
+            groups[-1][0].append(ai)
+        else:
+            groups.append(([ai], cuts))
+    return [
+        PairBlock(tuple(agent_order[i] for i in agents), tuple(scenario_order[lo:hi + 1]))
+        for agents, cuts in groups for lo, hi in cuts
+    ]

@@ -8,7 +8,7 @@ leaves every previous table as it was.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +17,89 @@ import duckdb
 from aob_pipeline.lib.world.schema import Table
 
 
+DEFAULT_WAIT_SECONDS = 60.0
+"""How long a writer waits for another process to release the warehouse (``AOB_WAREHOUSE_WAIT_S`` overrides)."""
+
+
+class WarehouseLocked(duckdb.IOException):
+    """Another process held the warehouse's lock for longer than this writer was willing to wait. A kind of
+    ``duckdb.IOException`` (the error DuckDB itself raises for a held lock), so callers that already retry on
+    that keep working; its message names the holder."""
+
+
+def _is_lock_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, duckdb.IOException) and ("lock" in text or "conflicting" in text)
+
+
+def lock_holder(message: str) -> str:
+    """Who holds the lock, from DuckDB's error ("Conflicting lock is held in <exe> (PID n) by user u"): the
+    process id and its command line (read from /proc when it is on this machine)."""
+    import re
+
+    match = re.search(r"held in (.*?) \(PID (\d+)\)", message)
+    if not match:
+        return "another process"
+    exe, pid = match.group(1), int(match.group(2))
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        command = " ".join(a.decode(errors="replace") for a in argv if a)[:200]
+    except OSError:
+        command = exe
+    return f"process {pid} ({command or exe})"
+
+
+def wait_seconds_default() -> float:
+    import os
+
+    try:
+        return float(os.environ.get("AOB_WAREHOUSE_WAIT_S", DEFAULT_WAIT_SECONDS))
+    except ValueError:
+        return DEFAULT_WAIT_SECONDS
+
+
+def open_connection(path: str | Path, read_only: bool = False, wait_seconds: float | None = None,
+                    notify: Callable[[str], None] | None = None, config: dict | None = None):
+    """``duckdb.connect`` that waits while another process holds the file's lock: it says once (through
+    ``notify``) who holds it, retries until ``wait_seconds`` (default ``AOB_WAREHOUSE_WAIT_S`` or 60 s) and
+    then raises ``WarehouseLocked`` with the holder, the path and what to do."""
+    import time
+
+    wait = wait_seconds_default() if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    told = False
+    delay = 0.1
+    while True:
+        try:
+            return duckdb.connect(str(path), read_only=read_only, config=config or {})
+        except duckdb.IOException as exc:
+            if not _is_lock_error(exc):
+                raise
+            holder = lock_holder(str(exc))
+            if time.monotonic() >= deadline:
+                raise WarehouseLocked(
+                    f"the warehouse {path} is locked by {holder}; waited {wait:g} s. Run this again when that "
+                    "process has finished (or stop it); set AOB_WAREHOUSE_WAIT_S to wait longer.") from None
+            if not told and notify is not None:
+                notify(f"waiting up to {wait:g} s for the warehouse {path}: {holder} holds its lock")
+                told = True
+            time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 2.0)
+
+
 @contextlib.contextmanager
-def connect(path: str | Path, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open a connection for one unit of work; the parent folder is created for writers."""
+def connect(path: str | Path, read_only: bool = False, wait_seconds: float | None = None,
+            notify: Callable[[str], None] | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Open a connection for one unit of work; the parent folder is created for writers. While another
+    process holds the file, wait (see ``open_connection``), then fail with ``WarehouseLocked``."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(str(path), read_only=read_only)
+    if notify is None:
+        import sys
+
+        notify = lambda m: print(m, file=sys.stderr, flush=True)  # noqa: E731
+    con = open_connection(path, read_only=read_only, wait_seconds=wait_seconds, notify=notify)
     try:
         yield con
     finally:
@@ -118,3 +194,45 @@ def read_table(con: duckdb.DuckDBPyConnection, name: str):
     if not table_exists(con, name):
         return None
     return con.execute(f'SELECT * FROM "{name}"').df()
+
+
+def _stale_marker(published_path: Path) -> Path:
+    return Path(published_path).with_name("STALE.json")
+
+
+def mark_published_stale(published_path: str | Path, run_id: str, reason: str) -> str:
+    """Record that a run which was to refresh the published copy failed before it did, and return the note
+    to show. The note stays in force until the published copy is written again (``published_stale_note``
+    compares times), so `aob sql` and the UI's run log say the analysts' copy is older than the pipeline."""
+    import json
+    import time
+
+    published_path = Path(published_path)
+    built = published_path.stat().st_mtime if published_path.exists() else None
+    marker = _stale_marker(published_path)
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text(json.dumps({"run_id": run_id, "failed_at": time.time(), "published_at": built,
+                                  "reason": reason[:500]}))
+    return published_stale_note(published_path) or ""
+
+
+def published_stale_note(published_path: str | Path) -> str | None:
+    """A sentence saying the published copy is stale (a later run failed before publishing), or None."""
+    import json
+    from datetime import datetime, timezone
+
+    published_path = Path(published_path)
+    marker = _stale_marker(published_path)
+    if not marker.exists():
+        return None
+    try:
+        info = json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+    built = published_path.stat().st_mtime if published_path.exists() else None
+    if built is not None and built > info["failed_at"]:
+        return None  # published again since: the note is void
+    when = (datetime.fromtimestamp(built, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if built is not None
+            else "never")
+    return (f"the published warehouse {published_path} is stale: run {info['run_id']} failed before refreshing it "
+            f"({info['reason']}); it still holds what was published {when}")

@@ -37,3 +37,23 @@ def test_dagster_definitions_validate_passes(tmp_path):
         env={**__import__("os").environ, "DAGSTER_HOME": str(tmp_path), "AOB_HOME": str(tmp_path / "aob")},
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_instance_aob_writes_queues_runs_and_serialises_warehouse_writers_and_nightly_runs(tmp_path, monkeypatch):
+    import dagster as dg
+
+    from aob_pipeline.cli import dagster_home
+    from aob_pipeline.defs.reports.schedules import NIGHTLY_QUEUE_TAG
+    from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL
+    from aob_pipeline.lib.settings import Settings
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    home = dagster_home(Settings(home=tmp_path))
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    with dg.DagsterInstance.get() as instance:
+        assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1, f"pool {WAREHOUSE_WRITE_POOL}: one writer at a time"
+        (limit,) = config.run_queue_config.tag_concurrency_limits
+        (key, value), = NIGHTLY_QUEUE_TAG.items()
+        assert (limit["key"], limit["value"], limit["limit"]) == (key, value, 1)

@@ -148,7 +148,7 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
     # A changed registry entry makes only that agent's runs stale; the request covers that agent alone.
     _edit_user_agent(settings, "crasher", timeout_s=33)
     try:
-        request = nightly_run_request(instance, settings, agents)
+        (request,) = nightly_run_request(instance, settings, agents)
         assert isinstance(request, dg.RunRequest)
         assert request.tags["dagster/asset_partition_range_start"].startswith("crasher|")
         assert request.tags["dagster/asset_partition_range_end"].startswith("crasher|")
@@ -180,9 +180,9 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
     specs = [s for s in load_agent_registry(settings) if s.agent_id in agents]
     plan = plan_stale_runs(settings.warehouse_path, specs, SCENARIOS)
     assert plan.stale == (("do_nothing", "WO-001"),) and plan.reasons["unjudged"] == 1
-    request = nightly_run_request(instance, settings, agents)
-    assert request.tags["dagster/asset_partition_range_start"].startswith("do_nothing|")
-    assert request.tags["dagster/asset_partition_range_end"].startswith("do_nothing|")
+    (request,) = nightly_run_request(instance, settings, agents)
+    assert request.tags["dagster/asset_partition_range_start"] == "do_nothing|WO-001"
+    assert request.tags["dagster/asset_partition_range_end"] == "do_nothing|WO-001", "exactly the stale pair"
 
 
 def test_nightly_plan_counts_new_and_non_deterministic_agents_and_waits_out_a_writer(env, tmp_path):
@@ -235,7 +235,7 @@ def test_the_nightly_schedule_plans_over_every_registered_agent(env, monkeypatch
     with dg.instance_for_test() as instance:  # a schedule context needs an instance with a ref
         sync_partitions(instance, ["oracle", "do_nothing", "crasher"], SCENARIOS)
         with dg.build_schedule_context(instance=instance) as ctx:
-            request = nightly_evaluation_schedule(ctx)
+            (request,) = nightly_evaluation_schedule(ctx)
         registered = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
         scenario_partitions = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
     assert isinstance(request, dg.RunRequest)
@@ -259,7 +259,7 @@ def test_edited_scenario_files_make_the_nightly_rebuild_scenarios_and_check_ever
 
     monkeypatch.setattr(scenario_asset_module, "scenario_files_version", lambda: "edited-since")
     assert schedules.scenario_files_changed(instance)
-    request = schedules.nightly_run_request(instance, settings, agents)
+    (request,) = schedules.nightly_run_request(instance, settings, agents)
     assert isinstance(request, dg.RunRequest)
     assert request.asset_selection is None, "the whole evaluate_agents job, `scenarios` included"
     assert request.tags["dagster/asset_partition_range_start"].startswith("oracle|")
@@ -274,7 +274,7 @@ def test_a_normal_night_leaves_scenarios_out_of_the_run(env):
     settings, instance, _, _, _ = env
     _edit_user_agent(settings, "crasher", timeout_s=34)
     try:
-        request = nightly_run_request(instance, settings, ["oracle", "do_nothing", "crasher"])
+        request = nightly_run_request(instance, settings, ["oracle", "do_nothing", "crasher"])[-1]
     finally:
         _edit_user_agent(settings, "crasher", timeout_s=None)
     keys = {k.to_user_string() for k in request.asset_selection}
@@ -289,3 +289,94 @@ def test_the_nightly_skips_with_a_reason_before_any_warehouse_exists(tmp_path):
     sync_partitions(instance, ["oracle"], SCENARIOS)
     result = nightly_run_request(instance, Settings(home=tmp_path), ["oracle"])
     assert isinstance(result, dg.SkipReason) and "no warehouse" in result.skip_message
+
+
+def test_pair_blocks_cover_exactly_the_requested_pairs():
+    from aob_pipeline.lib.evaluation import pair_blocks
+
+    agents, scenarios = ["a", "b", "c", "d", "e"], ["s1", "s2", "s3", "s4"]
+    pairs = ([("a", s) for s in scenarios] + [("b", s) for s in scenarios] + [("d", "s2"), ("d", "s3")]
+             + [("e", "s1"), ("e", "s4")])
+    blocks = pair_blocks(agents, scenarios, pairs)
+    assert [(b.agents, b.scenarios) for b in blocks] == [
+        (("a", "b"), ("s1", "s2", "s3", "s4")), (("d",), ("s2", "s3")), (("e",), ("s1",)), (("e",), ("s4",))]
+    covered = [p for b in blocks for p in b.pairs]
+    assert sorted(covered) == sorted(pairs) and len(covered) == len(set(covered))
+    with pytest.raises(ValueError, match="zz"):
+        pair_blocks(agents, scenarios, [("zz", "s1")])
+
+
+def test_evaluate_two_agents_runs_those_two_only(env):
+    """`aob evaluate --agent oracle --agent crasher` with do_nothing registered between them: do_nothing is
+    neither run nor materialised; the downstream tables are built once, by the last run."""
+    from aob_pipeline.defs.jobs import exact_runs
+    from aob_pipeline.defs.partitions import exact_range_tags, partition_key
+
+    settings, instance, _, _, defs = env
+    assert instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)[:3] == ["oracle", "do_nothing", "crasher"]
+    with pytest.raises(ValueError, match="not consecutive"):
+        range_tags(instance, ["oracle", "crasher"])
+    before = _q(settings, "SELECT agent_id, run_id, ended_at FROM trajectories ORDER BY run_id")
+    graph = defs.resolve_asset_graph()
+    runs = exact_runs(exact_range_tags(instance, agent_ids=["oracle", "crasher"]),
+                      sorted(dg.AssetSelection.assets("trajectories").downstream().resolve(graph)), defs)
+    assert len(runs) == 2
+    assert {k.to_user_string() for k in runs[0][1]} == {"trajectories", "judgements"}
+    assert dg.AssetKey("leaderboard") in runs[1][1]
+
+    counts_before = {a: len(instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("trajectories"), asset_partitions=[str(partition_key(a, s)) for s in SCENARIOS]),
+        limit=1000).records) for a in ("oracle", "do_nothing", "crasher")}
+    job = defs.resolve_job_def("everything")
+    for tags, assets in runs:
+        result = job.execute_in_process(instance=instance, tags=tags, asset_selection=assets)
+        assert result.success
+    counts_after = {a: len(instance.fetch_materializations(dg.AssetRecordsFilter(
+        asset_key=dg.AssetKey("trajectories"), asset_partitions=[str(partition_key(a, s)) for s in SCENARIOS]),
+        limit=1000).records) for a in ("oracle", "do_nothing", "crasher")}
+    assert counts_after["do_nothing"] == counts_before["do_nothing"], "do_nothing was not chosen"
+    assert counts_after["oracle"] == counts_before["oracle"] + len(SCENARIOS)
+    assert counts_after["crasher"] == counts_before["crasher"] + len(SCENARIOS)
+    after = _q(settings, "SELECT agent_id, run_id, ended_at FROM trajectories ORDER BY run_id")
+    untouched = before[before.agent_id == "do_nothing"].reset_index(drop=True)
+    assert untouched.equals(after[after.agent_id == "do_nothing"].reset_index(drop=True))
+    rerun = before[before.agent_id != "do_nothing"].merge(after, on="run_id", suffixes=("_b", "_a"))
+    assert len(rerun) == 2 * len(SCENARIOS) and (rerun.ended_at_a > rerun.ended_at_b).all()
+
+
+def test_nightly_requests_exactly_the_stale_pairs_of_two_agents_apart(env):
+    from aob_pipeline.defs.reports.schedules import nightly_run_request
+
+    settings, instance, _, _, _ = env
+    agents = ["oracle", "do_nothing", "crasher"]
+    _edit_user_agent(settings, "crasher", timeout_s=35)
+    with connect(settings.warehouse_path) as con:  # one oracle run lost its judgement
+        con.execute("DELETE FROM judgements WHERE run_id IN "
+                    "(SELECT run_id FROM trajectories WHERE agent_id = 'oracle' AND scenario_id = 'IOT-002')")
+    try:
+        requests = nightly_run_request(instance, settings, agents)
+    finally:
+        _edit_user_agent(settings, "crasher", timeout_s=None)
+    from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+    from aob_pipeline.lib.agents.registry import load_agent_registry
+    from aob_pipeline.lib.evaluation import plan_stale_runs
+
+    _edit_user_agent(settings, "crasher", timeout_s=35)
+    try:
+        specs = [s for s in load_agent_registry(settings) if s.agent_id in agents]
+        stale = set(plan_stale_runs(settings.warehouse_path, specs, SCENARIOS).stale)
+    finally:
+        _edit_user_agent(settings, "crasher", timeout_s=None)
+    requested = []
+    for r in requests:
+        keys = AGENT_SCENARIO_PARTITIONS.get_partition_keys_in_range(
+            dg.PartitionKeyRange(r.tags["dagster/asset_partition_range_start"],
+                                 r.tags["dagster/asset_partition_range_end"]), dynamic_partitions_store=instance)
+        requested += [split_partition_key(k) for k in keys]
+    assert len(requested) == len(set(requested)) and set(requested) == stale, "exactly the stale pairs, once each"
+    assert ("oracle", "IOT-002") in stale and ("oracle", "IOT-001") not in stale
+    assert {("crasher", s) for s in SCENARIOS} <= stale and len(requests) >= 2
+    assert all(r.tags["aob/queue"] == "nightly" for r in requests)
+    *first, last = ({k.to_user_string() for k in r.asset_selection} for r in requests)
+    assert all(f == {"trajectories", "judgements", "failure_findings"} for f in first), "partitioned assets only"
+    assert "leaderboard" in last and "published_warehouse" in last

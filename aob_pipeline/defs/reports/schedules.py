@@ -2,8 +2,8 @@
 
 import dagster as dg
 
-from aob_pipeline.defs.jobs import evaluation_assets
-from aob_pipeline.defs.partitions import SCENARIOS_PARTITIONS, range_tags, sync_partitions
+from aob_pipeline.defs.jobs import evaluation_assets, exact_runs
+from aob_pipeline.defs.partitions import SCENARIOS_PARTITIONS, exact_range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.evaluation import WarehouseBusy, plan_stale_runs
 from aob_pipeline.lib.scenarios.loader import load_scenarios
@@ -23,31 +23,51 @@ def scenario_files_changed(instance: dg.DagsterInstance) -> bool:
     return built_from != scenario_files_version()
 
 
+NIGHTLY_QUEUE_TAG = {"aob/queue": "nightly"}
+"""The runs of one night must go one after the other (the last one builds the downstream tables): the dagster.yaml
+that `aob` writes limits runs with this tag to one at a time (QueuedRunCoordinator ``tag_concurrency_limits``)."""
+
+
+def _requests(runs: list[tuple[dict[str, str], list[dg.AssetKey] | None]], summary: str) -> list[dg.RunRequest]:
+    total = len(runs)
+    return [
+        dg.RunRequest(run_key=None, run_config=NIGHTLY_RUN_CONFIG, asset_selection=assets,
+                      tags={**tags, **NIGHTLY_QUEUE_TAG, "aob/plan": summary[:200],
+                            **({"aob/part": f"{i} of {total}"} if total > 1 else {})})
+        for i, (tags, assets) in enumerate(runs, start=1)
+    ]
+
+
 def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_ids: list[str],
-                        log=None) -> dg.RunRequest | dg.SkipReason:
-    """The run a night needs for ``agent_ids`` (registered agents, in registration order) on every scenario
-    partition.
+                        log=None) -> list[dg.RunRequest] | dg.SkipReason:
+    """The runs a night needs for ``agent_ids`` (registered agents) on the scenario partitions.
 
     No warehouse yet → a ``SkipReason`` (build the world first). When the scenario files changed since the
-    `scenarios` table was built, the run rebuilds `scenarios` first and covers every agent. Otherwise
+    `scenarios` table was built, the night rebuilds `scenarios` first and covers every agent. Otherwise
     ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
-    in ``trajectory_inputs``. Nothing stale → a ``SkipReason`` (no run, no LLM call, no embedding). Otherwise one
-    ``evaluate_agents`` run over the agents from the first to the last one with stale pairs (agent-major keys
-    make that one contiguous range); inside it the ``trajectories`` asset still skips unchanged pairs, and
-    judging, failure analysis, reports and publishing follow once. When the pipeline holds the warehouse lock
-    too long to plan, the whole range is requested: correct, only slower.
+    in ``trajectory_inputs``. Nothing stale → a ``SkipReason`` (no run, no LLM call, no embedding). Otherwise
+    exactly the stale agent × scenario pairs are requested: one ``evaluate_agents`` run per rectangle of
+    consecutive partitions (``exact_range_tags``); every run but the last materialises only the partitioned
+    assets, the last one also judging's tables, failure analysis, reports and publishing, once. The runs carry
+    ``aob/queue=nightly`` so the queued run coordinator runs them one at a time in order. When the pipeline
+    holds the warehouse lock too long to plan, every agent is requested: correct, only slower (the
+    ``trajectories`` asset still skips unchanged pairs).
     """
     if not settings.warehouse_path.exists():
         return dg.SkipReason(f"no warehouse at {settings.warehouse_path} yet: run `aob demo` (or materialise the world "
                              "and scenarios) first")
+    selection = evaluation_assets()
     if scenario_files_changed(instance):
-        # The table is older than the files: rebuild `scenarios` in the run, then every agent's pairs are compared
-        # with the new scenarios by the `trajectories` asset itself (unchanged ones are still skipped).
+        # The table is older than the files: rebuild `scenarios` in the first run, then every agent's pairs are
+        # compared with the new scenarios by the `trajectories` asset itself (unchanged ones are still skipped).
         summary = "scenario files changed since the scenarios table was built: scenarios rebuilt, every agent checked"
         if log:
             log.info(f"nightly plan: {summary}")
-        return dg.RunRequest(run_key=None, tags={**range_tags(instance, agent_ids), "aob/plan": summary},
-                             run_config=NIGHTLY_RUN_CONFIG)
+        runs = exact_runs(exact_range_tags(instance, agent_ids=agent_ids), selection)
+        if len(runs) == 1:
+            return _requests([(runs[0][0], None)], summary)  # the whole job, `scenarios` included
+        runs[0] = (runs[0][0], [SCENARIOS_KEY, *runs[0][1]])
+        return _requests(runs, summary)
     specs = [s for s in load_agent_registry(settings) if s.agent_id in set(agent_ids)]
     scenario_ids = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
     try:
@@ -55,17 +75,17 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     except WarehouseBusy as exc:
         if log:
             log.warning(f"could not plan the night ({exc}); requesting every agent, unchanged runs are skipped")
-        chosen, summary = agent_ids, "warehouse busy: every agent requested"
+        blocks, summary = exact_range_tags(instance, agent_ids=agent_ids), "warehouse busy: every agent requested"
     else:
         if not plan.stale:
             reason = (f"nothing changed: all {plan.total} agent × scenario runs are up to date "
                       "(fingerprints in trajectory_inputs)" if plan.total else plan.describe())
             return dg.SkipReason(reason)
-        chosen, summary = plan.agents, plan.describe()
+        blocks, summary = exact_range_tags(instance, pairs=plan.stale), plan.describe()
+    runs = exact_runs(blocks, selection)
     if log:
-        log.info(f"nightly plan: {summary}; agents {', '.join(chosen)}")
-    return dg.RunRequest(run_key=None, tags={**range_tags(instance, chosen), "aob/plan": summary[:200]},
-                         run_config=NIGHTLY_RUN_CONFIG, asset_selection=evaluation_assets())
+        log.info(f"nightly plan: {summary}; {len(runs)} run(s)")
+    return _requests(runs, summary)
 
 
 @dg.schedule(
@@ -74,7 +94,7 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     job_name="evaluate_agents",
     execution_timezone="UTC",
     description=(
-        "Every night: re-evaluate what changed and refresh what depends on it. Edited scenario files rebuild the "
+        "Every night: re-evaluate exactly the agent × scenario runs that changed and refresh what depends on it. Edited scenario files rebuild the "
         "scenarios table first. Agents that are not deterministic get new trials; deterministic agents are re-run "
         "only when their registry entry, a scenario or the world build changed (or a run was never judged) — "
         "compared with the fingerprints in trajectory_inputs. Then "

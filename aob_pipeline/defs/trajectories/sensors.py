@@ -38,3 +38,39 @@ def agent_registry_sensor(context: dg.SensorEvaluationContext):
     ]
     context.log.info(f"requesting evaluation runs for new agent(s): {new_agents}")
     return dg.SensorResult(run_requests=requests)
+
+
+PUBLISHED_KEY = dg.AssetKey("published_warehouse")
+
+
+def note_if_published_left_stale(instance: dg.DagsterInstance, run: dg.DagsterRun, settings: Settings) -> str | None:
+    """For a failed run that was to refresh the analysts' published copy but stopped before: record it (so
+    `aob sql` warns) and return the note; None when the run did not select publishing or published anyway."""
+    from aob_pipeline.lib.warehouse import mark_published_stale
+
+    selection = run.asset_selection or None  # None or empty: the whole job
+    if selection is not None and PUBLISHED_KEY not in selection:
+        return None
+    if selection is None and run.job_name not in {"aob_demo", "evaluate_agents"}:
+        return None
+    published = instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000).records
+    if any(r.event_log_entry.dagster_event.asset_key == PUBLISHED_KEY for r in published):
+        return None
+    failed = [r.event_log_entry.dagster_event.step_key for r in instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=100).records]
+    reason = f"failed step(s): {', '.join(failed)}" if failed else "the run failed"
+    return mark_published_stale(settings.published_path, run.run_id, reason)
+
+
+@dg.run_failure_sensor(
+    name="published_copy_stale_sensor",
+    description=("When a run that was to refresh the published (analysts') warehouse fails before publishing, "
+                 "record that the copy is stale — `aob sql` then warns, with the run and the failed step — instead "
+                 "of leaving it older than the pipeline without a word."),
+    default_status=dg.DefaultSensorStatus.RUNNING,
+)
+def published_copy_stale_sensor(context: dg.RunFailureSensorContext):
+    note = note_if_published_left_stale(context.instance, context.dagster_run, Settings.from_env())
+    if note:
+        context.log.warning(note)

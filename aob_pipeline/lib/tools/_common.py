@@ -129,7 +129,9 @@ def plain(value: Any) -> Any:
 def records(df: pd.DataFrame, columns: list[str] | None = None) -> list[dict[str, Any]]:
     """Rows of a frame as plain dicts (see ``plain``), optionally restricted to ``columns`` in that order."""
     cols = columns or list(df.columns)
-    return [{c: plain(v) for c, v in zip(cols, row)} for row in df[cols].itertuples(index=False, name=None)]
+    # column by column (one Python list per column), not row by row through pandas
+    values = [df[c].tolist() for c in cols]
+    return [{c: plain(v) for c, v in zip(cols, row)} for row in zip(*values)]
 
 
 def rounded(value: Any, digits: int = 4) -> float | None:

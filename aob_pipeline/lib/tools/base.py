@@ -13,6 +13,7 @@ agent-visible world tables. Agents therefore never see ground truth, expected an
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 from collections.abc import Callable
@@ -48,6 +49,9 @@ class ToolSpec:
     description: str
     parameters: dict[str, Any]
     func: Callable[..., Any] = field(repr=False, compare=False)
+    stateful: bool = False
+    """True for a tool whose result depends on more than the (immutable) world and its arguments — it records
+    something for the run (``wo_create_work_order``). Every other tool's envelope is memoised per context."""
 
     def as_json_schema(self) -> dict[str, Any]:
         """The shape LLM APIs and MCP expect: name, description, input schema."""
@@ -60,21 +64,40 @@ class ToolContext:
     ``world_dir`` holds one ``<table>.parquet`` per agent-visible table (written by the world build).
     ``now`` overrides the world's current time (ISO timestamp) for scenarios set at a given moment.
     ``created_work_orders`` collects work orders that agents asked to create: recorded, never applied.
+
+    One context serves a whole batch of runs (one DuckDB connection, one cache of lookups); each run gets its
+    own view from ``for_run()``, so what one run records (its draft work orders and their numbers) never
+    depends on which other runs shared the batch.
     """
 
-    def __init__(self, world_dir: str | Path, now: str | None = None):
+    def __init__(self, world_dir: str | Path, now: str | None = None, in_memory: bool = False):
         self.world_dir = Path(world_dir)
         if not self.world_dir.is_dir():
             raise FileNotFoundError(f"world snapshot not found at {self.world_dir}; run `aob world build` first")
         self._con = duckdb.connect(":memory:")
         self._lock = threading.Lock()
+        # A batch of many runs loads the snapshot into memory once (each query then scans DuckDB's own column
+        # segments, not zstd Parquet pages); a one-off session (aob tools call, MCP) reads the Parquet files.
+        kind = "TABLE" if in_memory else "VIEW"
         for pq in sorted(self.world_dir.glob("*.parquet")):
             self._con.execute(
-                f"CREATE VIEW \"{pq.stem}\" AS SELECT * FROM read_parquet('{pq.as_posix()}')"
+                f"CREATE {kind} \"{pq.stem}\" AS SELECT * FROM read_parquet('{pq.as_posix()}')"
             )
         self._now_override = now
+        self._owner = True
         self.created_work_orders: list[dict[str, Any]] = []
         self.cache: dict[str, Any] = {}
+        self.memo: dict[tuple[str, str], str] = {}
+        """Envelopes of stateless tool calls, as JSON text by (tool, arguments): the world does not change for the
+        life of a context, so the same call gives the same envelope (shared by the runs' views)."""
+
+    def for_run(self) -> ToolContext:
+        """A view for one run: the same world connection, lock and lookup cache (read-only data), but its own
+        ``created_work_orders`` — draft numbers start at DRAFT-0001 in every run. Closing a view is a no-op."""
+        view = copy.copy(self)
+        view._owner = False
+        view.created_work_orders = []
+        return view
 
     def query(self, sql: str, params: list[Any] | None = None):
         """Run a query and return a pandas DataFrame. Thread-safe (one cursor per call)."""
@@ -92,7 +115,8 @@ class ToolContext:
         return str(row["value"].iloc[0])
 
     def close(self) -> None:
-        self._con.close()
+        if self._owner:
+            self._con.close()
 
 
 def jsonable(value: Any) -> Any:

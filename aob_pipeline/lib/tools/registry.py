@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import json
 import logging
 import math
 import re
@@ -161,8 +162,42 @@ def _scrub(text: str, ctx: ToolContext | None, all_paths: bool = False) -> str:
     return _PATHLIKE.sub("<path>", text) if all_paths else text
 
 
+MEMO_LIMIT = 50_000
+"""At most this many memoised envelopes per context (a batch of 13 agents × 222 scenarios makes ~20,000 calls)."""
+
+
 def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Validate ``args``, run tool ``name`` and return the envelope; never raises."""
+    """Validate ``args``, run tool ``name`` and return the envelope; never raises.
+
+    Stateless tools are memoised per context (``ctx.memo``): the world snapshot is immutable while a context
+    lives, so a repeated call (another agent, another trial on the same scenario) returns a fresh copy of the
+    envelope it gave before — the same result, without the DuckDB query and the frame work. Internal errors are
+    never memoised; stateful tools (``ToolSpec.stateful``) always run.
+    """
+    memo = getattr(ctx, "memo", None)
+    key = None
+    if memo is not None and isinstance(args, dict):
+        try:
+            key = (str(name), json.dumps(args, sort_keys=True, allow_nan=False))
+        except (TypeError, ValueError):
+            key = None
+        if key is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return json.loads(hit)
+    envelope = _call_tool(ctx, name, args)
+    if key is not None and len(memo) < MEMO_LIMIT:
+        spec = (_REGISTRY or {}).get(name)
+        internal = not envelope["ok"] and envelope["error"].get("code") == "internal_error"
+        if spec is not None and not spec.stateful and not internal:
+            try:
+                memo[key] = json.dumps(envelope, allow_nan=False)
+            except (TypeError, ValueError):
+                pass
+    return envelope
+
+
+def _call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     try:
         spec = get_tool(name)
         if args is None:

@@ -667,5 +667,6 @@ TOOLS: list[ToolSpec] = [
             "preventive": {"type": "boolean", "description": "true for preventive work (default false: corrective)."},
         }, ["asset", "primary_code", "priority", "description"]),
         func=create_work_order,
+        stateful=True,  # records a draft for the run: never memoised
     ),
 ]

@@ -366,6 +366,62 @@ def to_rows(trajs: Iterable[Trajectory]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return trajectories, steps
 
 
+_POLARS_TYPES = {"VARCHAR": "String", "INTEGER": "Int32", "BIGINT": "Int64", "DOUBLE": "Float64",
+                 "TIMESTAMP": "Datetime", "BOOLEAN": "Boolean"}
+
+
+def _naive_utc_dt(value: datetime | None) -> datetime | None:
+    return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def to_frames(trajs: Iterable[Trajectory]):
+    """The ``trajectories`` and ``trajectory_steps`` rows of ``trajs`` as two polars frames, built column by
+    column with the tables' declared types (Arrow memory that DuckDB scans without a copy). Same values as
+    ``to_rows``, which stays the pandas form for callers that need pandas."""
+    import polars as pl
+
+    t_cols: dict[str, list[Any]] = {c: [] for c in TRAJECTORIES_TABLE.column_names}
+    s_cols: dict[str, list[Any]] = {c: [] for c in TRAJECTORY_STEPS_TABLE.column_names}
+    for t in trajs:
+        tot = t.totals
+        for name, value in (
+            ("run_id", t.run_id), ("agent_id", t.agent_id), ("scenario_id", t.scenario_id), ("trial", t.trial),
+            ("orchestration", t.orchestration), ("model", t.model), ("status", t.status),
+            ("status_reason", t.status_reason), ("final_answer", t.final_answer),
+            ("started_at", _naive_utc_dt(t.started_at)), ("ended_at", _naive_utc_dt(t.ended_at)),
+            ("wall_seconds", tot.wall_seconds), ("n_steps", tot.steps), ("n_tool_calls", tot.tool_calls),
+            ("n_tool_errors", tot.tool_errors), ("tokens_in", tot.tokens_in), ("tokens_out", tot.tokens_out),
+            ("cost_usd", tot.cost_usd), ("labels", json_text(t.labels)),
+            ("plan", None if t.plan is None else json_text(t.plan)), ("source", t.source),
+        ):
+            t_cols[name].append(value)
+        n = len(t.steps)
+        s_cols["run_id"].extend([t.run_id] * n)
+        s_cols["agent_id"].extend([t.agent_id] * n)
+        s_cols["scenario_id"].extend([t.scenario_id] * n)
+        for st in t.steps:
+            s_cols["step"].append(st.index)
+            s_cols["agent_name"].append(st.agent_name)
+            s_cols["kind"].append(st.kind)
+            s_cols["content"].append(st.content)
+            s_cols["tool"].append(st.tool)
+            s_cols["arguments"].append(json_text(st.arguments))
+            s_cols["observation"].append(None if st.observation is None else json_text(st.observation))
+            s_cols["error"].append(None if st.error is None else json_text(st.error))
+            s_cols["started_at"].append(_naive_utc_dt(st.started_at))
+            s_cols["ended_at"].append(_naive_utc_dt(st.ended_at))
+            s_cols["duration_ms"].append(st.duration_ms)
+            s_cols["tokens_in"].append(st.tokens_in)
+            s_cols["tokens_out"].append(st.tokens_out)
+            s_cols["cost_usd"].append(st.cost_usd)
+
+    def frame(table: Table, cols: dict[str, list[Any]]):
+        schema = {c.name: getattr(pl, _POLARS_TYPES[c.type.split("(")[0]]) for c in table.columns}
+        return pl.DataFrame({c: cols[c] for c in table.column_names}, schema=schema)
+
+    return frame(TRAJECTORIES_TABLE, t_cols), frame(TRAJECTORY_STEPS_TABLE, s_cols)
+
+
 def _missing(value: Any) -> bool:
     if value is None:
         return True

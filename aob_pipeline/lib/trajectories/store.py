@@ -20,7 +20,7 @@ from aob_pipeline.lib.trajectories.schema import (
     TRAJECTORY_TABLES,
     Trajectory,
     from_rows,
-    to_rows,
+    to_frames,
 )
 from aob_pipeline.lib.world.schema import Table
 
@@ -35,8 +35,8 @@ def ensure_trajectory_tables(con: duckdb.DuckDBPyConnection) -> None:
         _create_if_missing(con, table)
 
 
-def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: pd.DataFrame) -> None:
-    if frame.empty:
+def _insert(con: duckdb.DuckDBPyConnection, table: Table, frame: Any) -> None:
+    if len(frame) == 0:
         return
     view = f"__incoming_{table.name}"
     con.register(view, frame)
@@ -78,7 +78,7 @@ def replace_trajectories(
     if len(set(run_ids)) != len(run_ids):
         dup = next(r for r in run_ids if run_ids.count(r) > 1)
         raise ValueError(f"replace_trajectories: run id {dup} appears more than once in this write")
-    traj_frame, step_frame = to_rows(trajs)
+    traj_frame, step_frame = to_frames(trajs)  # polars, handed to DuckDB as Arrow without a copy
     pair_frame = pd.DataFrame(sorted(pair_set), columns=["agent_id", "scenario_id"], dtype="object")
     run_frame = pd.DataFrame({"run_id": run_ids}, dtype="object")
 

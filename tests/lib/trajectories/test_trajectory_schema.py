@@ -130,3 +130,19 @@ def test_tables_are_documented():
         TRAJECTORIES_TABLE.column_names)
     assert {"run_id", "step", "agent_name", "tool", "arguments", "observation", "error"} <= set(
         TRAJECTORY_STEPS_TABLE.column_names)
+
+
+def test_polars_frames_hold_the_same_rows_as_the_pandas_ones():
+    import duckdb
+
+    from aob_pipeline.lib.trajectories.schema import to_frames
+
+    trajs = [sample(), sample().model_copy(update={"run_id": "other", "plan": None, "steps": []})]
+    pd_t, pd_s = to_rows(trajs)
+    pl_t, pl_s = to_frames(trajs)
+    con = duckdb.connect()
+    for pandas_frame, polars_frame in ((pd_t, pl_t), (pd_s, pl_s)):
+        assert list(polars_frame.columns) == list(pandas_frame.columns)
+        a = con.execute("SELECT * FROM pandas_frame ORDER BY ALL").fetchall()
+        b = con.execute("SELECT * FROM polars_frame ORDER BY ALL").fetchall()
+        assert a == b and len(a) == len(pandas_frame)
