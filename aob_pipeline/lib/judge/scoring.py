@@ -48,8 +48,8 @@ import numpy as np
 import pandas as pd
 
 from aob_pipeline.lib.judge.records import CRITERIA, NEGATIVE_CRITERION, POSITIVE_CRITERIA
-from aob_pipeline.lib.judge.scenario import JudgeScenario, scenario_index
-from aob_pipeline.lib.judge.trace import (
+from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
+from aob_pipeline.lib.trace import (
     DOMAIN_AGENTS,
     GROUP_AGENT,
     EntityScope,

@@ -1,4 +1,11 @@
-"""Offline failure detectors: what the structure of a trace proves, without a model.
+"""Offline failure detectors: what the structure of a trace proves, without a model — rule sets over the trace
+layer (``aob_pipeline.lib.trace``).
+
+Where a failure mode and a judge criterion speak of the same fact — verification, an ignored tool error, role,
+repetition, the answer's form, overstated completion — the detector reads the very fact the judges read
+(``TraceFacts.repeated_calls``, ``ignored_errors``, ``role_violations``; ``trace.answer.form_problem``;
+``trace.verification.verification_check``; ``trace.claims.overstatements``), so a finding and a verdict never
+contradict each other (``trace.coherence`` measures it).
 
 Each detector is a small function ``detect_<what>(trajectory, scenario) -> list[Detection]`` that looks only at
 the recorded steps (and, where the rule needs it, at the scenario's answer format, gold plan or robustness
@@ -15,10 +22,9 @@ The detectors, what each raises, and the trace structure that proves it:
   error / failed / not found) in its next thought or any later text.
 - ``detect_ineffective_error_recovery`` → "Ineffective error recovery": a failed tool call that the agent retried
   without ever getting that tool to work (or retried with the failing arguments unchanged).
-- ``detect_success_claimed_after_error`` → "Overstatement of task completion": a tool never succeeded after
-  failing, and the final answer claims success (successfully, completed, verified, all ...) mentioning no failure.
-- ``detect_unsupported_claims`` → "Overstatement of task completion": the final answer claims a work order was
-  created (no ``wo_create_work_order`` call succeeded) or that the work was verified (no step verifies).
+- ``detect_unsupported_claims`` → "Overstatement of task completion": the answer claims work the run does not
+  hold — a work order created, a verification, a failed call as a success, completion with errors unhandled or
+  gold steps missing (``trace.claims.overstatements``).
 - ``detect_misquoted_tool_result`` → MAST ``action_reasoning_mismatch``: a sentence of the answer names a tool and
   states a number no tool of the run returned (nor a count, sum, mean, minimum or maximum of a list one returned).
 - ``detect_output_format`` → "Extraneous or confusing output formatting": the final answer does not take the shape
@@ -54,10 +60,15 @@ import json
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 from aob_pipeline.lib.scenarios.compare import numbers_in
+from aob_pipeline.lib.trace import DOMAIN_TOOL_GROUPS, INFORMATIVE_ERROR_CODES, role_of
+from aob_pipeline.lib.trace import tool_group as _registry_tool_group
+from aob_pipeline.lib.trace.answer import form_problem, states_result
+from aob_pipeline.lib.trace.claims import overstatements, success_claimed_after_errors
+from aob_pipeline.lib.trace.reading import read_trace
+from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.scenarios.model import ASK_OPERATOR, Scenario
 from aob_pipeline.lib.trajectories.schema import Step, Trajectory
 from aob_pipeline.lib.trajfm.evidence import TraceEvidence, render_step
@@ -86,15 +97,6 @@ from aob_pipeline.lib.trajfm.findings import (
     mast_names,
     no_flags,
 )
-
-DOMAIN_TOOL_GROUPS: dict[str, tuple[str, ...]] = {
-    "iot": ("iot",),
-    "fmsr": ("fmsr", "knowledge"),
-    "tsfm": ("tsfm",),
-    "wo": ("wo",),
-}
-"""Tool groups each domain agent may call (the same split as the Claude orchestrations' domain agents:
-the FMSR agent also reads the maintenance manual, group ``knowledge``)."""
 
 ORCHESTRATOR_NAMES: frozenset[str] = frozenset({"supervisor", "planner", "orchestrator"})
 """Agent names of orchestrators in multi-agent runs: they delegate and never call domain tools themselves."""
@@ -137,8 +139,6 @@ WRITE_TOOLS: dict[str, tuple[str, ...]] = {"wo_create_work_order": ("wo_list_wor
 INVALID_ACTION_CODES = frozenset({"unknown_tool", "invalid_arguments", "start_after_end"})
 """Error codes that mean the call itself was malformed: no such tool, arguments breaking the schema, a window
 that ends before it starts."""
-INFORMATIVE_ERROR_CODES = frozenset({"not_enough_data", "empty_window"})
-"""Errors that are an answer, not a failure ("nothing in that window"): never reported as unhandled."""
 INTERNAL_ERROR_CODE = "internal_error"
 CLARIFYING_ROBUSTNESS = frozenset({"vague_request", "missing_sensor"})
 MIN_VERIFIED_PLAN_STEPS = 2
@@ -183,26 +183,23 @@ class Detection:
 
 
 def domain_of(agent_name: str | None) -> str | None:
-    """The domain agent a step's ``agent_name`` stands for (``iot``, ``fmsr``, ``tsfm``, ``wo``), or None.
-
-    Accepts the names the orchestrations use: ``iot``, ``iot_agent``, ``IoT agent``, ``wo-agent``...
-    """
-    if not agent_name:
-        return None
-    name = re.sub(r"[\s_-]*agent$", "", agent_name.strip().casefold())
-    return name if name in DOMAIN_TOOL_GROUPS else None
+    """The domain agent a step's ``agent_name`` stands for (``iot``, ``fmsr``, ``tsfm``, ``wo``), or None
+    (``trace.role_of``: ``iot``, ``iot_agent``, ``IoT agent``, ``wo-agent``...)."""
+    role = role_of(agent_name)
+    return role if role in DOMAIN_TOOL_GROUPS else None
 
 
-@lru_cache(maxsize=512)
 def tool_group(tool: str) -> str | None:
-    """The registered group of ``tool`` (iot, fmsr, tsfm, wo, knowledge), or None for an unknown tool."""
-    from aob_pipeline.lib.tools.base import ToolError
-    from aob_pipeline.lib.tools.registry import get_tool
+    """The registered group of ``tool`` (iot, fmsr, tsfm, wo, knowledge), or None (``trace.tool_group``)."""
+    return _registry_tool_group(tool)
 
-    try:
-        return get_tool(tool).group
-    except ToolError:
-        return None
+
+def _step_at(trajectory: Trajectory, index: int) -> Step:
+    """The step with ``index``."""
+    for step in trajectory.steps:
+        if step.index == index:
+            return step
+    raise KeyError(f"run {trajectory.run_id} has no step {index}")
 
 
 def _canonical(value: Any) -> str:
@@ -357,34 +354,27 @@ def _step_text(step: Step) -> str:
 # ------------------------------------------------------------------------------------------- detectors
 
 
-def detect_repeated_identical_calls(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Step repetition: the same agent calls the same tool with the same arguments after that call succeeded.
+def detect_repeated_identical_calls(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Step repetition: a call repeats an identical call (same tool and arguments) that had already succeeded.
 
-    Proof: two ``tool_call`` steps with equal (agent name, tool, canonical JSON arguments), the earlier without
-    an error, and between them no thought or message of that agent announcing a verification
-    (``VERIFICATION_LANGUAGE``: a deliberate re-read to verify is not a repetition). Repeating a *failed* call is
-    error recovery, judged by ``detect_ineffective_error_recovery``. One detection per run, at the first
-    repetition, counting all repeated calls.
+    Proof: ``TraceFacts.repeated_calls`` — the fact the judges' sequence correctness reads — except one re-read
+    announced as a check (a thought or message of the same agent stating a verification just before it).
+    Repeating a *failed* call is error recovery, judged by ``detect_ineffective_error_recovery``. One detection
+    per run, at the first repetition, counting all repeated calls.
     """
-    succeeded: dict[tuple[str, str, str], int] = {}
-    repeats: list[tuple[Step, int]] = []
-    for step in trajectory.tool_calls:
-        key = (step.agent_name, str(step.tool), _canonical(step.arguments))
-        if key in succeeded:
-            if not _verification_between(trajectory, succeeded[key], step.index, step.agent_name):
-                repeats.append((step, succeeded[key]))
-            succeeded[key] = step.index
-        elif step.error is None:
-            succeeded[key] = step.index
+    facts = read_trace(trajectory, scenario).facts
+    repeats = facts.repeated_calls()
     if not repeats:
         return []
-    step, first = repeats[0]
+    call = repeats[0]
+    first = next(c.index for c in facts.ok_calls if c.signature == call.signature and c.index < call.index)
     more = f" ({len(repeats)} repeated calls in all)" if len(repeats) > 1 else ""
+    step = _step_at(trajectory, call.index)
     return [Detection(
         "detect_repeated_identical_calls", "mast", STEP_REPETITION,
-        f"{step.agent_name} called {step.tool} at step {step.index} with the same arguments as its successful call "
+        f"{call.agent_name} called {call.tool} at step {call.index} with the same arguments as the successful call "
         f"at step {first}{more}.",
-        step.index, call_text(step), step.agent_name,
+        call.index, call_text(step), call.agent_name,
     )]
 
 
@@ -431,31 +421,27 @@ def error_handled(step: Step, trajectory: Trajectory) -> bool:
     return any(term and term in text.casefold() for text in texts for term in specifics)
 
 
-def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Lack of error handling: a failed tool call the agent never reacts to.
+def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Lack of error handling: a failed tool call the agent ignored.
 
-    Proof: a ``tool_call`` with an ``error`` (other than an informative one, ``INFORMATIVE_ERROR_CODES``: no data
-    in the window is an answer, not a failure) that the agent does not handle (``error_handled``). Handled means
-    any of: the agent's next step is a tool call and the failed tool is called again within its next
-    ``RETRY_WINDOW`` steps (a retry, possibly after a look-up); a question to the operator follows; the agent's
-    first thought or message after the failure speaks of it (``TOOL_ERROR_ACKNOWLEDGEMENT``: error, failed, not
-    found, instead, try again...); or a later text or the final answer names the error code or the failing
-    argument value. A later call of the same tool after a silent or confident thought is not a retry: it is
-    indistinguishable from the next item of a sequence of calls. The first unhandled error is reported.
+    Proof: ``TraceFacts.ignored_errors`` — the fact the judges' hallucination reads: a failed call (not an
+    informative "no data" error, not the error a robustness scenario's gold plan expects) that no later call
+    recovered from (the same tool succeeding with at most one argument corrected) and that nothing afterwards
+    acknowledges (no question to the operator, no thought, message or final answer speaking of a failure or
+    naming its code). The first one is reported.
     """
-    for step in trajectory.tool_calls:
-        if step.error is None or error_code(step) in INFORMATIVE_ERROR_CODES:
-            continue
-        if error_handled(step, trajectory):
-            continue
-        who = ATTRIBUTION_TOOL if error_code(step) == INTERNAL_ERROR_CODE else step.agent_name
-        return [Detection(
-            "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
-            f"{step.tool} failed at step {step.index} ({error_code(step)}) and the agent neither retried, asked "
-            f"the operator nor mentioned the failure afterwards.",
-            step.index, quote(error_message(step)), who,
-        )]
-    return []
+    ignored = read_trace(trajectory, scenario).facts.ignored_errors()
+    if not ignored:
+        return []
+    call = ignored[0]
+    step = _step_at(trajectory, call.index)
+    who = ATTRIBUTION_TOOL if call.error_code == INTERNAL_ERROR_CODE else call.agent_name
+    return [Detection(
+        "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
+        f"{call.tool} failed at step {call.index} ({call.error_code}); the run never recovered from it and never "
+        f"acknowledged the failure.",
+        call.index, quote(error_message(step)), who,
+    )]
 
 
 def detect_ineffective_error_recovery(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
@@ -497,31 +483,6 @@ def unrecovered_errors(trajectory: Trajectory) -> list[Step]:
     return out
 
 
-def detect_success_claimed_after_error(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Overstatement of task completion: success claimed although a tool failed for good.
-
-    Proof: an unrecovered tool error (``unrecovered_errors``) and a final answer with a success claim
-    (``SUCCESS_CLAIM``) that mentions no failure at all (no ``TOOL_ERROR_ACKNOWLEDGEMENT`` word, no error code).
-    Errors the scenario itself expects (a missing-sensor case's ``unknown_sensor``) count only when the answer
-    says nothing about them either.
-    """
-    answer = final_text(trajectory)
-    failed = unrecovered_errors(trajectory)
-    if not answer or not failed:
-        return []
-    codes = {(error_code(s) or "").casefold() for s in failed}
-    if TOOL_ERROR_ACKNOWLEDGEMENT.search(answer) or any(c and c in answer.casefold() for c in codes):
-        return []
-    claim = sentence_with(answer, SUCCESS_CLAIM)
-    if claim is None:
-        return []
-    first = failed[0]
-    return [Detection(
-        "detect_success_claimed_after_error", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
-        f"The final answer claims success although {first.tool} failed at step {first.index} "
-        f"({error_code(first)}) and never succeeded afterwards.",
-        _final_index(trajectory), claim, answering_agent(trajectory),
-    )]
 
 
 WORK_ORDER_CLAIM = re.compile(
@@ -557,31 +518,30 @@ def _claims(text: str, pattern: re.Pattern[str]) -> list[str]:
     return out
 
 
-def detect_unsupported_claims(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Overstatement of task completion: the answer claims work that no step of the run did.
+def detect_unsupported_claims(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Overstatement of task completion: the answer (or a step) claims work that the run does not hold.
 
-    Proof, either: a sentence of the final answer claims a work order was created (``WORK_ORDER_CLAIM``, not
-    negated, conditional or recommended: ``HEDGE``) and no ``wo_create_work_order`` call succeeded; or a sentence
-    claims the work was verified (``VERIFICATION_CLAIM``: verified, double-checked, checked every...) and no step
-    of the run verifies (``shows_verification``).
+    Proof: ``claims.overstatements`` — the fact the judges' hallucination reads: a work order claimed created with
+    no successful ``wo_create_work_order``; "verified" with no check in the run; a thought or message calling a
+    failed call a success; completion claimed ("all steps completed", "task complete") while a tool error is
+    unhandled, a gold step the run should have performed is missing, or no call succeeded.
     """
-    answer = final_text(trajectory)
-    if not answer.strip():
-        return []
-    created = any(s.tool == CREATE_WORK_ORDER_TOOL and s.error is None for s in trajectory.tool_calls)
-    found: list[tuple[str, str]] = []
-    if not created:
-        found += [(c, "a work order was created, but no wo_create_work_order call succeeded")
-                  for c in _claims(answer, WORK_ORDER_CLAIM)]
-    if not shows_verification(trajectory):
-        found += [(c, "the work was verified, but no step of the run verifies anything")
-                  for c in _claims(answer, VERIFICATION_CLAIM)]
+    reading = read_trace(trajectory, scenario)
+    found = overstatements(reading.scenario, reading.facts, reading.claims)
     if not found:
         return []
-    claim, why = found[0]
+    for _, step in success_claimed_after_errors(reading.facts):
+        if found[0].startswith(f"(step {step.index})"):
+            return [Detection(
+                "detect_unsupported_claims", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
+                f"The run claims {found[0]}.", step.index, quote(step.content or ""), step.agent_name,
+            )]
+    evidence = answer_evidence(trajectory)
+    if not evidence:
+        return []
     return [Detection(
         "detect_unsupported_claims", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
-        f"The final answer claims {why}.", _final_index(trajectory), claim, answering_agent(trajectory),
+        f"The final answer claims {found[0]}.", _final_index(trajectory), evidence, answering_agent(trajectory),
     )]
 
 
@@ -740,26 +700,25 @@ def format_problem(answer: str, answer_format: str) -> str | None:
     return None
 
 
-def detect_output_format(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Extraneous or confusing output formatting: the answer cannot be read in the required format.
+def detect_output_format(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Extraneous or confusing output formatting: the answer lacks the form the task needs.
 
-    Proof: the run completed with a final answer and ``format_problem(answer, scenario.answer.format)`` names a
-    problem. Needs a scenario with an answer spec (imported scenarios have none and are skipped).
+    Proof: ``answer.form_problem`` — the fact the judges' result verification reads first: the answer was cut
+    at the size limit, or does not have the form of the scenario's answer format (no number where one is asked,
+    a table around a single value, prose talking around the values of a list, nothing for a part of a structured
+    answer, no behaviour in a robustness case). Needs a scenario with an answer format.
     """
-    if scenario is None or scenario.answer is None or trajectory.status != "completed":
+    reading = read_trace(trajectory, scenario)
+    sc = reading.scenario
+    if sc is None or sc.answer_format is None:
         return []
-    answer = final_text(trajectory)
-    if trajectory.final_answer is None and final_step(trajectory) is None:
-        return []
-    problem = format_problem(answer, scenario.answer.format)
-    if problem is None:
-        return []
+    problem = form_problem(sc, reading.facts, trajectory.final_answer)
     evidence = answer_evidence(trajectory)
-    if not evidence:
+    if problem is None or not evidence:
         return []
     return [Detection(
         "detect_output_format", "additional", EXTRANEOUS_OUTPUT_FORMATTING,
-        f"The output format asked for is '{scenario.output_format}' ({scenario.answer.format}), but {problem}.",
+        f"The output format asked for is '{sc.output_format}' ({sc.answer_format}): {problem}.",
         _final_index(trajectory), evidence, answering_agent(trajectory),
     )]
 
@@ -785,38 +744,24 @@ def detect_invalid_action(trajectory: Trajectory, scenario: Scenario | None = No
 _REFUSED = re.compile(r"^\s*\[refused\]", re.IGNORECASE)
 
 
-def detect_role_violation(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
+def detect_role_violation(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
     """Disobey role specification: an agent calls a tool outside its role.
 
-    Proof, any of: a ``tool_call`` by a domain agent (``domain_of(agent_name)`` is iot, fmsr, tsfm or wo) of a
-    registered tool whose group is not one of ``DOMAIN_TOOL_GROUPS[domain]``; a ``tool_call`` of a registered
-    domain tool by an orchestrator (``ORCHESTRATOR_NAMES``) in a multi-agent run; a ``[refused]`` message, which
-    the runtime records when it blocks such a call. Single agents (name ``agent``) may call every tool.
+    Proof: ``TraceFacts.role_violations`` — the fact the judges' sequence correctness reads: in a run with named
+    domain sub-agents, a domain agent calling a tool of another group (the FMSR agent also reads the manual), a
+    coordinator (supervisor, planner, orchestrator) calling a domain tool itself, or a ``[refused]`` message by
+    which the runtime blocked such a call. Single agents may call every tool.
     """
-    for step in trajectory.steps:
-        if step.kind == "message" and step.content and _REFUSED.match(step.content):
-            return [Detection(
-                "detect_role_violation", "mast", DISOBEY_ROLE_SPECIFICATION,
-                f"{step.agent_name} tried to call a tool of another agent (refused by the runtime, step {step.index}).",
-                step.index, quote(step.content), step.agent_name,
-            )]
-        if step.kind != "tool_call":
-            continue
-        group = tool_group(str(step.tool))
-        if group is None:
-            continue
-        domain = domain_of(step.agent_name)
-        if domain is not None and group not in DOMAIN_TOOL_GROUPS[domain]:
-            why = f"the {domain} agent called {step.tool}, a tool of the {group} group"
-        elif domain is None and step.agent_name.strip().casefold() in ORCHESTRATOR_NAMES:
-            why = f"the orchestrator {step.agent_name} called the domain tool {step.tool} itself instead of delegating"
-        else:
-            continue
-        return [Detection(
-            "detect_role_violation", "mast", DISOBEY_ROLE_SPECIFICATION,
-            f"At step {step.index} {why}.", step.index, call_text(step), step.agent_name,
-        )]
-    return []
+    violations = read_trace(trajectory, scenario).facts.role_violations()
+    if not violations:
+        return []
+    index, why = violations[0]
+    step = _step_at(trajectory, index)
+    evidence = call_text(step) if step.kind == "tool_call" else quote(step.content or "")
+    return [Detection(
+        "detect_role_violation", "mast", DISOBEY_ROLE_SPECIFICATION, f"At step {index} {why}.", index, evidence,
+        step.agent_name,
+    )]
 
 
 _ADDRESS = re.compile(r"^\s*\[to [^\]]+\]\s*")
@@ -869,24 +814,25 @@ def shows_verification(trajectory: Trajectory) -> bool:
     return False
 
 
-def detect_missing_verification(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """No or incorrect verification: a multi-step task answered without any verification step.
+def detect_missing_verification(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """No or incorrect verification: a result that needs a check was given without one, or the run acted on the
+    task's conditions against what the data it read said.
 
-    Proof: the scenario's gold plan has ``MIN_VERIFIED_PLAN_STEPS`` or more tool steps, the run gave a final
-    answer, and no step shows a verification (``shows_verification``): no thought or message using verification
-    language (``VERIFICATION_LANGUAGE``: verify, double-check, cross-check, confirm, consistent with...), and no
-    read-back of something the run wrote (``WRITE_TOOLS``, e.g. listing work orders after creating one). A final
-    answer that only *says* it verified does not count (``detect_unsupported_claims`` reports that claim).
+    Proof: ``verification.verification_check`` — the fact the judges' result verification reads — names a
+    problem, on a run whose final answer states a result (``answer.states_result``; an answer that gives no
+    result has nothing to verify). What counts as a check, and when a result needs one, is defined there.
     """
-    if scenario is None or len(_plan_tool_steps(scenario)) < MIN_VERIFIED_PLAN_STEPS:
+    reading = read_trace(trajectory, scenario)
+    sc, answer = reading.scenario, trajectory.final_answer
+    if sc is None or not answer or not answer.strip() or not states_result(answer, sc, reading.claims):
         return []
+    check = verification_check(sc, reading.facts, answer)
     evidence = answer_evidence(trajectory)
-    if not evidence or not final_text(trajectory).strip() or shows_verification(trajectory):
+    if check.verified or not evidence:
         return []
     return [Detection(
         "detect_missing_verification", "mast", NO_OR_INCORRECT_VERIFICATION,
-        f"The task takes {len(_plan_tool_steps(scenario))} tool steps, and the run answered without checking its "
-        f"result in any step.",
+        f"The run answered without verifying its result: {check.problem}.",
         _final_index(trajectory), evidence, answering_agent(trajectory),
     )]
 
@@ -1039,7 +985,6 @@ DETECTORS: tuple[Detector, ...] = (
     detect_repeated_identical_calls,
     detect_unhandled_tool_error,
     detect_ineffective_error_recovery,
-    detect_success_claimed_after_error,
     detect_unsupported_claims,
     detect_misquoted_tool_result,
     detect_output_format,

@@ -71,9 +71,9 @@ def gold(step: str, agent: str, tool: str, args: dict[str, Any], **extra: Any) -
 
 
 def plan(*steps: dict[str, Any]) -> tuple:
-    from aob_pipeline.lib.judge.scenario import _gold_step
+    from aob_pipeline.lib.judge.scenario import gold_step
 
-    return tuple(_gold_step(s, "test") for s in steps)
+    return tuple(gold_step(s, "test") for s in steps)
 
 
 HISTORY = {"asset_id": "CWC04006", "name": "Chiller 6", "sensor": "Supply Temperature", "unit": "degF",
