@@ -37,10 +37,10 @@ class FindingsConfig(dg.Config):
     concurrency: int = 4
 
 
-def _extractors(config: FindingsConfig) -> list:
+def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> list:
     from aob_pipeline.lib.trajfm.detectors import OfflineExtractor
 
-    extractors = [OfflineExtractor()]
+    extractors = [OfflineExtractor(judge_scenarios=judge_scenarios)]
     model = config.llm_extractor_model or os.environ.get("AOB_TRAJFM_MODEL")
     if model:
         from aob_pipeline.lib.llm import LLMClient
@@ -65,7 +65,10 @@ def failure_findings(context: dg.AssetExecutionContext, config: FindingsConfig, 
     with duckdb.get_connection() as con:
         keys, trajs, scen_rows = load_partition_runs(con, context.partition_keys)
     scenarios = {r["scenario_id"]: scenario_from_row(r) for r in scen_rows.to_dict("records")}
-    findings = extract_findings(_extractors(config), trajs, scenarios, concurrency=config.concurrency)
+    from aob_pipeline.lib.trace import scenario_index
+
+    judge_scenarios = scenario_index(scen_rows)  # the judges' view: the detectors read the same facts
+    findings = extract_findings(_extractors(config, judge_scenarios), trajs, scenarios, concurrency=config.concurrency)
     frame = findings_frame(findings)
     with duckdb.get_connection() as con:
         written = replace_partition_rows(con, FAILURE_FINDINGS_TABLE, frame, keys)

@@ -87,12 +87,10 @@ import pandas as pd
 from aob_pipeline.lib.judge.records import TRACE_ONLY_JUDGE
 from aob_pipeline.lib.judge.reference import RuleJudge, no_data_read
 from aob_pipeline.lib.trace import (
-    CATALOG_TOOLS,
     DATE,
     EQUIPMENT_NAME,
     FAILURE_ACK,
     AnswerClaims,
-    Call,
     JudgeScenario,
     NumberBook,
     NumberClaim,
@@ -118,7 +116,7 @@ from aob_pipeline.lib.trace.answer import (
     states_result,
 )
 from aob_pipeline.lib.trace.claims import UNIT_CONSTANTS, overstatements
-from aob_pipeline.lib.trace.verification import derived_numbers, uses_output
+from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.scenarios.compare import mentions
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
@@ -393,31 +391,6 @@ def retrieval_accuracy(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> V
     return True, f"queried what the request names ({', '.join(named[:5])})"
 
 
-def _data_calls(facts: TraceFacts) -> list[Call]:
-    return [c for c in facts.usable_calls if c.tool not in CATALOG_TOOLS]
-
-
-def _chained(facts: TraceFacts) -> list[Call]:
-    """Data calls whose arguments carry a value read from an earlier successful result or an operator reply."""
-    out = []
-    for call in _data_calls(facts):
-        earlier = [{"result": c.observation} for c in facts.ok_calls if c.index < call.index]
-        earlier += [{"reply": s.content or ""} for s in facts.steps if s.kind == "operator_reply" and s.index < call.index]
-        if any(uses_output(call, o) for o in earlier):
-            out.append(call)
-    return out
-
-
-def _blind_needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
-    data = _data_calls(facts)
-    if len(data) > 1:
-        return f"a result from {len(data)} data calls"
-    computed = derived_numbers(sc, facts, answer)
-    if computed:
-        return f"a derived result ({', '.join(computed[:3])} computed, not read)"
-    return None
-
-
 def result_verification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: AnswerClaims) -> Verdict:
     answer = t.final_answer
     if answer is None or not answer.strip():
@@ -429,18 +402,12 @@ def result_verification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, cla
     ok, why = answer_form_blind(sc.answer_format, answer, sc, facts)
     if not ok:
         return False, f"the answer does not have the form the task needs ({sc.answer_format}): {why}"
-    need = _blind_needs_check(sc, facts, answer)
-    if need:
-        statements, cross, rereads = facts.verification_statements(), facts.cross_checks(), facts.rereads()
-        chained = _chained(facts)
-        if statements or cross or rereads or chained:
-            how = (f"a verification statement at step {statements[0].index}" if statements
-                   else f"a re-read ({rereads[0].tool} at step {rereads[0].index})" if rereads
-                   else f"a cross-check ({cross[0].tool} at step {cross[0].index})" if cross
-                   else f"{chained[0].tool} (step {chained[0].index}) built on a value read before it")
-            return True, f"the answer has the right form ({why}) and the run checked its result: {how}"
-        return False, f"{need} without any check: no verification statement, re-read, cross-check or chained call"
-    return True, f"the answer has the form the task needs ({why}); a result read straight off a tool"
+    check = verification_check(sc, facts, answer)
+    if check.problem:
+        return False, check.problem
+    if check.how:
+        return True, f"the answer has the right form ({why}) and the run checked its result: {check.how}"
+    return True, f"the answer has the form the task needs ({why}); nothing read from data to check"
 
 
 def _guessed_ids(facts: TraceFacts) -> list[str]:

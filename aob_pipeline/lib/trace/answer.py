@@ -91,6 +91,23 @@ def prose_form(text: str, items: list[Any], what: str) -> Verdict:
                    f"words, under {MIN_ITEM_DENSITY:.0%})")
 
 
+def broken_json(text: str) -> bool:
+    """True when the value part of ``text`` (inside a code fence if fenced; its first paragraph) starts as JSON
+    (``{`` or ``[``) and no reading of it parses."""
+    fence = re.fullmatch(r"```[a-zA-Z]*\s*(.*?)\s*```", text.strip(), re.DOTALL)
+    inner = fence.group(1).strip() if fence else text.strip()
+    head = inner.split("\n\n", 1)[0].strip()
+    if head[:1] not in ("{", "["):
+        return False
+    for candidate in (inner, head, head.split("\n", 1)[0]):
+        try:
+            json.loads(candidate)
+            return False
+        except ValueError:
+            continue
+    return True
+
+
 def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts | None = None) -> Verdict:
     """Whether ``answer`` has the form of answer format ``fmt`` (not whether it is right). Returns (ok, why).
 
@@ -108,6 +125,8 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
         return False, "the answer is empty"
     structured = not isinstance(parsed, str)
     claims = None if structured else answer_claims(text)
+    if not structured and fmt not in ("text", None) and broken_json(text):
+        return False, "the answer starts as JSON but is not valid JSON"
     if fmt in ("number", "integer", "label") and not structured and is_table(text):
         return False, f"a single {fmt} is asked, but the answer is a table"
     if fmt in ("number", "integer"):
@@ -125,7 +144,14 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
             return True, "a list of ids"
         if isinstance(parsed, Mapping):
             return (any(isinstance(v, list) for v in parsed.values()), "an object holding a list of ids")
-        items = list(expected or [])
+        if expected is None:  # the expected set is unknown (a scenario without its answer): judge the shape only
+            named = [*claims.ids, *claims.names]
+            if not named:
+                return (bool(re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE)), "names no id")
+            if len(named) == 1 or LIST_LINE.search(text) or is_table(text):
+                return True, "names the ids"
+            return prose_form(text, named, "a set of ids")
+        items = list(expected)
         if not items:
             return (bool(re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE)),
                     "an empty set must be stated as none")
@@ -137,6 +163,8 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
     if fmt == "label":
         if isinstance(parsed, (list, tuple)) and len(parsed) != 1:
             return False, f"expected one label, got a list of {len(parsed)}"
+        if isinstance(parsed, Mapping) and len(parsed) != 1:
+            return False, f"expected one label, got a JSON structure of {len(parsed)} fields"
         return True, "a label"
     if fmt == "list":
         if isinstance(parsed, (list, tuple)):
@@ -329,6 +357,6 @@ def form_problem(sc: JudgeScenario, facts: TraceFacts, answer: str | None) -> st
 
 __all__ = [
     "BARE_ANSWER_WORDS", "CONFLICT_WORDS", "LEADING_YES_NO", "MAX_CLEAR_ANSWER_CHARS", "MIN_ITEM_DENSITY", "Verdict",
-    "answer_form", "form_problem", "ignored_reports", "is_garbage", "is_number", "is_table", "item_density",
+    "answer_form", "broken_json", "form_problem", "ignored_reports", "is_garbage", "is_number", "is_table", "item_density",
     "new_tokens", "prose_form", "report_values", "scenario_entities", "states_result",
 ]

@@ -91,6 +91,13 @@ FAILURE_ACK = re.compile(
     r"(\berror\w*|\bfail\w*|could ?n[o']t|\bcannot\b|can't|\bunable\b|not (?:available|found|possible|exist\w*)|"
     r"\bunavailable\b|\bmissing\b|\bno data\b|\bno (?:such|readings?|records?)\b|\bunknown\b|does ?n[o']t (?:have|exist)|"
     r"\bhas no\b|\bhave no\b|\bno [\w%-]+ sensor\b|\bnot have\b|\bnot (?:listed|present)\b)", re.IGNORECASE)
+ERROR_NOTICED = re.compile(
+    r"\b(error|errors|fail|failed|fails|failure|failing|could not|couldn't|cannot|can't|unable|not found|"
+    r"not available|unavailable|does not exist|doesn't exist|no such|has no|have no|there is no|unknown|missing|"
+    r"invalid|not possible|did not|didn't|no data|no results?|retry|retried|try again|trying again|instead|"
+    r"wrong|mistake|typo|correct(?:ed|ing)?|rejected)\b", re.IGNORECASE)
+"""Words by which a later step or the final answer shows the agent noticed a tool failure (besides
+``FAILURE_ACK``): a retry announced, a correction, a wrong or invalid argument named."""
 COMPLETION_CLAIM = re.compile(
     r"(\ball (?:the )?(?:steps|tasks|checks)\b[^.\n]{0,30}\b(?:complete|completed|done|executed|finished|performed)\b|"
     r"\btask (?:is |has been |was )?(?:fully |successfully )?(?:complete|completed|done|finished)\b|"
@@ -858,9 +865,9 @@ class TraceFacts:
         """(step index, what happened) for each call made by an agent whose role it is not, in a run with named
         domain sub-agents: a domain agent calling another group's tool (the FMSR agent also reads the manual), a
         coordinator calling a domain tool itself, or a call the runtime refused as another agent's (a
-        ``[refused]`` message). A single agent has no roles to respect."""
+        ``[refused]`` message). A single agent (no domain or coordinator name) has no roles to respect."""
         roles = {role_of(s.agent_name) for s in self.steps}
-        if not roles & set(DOMAIN_AGENTS):
+        if not roles & {*DOMAIN_AGENTS, "coordinator"}:
             return []
         out = []
         for step in self.steps:
@@ -883,16 +890,29 @@ class TraceFacts:
 
     def acknowledged(self, call: Call) -> bool:
         """Whether the run shows it noticed failed call ``call``: a question to the operator after it, or a later
-        thought, message or final answer that speaks of a failure (``FAILURE_ACK``) or names its error code."""
+        thought, message or final answer that speaks of a failure (``FAILURE_ACK``, ``ERROR_NOTICED``) or names its
+        error code or its failing argument (a string argument the error message names and no successful call of
+        the tool used)."""
         code = (call.error_code or "").casefold()
-        for step in self.steps[call.index + 1:]:
+        good = {str(v).casefold() for c in self.ok_calls if c.tool == call.tool for v in c.args.values()
+                if isinstance(v, str)}
+        message = str((call.error or {}).get("message") or "").casefold()
+        named = [code] + [v.casefold() for v in call.args.values()  # the failing value the error names
+                          if isinstance(v, str) and len(v) >= 3 and v.casefold() not in good and v.casefold() in message]
+
+        def speaks_of_it(text: str) -> bool:
+            folded = text.casefold()
+            return bool(FAILURE_ACK.search(text) or ERROR_NOTICED.search(text)
+                        or any(term and term in folded for term in named))
+
+        for step in self.steps:
+            if step.index <= call.index:
+                continue
             if step.kind == "ask_operator":
                 return True
-            if step.kind in ("thought", "message", "final") and step.content:
-                if FAILURE_ACK.search(step.content) or (code and code in step.content.casefold()):
-                    return True
-        answer = self.trajectory.final_answer or ""
-        return bool(FAILURE_ACK.search(answer) or (code and code in answer.casefold()))
+            if step.kind in ("thought", "message", "final") and step.content and speaks_of_it(step.content):
+                return True
+        return speaks_of_it(self.trajectory.final_answer or "")
 
     def ignored_errors(self) -> list[Call]:
         """Tool errors the run ignored: never recovered from (``unhandled_errors``: no later successful retry) and
@@ -959,6 +979,7 @@ def truncated(text: str | None) -> bool:
 
 
 __all__ = [
+    "ERROR_NOTICED",
     "EVIDENCE_KEYS",
     "DOMAIN_TOOL_GROUPS",
     "ASSET_KEYS",

@@ -12,6 +12,7 @@ from typing import Any
 
 from aob_pipeline.lib.trace.answer import is_number
 from aob_pipeline.lib.trace.facts import (
+    CATALOG_TOOLS,
     Call,
     NumberBook,
     NumberClaim,
@@ -130,17 +131,65 @@ def derived_numbers(sc: JudgeScenario, facts: TraceFacts, answer: str) -> list[s
             if not (n.decimals == 0 and n.value in (0.0, 1.0)) and not facts.raw_numbers.supports(n)]
 
 
+WRITE_TOOLS: dict[str, tuple[str, ...]] = {"wo_create_work_order": ("wo_list_work_orders", "wo_list_events")}
+"""Tools that record something, with the tools that read it back (a read-back after a write is a check)."""
+
+
+def data_calls(facts: TraceFacts) -> list[Call]:
+    """Usable calls of data tools (every tool but the catalog look-ups, ``CATALOG_TOOLS``)."""
+    return [c for c in facts.usable_calls if c.tool not in CATALOG_TOOLS]
+
+
 def needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
-    """Why the result needs a check (None when it does not): a multi-step result (a gold tool step depends on
-    another step) or a derived one (a number of a number / integer / list / json answer that no tool returned
-    as a value: the agent computed it)."""
-    if any(step.depends_on for step in sc.tool_steps):
-        return "a multi-step result"
+    """Why the result needs a check (None when it does not). Every result that rests on data does, whatever the
+    scenario family: the scenario's gold plan reads data (a tool step that is not a catalog look-up and expects
+    no error), or — without a gold plan (the trace-only judge, imported scenarios) — the run read data (a usable
+    data call). A derived number (computed, not read) is named in the reason. Robustness behaviours (asking the
+    operator, saying what is missing: answer format ``clarification``) and results from catalog look-ups alone
+    need none."""
+    if sc.answer_format == "clarification":
+        return None
+    if sc.gold_plan:
+        reads = [s for s in sc.tool_steps if s.tool not in CATALOG_TOOLS and not s.expect_error]
+    else:
+        reads = data_calls(facts)
+    if not reads:
+        return None
     computed = derived_numbers(sc, facts, answer)
     if computed:
         return f"a derived result ({', '.join(computed[:3])} computed, not read)"
-    return None
+    if any(step.depends_on for step in sc.tool_steps):
+        return "a multi-step result"
+    return "a result read from data"
 
+
+def verification_acts(facts: TraceFacts) -> list[tuple[Call, str]]:
+    """The run's acts of verifying, in step order: what counts as checking a result, for every scenario family.
+
+    - a **re-read**: a successful call identical to an earlier successful one, announced as a check (a thought or
+      message of the same agent stating a verification just before it, ``TraceFacts.announced_check``);
+    - a **cross-check**: a successful data call, announced as a check, that reads an entity an earlier call
+      already read through another tool or other arguments (a second source for the same figure);
+    - a **read-back**: after a successful write (``WRITE_TOOLS``: a work order created), a successful call that
+      reads it back.
+
+    Words alone ("I verified it") are a claim, not an act; a second read that is simply the next step of the work
+    (not announced as a check) is not one either.
+    """
+    acts: dict[int, tuple[Call, str]] = {}
+    for call in facts.rereads():
+        acts.setdefault(call.index, (call, "a re-read"))
+    for call in facts.cross_checks():
+        if call.tool not in CATALOG_TOOLS and facts.announced_check(call):
+            acts.setdefault(call.index, (call, "a cross-check"))
+    for position, call in enumerate(facts.ok_calls):
+        readers = WRITE_TOOLS.get(call.tool)
+        if readers:
+            for later in facts.ok_calls[position + 1:]:
+                if later.tool in readers:
+                    acts.setdefault(later.index, (later, "a read-back"))
+                    break
+    return [acts[i] for i in sorted(acts)]
 
 
 @dataclass(frozen=True)
@@ -159,34 +208,26 @@ class VerificationCheck:
 
 
 def verification_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> VerificationCheck:
-    """The verification fact of a run with answer ``answer`` (the answer's form is a separate fact, ``answer.
-    form_problem``): the gold plan's conditions must be acted on as the data the run read decided
-    (``check_conditions``), and a result that needs a check (``needs_check``) must have one — a verification
-    statement, an announced re-read, a cross-check, a condition respected, or for chains every dependent call
-    using what its dependency returned."""
-    respected, problems = check_conditions(sc, facts)
+    """The verification fact of a run with answer ``answer`` (the answer's form is a separate fact,
+    ``answer.form_problem``): the gold plan's conditions were acted on as the data the run read decided
+    (``check_conditions``; acting against them is an incorrect verification), and a result that needs a check
+    (``needs_check``) has at least one act of verifying (``verification_acts``) after the data it rests on."""
+    _, problems = check_conditions(sc, facts)
     if problems:
         return VerificationCheck(None, None, "; ".join(problems))
     need = needs_check(sc, facts, answer)
     if not need:
         return VerificationCheck(None, None, None)
-    statements, cross, rereads = facts.verification_statements(), facts.cross_checks(), facts.rereads()
-    if statements or cross or rereads or respected:
-        how = (f"a verification statement at step {statements[0].index}" if statements
-               else f"a re-read ({rereads[0].tool} at step {rereads[0].index})" if rereads
-               else f"a cross-check ({cross[0].tool} at step {cross[0].index})" if cross
-               else f"it acted on {respected} condition(s) only as the data it read decided")
-        return VerificationCheck(need, how, None)
-    links, link_problems = chain_links(sc, facts)
-    if links and not link_problems:
-        return VerificationCheck(need, f"each of {links} dependent step(s) used the result it depends on", None)
-    detail = "; ".join(link_problems) if link_problems else (
-        "no dependent step used an intermediate result" if need == "a multi-step result"
-        else "no re-read, cross-check or verification step")
-    return VerificationCheck(need, None, f"{need} without any check: {detail}")
+    acts = verification_acts(facts)
+    if acts:
+        call, what = acts[0]
+        return VerificationCheck(need, f"{what} ({call.tool} at step {call.index})", None)
+    return VerificationCheck(need, None, f"{need} without any check: no announced re-read, cross-check or "
+                                         "read-back of what the answer rests on")
 
 
 __all__ = [
-    "DERIVED_FORMATS", "VerificationCheck", "chain_links", "check_conditions", "derived_numbers", "needs_check",
-    "referenced_steps", "uses_output", "values_in", "verification_check",
+    "DERIVED_FORMATS", "WRITE_TOOLS", "VerificationCheck", "chain_links", "check_conditions", "data_calls",
+    "derived_numbers", "needs_check", "referenced_steps", "uses_output", "values_in", "verification_acts",
+    "verification_check",
 ]

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -66,6 +66,8 @@ from aob_pipeline.lib.scenarios.compare import numbers_in
 from aob_pipeline.lib.trace import DOMAIN_TOOL_GROUPS, INFORMATIVE_ERROR_CODES, role_of
 from aob_pipeline.lib.trace import tool_group as _registry_tool_group
 from aob_pipeline.lib.trace.answer import form_problem, states_result
+from aob_pipeline.lib.trace.coherence import SHARED_MODES
+from aob_pipeline.lib.trace.scenario import JudgeScenario
 from aob_pipeline.lib.trace.claims import overstatements, success_claimed_after_errors
 from aob_pipeline.lib.trace.reading import read_trace
 from aob_pipeline.lib.trace.verification import verification_check
@@ -1045,16 +1047,22 @@ class OfflineExtractor:
     ``extract(trajectory, scenario)`` never calls a model and never fails on a well-formed trajectory. Every
     detection's evidence is checked against the trace like an LLM finding (a detection that fails the check is
     dropped and counted in ``evidence_rejections``; it would be a detector bug). At most two additional modes are
-    kept, the earliest by step.
+    kept: those sharing a fact with a judge criterion (``trace.coherence.SHARED_MODES``) first, then the earliest by
+    step.
     """
 
     name = OFFLINE_EXTRACTOR
 
-    def __init__(self, detectors: Sequence[Detector] = DETECTORS):
+    def __init__(self, detectors: Sequence[Detector] = DETECTORS,
+                 judge_scenarios: Mapping[str, JudgeScenario] | None = None):
         self.detectors = tuple(detectors)
+        self.judge_scenarios = dict(judge_scenarios or {})
+        """Scenario id -> the scenario as the judges see it (expected answer included), so the detectors read the
+        same facts as the reference judge; without it a rendered ``Scenario`` is read without its answer."""
 
-    def extract(self, trajectory: Trajectory, scenario: Scenario | None = None) -> Finding:
+    def extract(self, trajectory: Trajectory, scenario: Any = None) -> Finding:
         taxonomy = default_taxonomy()
+        scenario = self.judge_scenarios.get(str(trajectory.scenario_id), scenario)
         detections = run_detectors(trajectory, scenario, self.detectors)
         checker = TraceEvidence(trajectory)
         kept = [d for d in detections if checker.contains(d.evidence)]
@@ -1066,8 +1074,8 @@ class OfflineExtractor:
                 flags[d.label] = True
                 details.setdefault(d.label, ModeDetail(d.label, d.description, d.step, d.evidence, d.attributed_to,
                                                        d.detector))
-        extra = sorted((d for d in kept if d.kind == "additional"),
-                       key=lambda d: (d.step is None, d.step if d.step is not None else 0))
+        extra = sorted((d for d in kept if d.kind == "additional"),  # modes sharing a judge's fact first
+                       key=lambda d: (d.label not in SHARED_MODES, d.step is None, d.step if d.step is not None else 0))
         seen: set[str] = set()
         for d in extra:
             if d.label in seen or len(additional) >= MAX_ADDITIONAL_MODES:

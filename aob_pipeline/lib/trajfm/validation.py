@@ -13,8 +13,7 @@ fault                    expected finding                            offline det
 =======================  ==========================================  ==============================================
 skipped_verification     MAST no_or_incorrect_verification           detect_missing_verification
 ignored_tool_error       "Lack of error handling for tool failure"   detect_unhandled_tool_error
-overstated_completion    "Overstatement of task completion"          detect_unsupported_claims,
-                                                                     detect_success_claimed_after_error
+overstated_completion    "Overstatement of task completion"          detect_unsupported_claims
 step_repetition          MAST step_repetition                        detect_repeated_identical_calls
 wrong_output_format      "Extraneous or confusing output             detect_output_format
                          formatting" or MAST disobey_task_spec.
@@ -104,7 +103,7 @@ FAULT_EXPECTATIONS: dict[str, FaultExpectation] = {e.fault: e for e in (
     FaultExpectation("overstated_completion", titles=(OVERSTATEMENT_OF_TASK_COMPLETION,),
                      title_pattern=r"\b(overstat\w*|false(ly)? claim\w*|unsupported claim"
                                    r"|claim\w* .*(not done|unverified))",
-                     detectors=("detect_unsupported_claims", "detect_success_claimed_after_error")),
+                     detectors=("detect_unsupported_claims",)),
     FaultExpectation("step_repetition", mast=(STEP_REPETITION,), title_pattern=r"\b(repeat\w*|redundant|duplicate)\b",
                      detectors=("detect_repeated_identical_calls",)),
     FaultExpectation("wrong_output_format", mast=(DISOBEY_TASK_SPECIFICATION,), titles=(EXTRANEOUS_OUTPUT_FORMATTING,),

@@ -21,7 +21,7 @@ SCENARIOS = [
     "TSFM-001", "TSFM-011", "WO-001", "WO-002", "WO-018", "WO-020", "MA-001", "MA-002", "MA-003", "MA-004",
     "MA-009", "ROB-001", "ROB-002", "ROB-012", "ROB-015", "ROB-023", "ROB-032",
 ]
-DERIVED = {"IOT-026"}  # run hours computed from Run Status readings: the oracle computes it without a check
+DERIVED: set[str] = set()  # the oracle verifies every result it reads from data (a re-read), derived ones included
 AGENTS = ["oracle", "do_nothing", "oracle+invented_value", "oracle+role_violation"]
 
 
