@@ -161,19 +161,29 @@ class FaultEnvironment:
         self.calls.append((name, copy.deepcopy(args), agent_name, index, envelope))
         return envelope
 
+    verifying: bool = False
+    """The inner agent is in its verification phase (after a ``Verification:`` thought, until its next other
+    step): planters other than ``skipped_verification`` leave the phase's calls alone, so a planted fault does
+    not also break the verification (an off-target flip)."""
+
     def call_tool(self, name: str, args: dict[str, Any] | None = None, agent_name: str | None = None) -> dict[str, Any]:
         args = {} if args is None else args
+        if self.verifying and not isinstance(self._planter, SkippedVerification):
+            return self.raw_call(str(name), args, agent_name)
         return self._planter.on_tool_call(self, str(name), args, agent_name)
 
     def think(self, text: str, agent_name: str | None = None) -> None:
+        self.verifying = isinstance(text, str) and text.startswith(VERIFICATION_PREFIX)
         if self._planter.on_think(self, text, agent_name):
             self._env.think(text, agent_name=agent_name)
 
     def message(self, text: str, agent_name: str | None = None) -> None:
+        self.verifying = False
         self._planter.on_other_step(self)
         self._env.message(text, agent_name=agent_name)
 
     def ask_operator(self, question: str, agent_name: str | None = None) -> str:
+        self.verifying = False
         self._planter.on_other_step(self)
         return self._env.ask_operator(question, agent_name=agent_name)
 

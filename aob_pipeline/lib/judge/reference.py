@@ -71,8 +71,10 @@ unhandled or no call succeeded; a result stated, without acknowledging failure, 
 recovered from (no later successful call of the same tool with at most one argument corrected) or when no
 call was usable; or a thought or message that calls a failed tool call a success.
 
-A scenario without an expected answer (imported, or not answerable in this world) cannot be judged by
-rules: the judgement records a ``judge_error`` saying so (an LLM judge can still judge it).
+A scenario without an expected answer (imported, or not answerable in this world) cannot be checked for task
+completion: the verdict is NULL with its reason (a run that did not complete is still false), the other five are
+judged from the trace and whatever ground truth the scenario has, and the score counts the judged criteria
+(``coverage``). No rule judge passes a scenario it cannot check.
 """
 
 from __future__ import annotations
@@ -191,12 +193,6 @@ class ReferenceJudge(RuleJudge):
     name = REFERENCE_JUDGE
     kind = "reference"
 
-    def cannot_judge(self, sc: JudgeScenario) -> str | None:
-        if not sc.answerable or sc.answer_format is None:
-            return (f"the reference judge needs an expected answer; scenario {sc.scenario_id} has none "
-                    f"({sc.unanswerable_reason or 'not answerable'})")
-        return None
-
     def verdicts(self, t: Trajectory, sc: JudgeScenario, facts: TraceFacts,
                  claims: AnswerClaims) -> dict[str, Verdict]:
         return {
@@ -217,9 +213,20 @@ def _status_note(t: Trajectory) -> str:
     return f"the run ended '{t.status}'" + (f" ({reason[0][:160]})" if reason else "")
 
 
+def without_reference(sc: JudgeScenario) -> str | None:
+    """Why task completion cannot be checked on ``sc`` (it has no expected answer), or None."""
+    if sc.answerable and sc.answer_format is not None:
+        return None
+    return (f"not judged: scenario {sc.scenario_id} has no reference answer to check the result against "
+            f"({sc.unanswerable_reason or 'not answerable'})")
+
+
 def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
     if t.status != "completed":
         return False, _status_note(t) + ", so the task was not completed"
+    unchecked = without_reference(sc)
+    if unchecked:
+        return None, unchecked
     answer = t.final_answer
     if answer is None or not answer.strip():
         return False, "the run gave no final answer"
@@ -539,6 +546,8 @@ def suggestions_for(verdicts: Mapping[str, Verdict]) -> list[str]:
     out = []
     for criterion in CRITERIA:
         value, why = verdicts[criterion]
+        if value is None:  # not judged: nothing to suggest
+            continue
         failed = value if criterion == "hallucination" else not value
         if failed:
             out.append(_SUGGESTIONS[criterion].format(why=why.rstrip(".")))
@@ -546,7 +555,7 @@ def suggestions_for(verdicts: Mapping[str, Verdict]) -> list[str]:
 
 
 __all__ = [
-    "RuleJudge", "ReferenceJudge", "Verdict", "clarity_justification", "hallucination", "no_data_read",
+    "RuleJudge", "ReferenceJudge", "Verdict", "without_reference", "clarity_justification", "hallucination", "no_data_read",
     "result_verification", "retrieval_accuracy", "sequence_correctness", "suggestions_for", "task_completion",
     # re-exported from the trace layer for existing callers
     "MAX_CLEAR_ANSWER_CHARS", "answer_form", "is_garbage", "states_result",

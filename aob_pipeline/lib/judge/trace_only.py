@@ -70,8 +70,10 @@ call succeeded; a result stated, without acknowledging failure, when a tool erro
 no call was usable; or a thought or message that calls a failed tool call a success. Unlike the reference
 judge, the expected answer is no support: a right value the run never read is unsupported here too.
 
-A judging exception becomes a ``Judgement.failed`` with the error, like the reference judge. Unlike the
-reference judge, a scenario without an expected answer is judged (nothing here needs one).
+A judging exception becomes a ``Judgement.failed`` with the error, like the reference judge. On a scenario
+without an expected answer the five other criteria are judged as usual (nothing here needs one) and task
+completion is NULL with its reason, as with the reference judge: a judge that cannot tell a wrong value from a
+right one never passes a scenario nobody can check.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ from typing import Any
 import pandas as pd
 
 from aob_pipeline.lib.judge.records import TRACE_ONLY_JUDGE
-from aob_pipeline.lib.judge.reference import RuleJudge, no_data_read
+from aob_pipeline.lib.judge.reference import RuleJudge, no_data_read, without_reference
 from aob_pipeline.lib.trace import (
     DATE,
     EQUIPMENT_NAME,
@@ -304,6 +306,9 @@ def _readable(answer: str | None) -> str | None:
 def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: AnswerClaims) -> Verdict:
     if t.status != "completed":
         return False, _status_note(t) + ", so the task was not completed"
+    unchecked = without_reference(sc)
+    if unchecked:
+        return None, unchecked
     answer = t.final_answer
     problem = _readable(answer)
     if problem:

@@ -142,19 +142,17 @@ def data_calls(facts: TraceFacts) -> list[Call]:
 
 def needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
     """Why the result needs a check (None when it does not). Every result that rests on data does, whatever the
-    scenario family: the scenario's gold plan reads data (a tool step that is not a catalog look-up and expects
-    no error), or — without a gold plan (the trace-only judge, imported scenarios) — the run read data (a usable
-    data call). A derived number (computed, not read) is named in the reason. Robustness behaviours (asking the
-    operator, saying what is missing: answer format ``clarification``) and results from catalog look-ups alone
-    need none."""
+    scenario family: the run read data successfully (a data call — not a catalog look-up — that succeeded) and,
+    when the scenario has a gold plan, the plan reads data too (a tool step that is not a catalog look-up and
+    expects no error). A derived number (computed, not read) is named in the reason. Robustness behaviours
+    (asking the operator, saying what is missing: answer format ``clarification``), results from catalog
+    look-ups alone and answers resting only on "no data" replies need none (there is nothing to re-read)."""
     if sc.answer_format == "clarification":
         return None
-    if sc.gold_plan:
-        reads = [s for s in sc.tool_steps if s.tool not in CATALOG_TOOLS and not s.expect_error]
-    else:
-        reads = data_calls(facts)
-    if not reads:
+    if sc.gold_plan and not [s for s in sc.tool_steps if s.tool not in CATALOG_TOOLS and not s.expect_error]:
         return None
+    if not [c for c in facts.ok_calls if c.tool not in CATALOG_TOOLS]:
+        return None  # nothing read to check: every data call failed or said "no data"
     computed = derived_numbers(sc, facts, answer)
     if computed:
         return f"a derived result ({', '.join(computed[:3])} computed, not read)"
