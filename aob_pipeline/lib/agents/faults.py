@@ -406,6 +406,9 @@ class WrongOutputFormat(Planter):
             self.not_planted("the inner agent returned no text answer")
             return answer
         shape = answer_shape(self.task.output_format)
+        if shape == "prose":  # a statement or a question is asked: rewriting it into prose is no format fault
+            self.not_planted(f"the task asks for prose ({self.task.output_format}); there is no other format to break")
+            return answer
         value_part, rest = _split_answer(answer)
         try:
             value = json.loads(value_part)

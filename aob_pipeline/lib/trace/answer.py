@@ -80,15 +80,30 @@ def item_density(text: str, items: list[Any]) -> float:
     return min(1.0, covered / len(words))
 
 
+LEAD_IN = re.compile(r"^[^:,.;!?\n]{0,60}:\s*")
+MAX_ITEM_WORDS = 6
+"""An enumeration's items have at most this many words (longer pieces are sentences: prose, not a list)."""
+
+
+def is_enumeration(text: str) -> bool:
+    """True when the first paragraph of ``text`` reads as a list: after an optional short lead-in ending with a
+    colon (``The sensors are:``, at most 60 characters, no other punctuation), pieces separated by commas,
+    semicolons, ``and`` or new lines, each of at most ``MAX_ITEM_WORDS`` words."""
+    head = text.strip().split("\n\n", 1)[0]
+    body = LEAD_IN.sub("", head, count=1)
+    pieces = [p.strip(" .") for p in re.split(r"[,;\n]|\band\b", body) if p.strip(" .")]
+    return bool(pieces) and all(len(p.split()) <= MAX_ITEM_WORDS for p in pieces)
+
+
 def prose_form(text: str, items: list[Any], what: str) -> Verdict:
-    """A list / structure written in text: JSON-free but listed (bullets, lines) or dense enough."""
+    """A list / structure written in text: bulleted or numbered lines, a table, or a first paragraph that reads as
+    an enumeration (``is_enumeration``: short items after an optional short lead-in). Prose that talks through
+    its values in sentences is not the form a list or a structure asks for (``items``: kept for callers)."""
     if LIST_LINE.search(text) or is_table(text):
         return True, f"{what} as a list"
-    density = item_density(text, items)
-    if density >= MIN_ITEM_DENSITY:
-        return True, f"{what} in a sentence"
-    return False, (f"{what} is asked, but the answer talks around its values (they make up {density:.0%} of its "
-                   f"words, under {MIN_ITEM_DENSITY:.0%})")
+    if is_enumeration(text):
+        return True, f"{what} as an enumeration"
+    return False, f"{what} is asked, but the answer is prose: no JSON, bullets, table or enumeration of short items"
 
 
 def broken_json(text: str) -> bool:
@@ -145,20 +160,18 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
         if isinstance(parsed, Mapping):
             return (any(isinstance(v, list) for v in parsed.values()), "an object holding a list of ids")
         if expected is None:  # the expected set is unknown (a scenario without its answer): judge the shape only
-            named = [*claims.ids, *claims.names]
-            if not named:
-                return (bool(re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE)), "names no id")
-            if len(named) == 1 or LIST_LINE.search(text) or is_table(text):
-                return True, "names the ids"
-            return prose_form(text, named, "a set of ids")
+            if not [*claims.ids, *claims.names]:
+                if not re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE):
+                    return False, "names no id"
+                return prose_form(text, [], "an empty set")
+            return prose_form(text, [*claims.ids, *claims.names], "a set of ids")
         items = list(expected)
         if not items:
-            return (bool(re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE)),
-                    "an empty set must be stated as none")
+            if not re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE):
+                return False, "an empty set must be stated as none"
+            return prose_form(text, [], "an empty set")
         if not (any(mentions(text, x) for x in items) or claims.ids or claims.names):
             return False, "names no id"
-        if len(items) == 1:
-            return True, "names the id"
         return prose_form(text, items, "a set of ids")
     if fmt == "label":
         if isinstance(parsed, (list, tuple)) and len(parsed) != 1:
@@ -357,6 +370,6 @@ def form_problem(sc: JudgeScenario, facts: TraceFacts, answer: str | None) -> st
 
 __all__ = [
     "BARE_ANSWER_WORDS", "CONFLICT_WORDS", "LEADING_YES_NO", "MAX_CLEAR_ANSWER_CHARS", "MIN_ITEM_DENSITY", "Verdict",
-    "answer_form", "broken_json", "form_problem", "ignored_reports", "is_garbage", "is_number", "is_table", "item_density",
+    "answer_form", "broken_json", "form_problem", "is_enumeration", "ignored_reports", "is_garbage", "is_number", "is_table", "item_density",
     "new_tokens", "prose_form", "report_values", "scenario_entities", "states_result",
 ]

@@ -144,10 +144,11 @@ def needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None
     """Why the result needs a check (None when it does not). Every result that rests on data does, whatever the
     scenario family: the run read data successfully (a data call — not a catalog look-up — that succeeded) and,
     when the scenario has a gold plan, the plan reads data too (a tool step that is not a catalog look-up and
-    expects no error). A derived number (computed, not read) is named in the reason. Robustness behaviours
-    (asking the operator, saying what is missing: answer format ``clarification``), results from catalog
-    look-ups alone and answers resting only on "no data" replies need none (there is nothing to re-read)."""
-    if sc.answer_format == "clarification":
+    expects no error). A derived number (computed, not read) is named in the reason. A robustness behaviour
+    alone (asking the operator, saying what is missing: answer format ``clarification`` without a final value),
+    results from catalog look-ups alone and answers resting only on "no data" replies need none (there is
+    nothing to re-read); a robustness answer that goes on to state a value does."""
+    if sc.answer_format == "clarification" and not _states_final_value(sc, answer):
         return None
     if sc.gold_plan and not [s for s in sc.tool_steps if s.tool not in CATALOG_TOOLS and not s.expect_error]:
         return None
@@ -159,6 +160,15 @@ def needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None
     if any(step.depends_on for step in sc.tool_steps):
         return "a multi-step result"
     return "a result read from data"
+
+
+def _states_final_value(sc: JudgeScenario, answer: str) -> bool:
+    """A robustness answer that, beyond its behaviour, states a value read from data (a ``final`` part: the
+    expected answer has one, or the answer gives one)."""
+    if isinstance(sc.expected_answer, Mapping) and sc.expected_answer.get("final") is not None:
+        return True
+    value, _ = split_answer(answer)
+    return isinstance(value, Mapping) and value.get("final") is not None
 
 
 def verification_acts(facts: TraceFacts) -> list[tuple[Call, str]]:

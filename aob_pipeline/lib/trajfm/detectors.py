@@ -269,11 +269,16 @@ def answering_agent(trajectory: Trajectory) -> str:
     return step.agent_name if step else "agent"
 
 
+MIN_ANSWER_QUOTE = 3
+"""An answer with fewer word characters (``0``, ``[]``) is quoted through the final step's rendered line: a quote
+that short would be found anywhere in a trace and proves nothing."""
+
+
 def answer_evidence(trajectory: Trajectory) -> str:
-    """A quote of the final answer: its beginning, or the final step's rendered line when the answer has no word
-    (``[]``, ``{}``), or "" when the run has no answer at all."""
+    """A quote of the final answer: its beginning, or the final step's rendered line when the answer is too short
+    to quote on its own (``0``, ``[]``, ``{}``: ``MIN_ANSWER_QUOTE``), or "" when the run has no answer at all."""
     answer = final_text(trajectory)
-    if re.search(r"\w", answer):
+    if len(re.findall(r"\w", answer)) >= MIN_ANSWER_QUOTE:
         return quote(answer)
     step = final_step(trajectory)
     return render_step(step) if step is not None else ""

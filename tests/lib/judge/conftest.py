@@ -189,7 +189,8 @@ def vague_ok(**kw: Any) -> Trajectory:
     kw.setdefault("scenario_id", "T-004")
     return traj([ask("Which chiller do you mean, and which measurement?",
                      "I mean Chiller 6 - what was its average Supply Temperature yesterday?"),
-                 call("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}, HISTORY)],
+                 call("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}, HISTORY),
+                 verify("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}, HISTORY)],
                 "I asked which chiller you meant; for Chiller 6 the average Supply Temperature yesterday was 44.51 degF.",
                 **kw)
 

@@ -195,7 +195,7 @@ def test_a_number_attributed_to_a_tool_that_never_returned_it_is_a_mismatch():
     ("number", "| # | value |\n|---|---|\n| 1 | 44.3 |", "is a table"),
     ("label", '{"code": "MT010", "count": 3}', "JSON structure"),
     ("id_set", "Well, after looking into it, here is the story in words rather than a list: it comes down to "
-               "Chiller 6, Chiller 9 and also Chiller 3, more or less.", "talks around its values"),
+               "Chiller 6, Chiller 9 and also Chiller 3, more or less.", "is prose"),
     ("json", '{"alerts": 3, "followed": ', "not valid JSON"),
 ])
 def test_answers_not_in_the_required_format(answer_format, answer, problem):
