@@ -21,7 +21,7 @@ finding (``modes``: the failure modes flagged) of the same run contradict each o
   is judged unverified must carry one of its two modes (verification or form).
 
 Both the rule judges and the detectors read the fact from ``aob_pipeline.lib.trace``, so the list is empty by
-construction; ``coherence_frame`` counts it over a field of runs (the ``judge_agreement`` table's
+construction; ``coherence_rows`` counts it over a field of runs (the ``judge_agreement`` table's
 judge-versus-detector rows) and the test suite checks it on a real field.
 """
 
@@ -118,9 +118,10 @@ def contradictions(reading: TraceReading, verdicts: Mapping[str, Any], modes: It
 def coherence_rows(items: Sequence[tuple[TraceReading, Mapping[str, Any], Iterable[str]]],
                    judge: str, extractor: str) -> pd.DataFrame:
     """``judge_agreement``-shaped rows, one per shared fact (criterion ``fact:<name>``): n runs, agreement = share
-    without a contradiction on that fact, kappa between "criterion bad" and "mode flagged" over the runs where
-    the fact is the criterion's only concern (NULL: not comparable), rate_a / rate_b the judge's bad rate and the
-    detector's flag rate, and ``contradictions``."""
+    of runs without a contradiction on that fact, ``contradictions`` (runs), rate_a the judge's rate of a bad
+    verdict on the fact's criterion, rate_b the detector's flag rate of the fact's mode. kappa is NULL: a criterion
+    fails for more reasons than one mode names, so the two rates are not one rating of the same thing (the
+    contradiction count is the comparison)."""
     counts = {f.name: 0 for f in SHARED_FACTS}
     bad = {f.name: 0 for f in SHARED_FACTS}
     flag = {f.name: 0 for f in SHARED_FACTS}
@@ -144,4 +145,36 @@ def coherence_rows(items: Sequence[tuple[TraceReading, Mapping[str, Any], Iterab
     return pd.DataFrame(rows)
 
 
-__all__ = ["SHARED_FACTS", "SHARED_MODES", "SharedFact", "coherence_rows", "contradictions", "fact_holds"]
+__all__ = ["SHARED_FACTS", "SHARED_MODES", "SharedFact", "coherence_rows", "contradictions", "fact_holds",
+           "judge_detector_rows", "modes_by_run"]
+
+
+def modes_by_run(findings: pd.DataFrame, extractor: str) -> dict[str, set[str]]:
+    """Run id -> failure modes ``extractor`` flagged (MAST slugs and additional titles), from a
+    ``failure_findings`` frame."""
+    rows = findings[(findings["extractor"] == extractor) & findings["flagged"].fillna(False).astype(bool)]
+    out: dict[str, set[str]] = {str(r): set() for r in findings.loc[findings["extractor"] == extractor, "run_id"]}
+    for run_id, slug, title in zip(rows["run_id"], rows["slug"], rows["title"]):
+        out.setdefault(str(run_id), set()).add(str(slug) if isinstance(slug, str) and slug else str(title))
+    return out
+
+
+def judge_detector_rows(judgements: pd.DataFrame, findings: pd.DataFrame | None, trajectories: Sequence[Any],
+                        scenarios: Mapping[str, Any], judge: str = "reference",
+                        extractor: str = "offline") -> pd.DataFrame:
+    """The ``judge_agreement`` rows comparing ``judge`` with ``extractor`` on every shared fact (``coherence_rows``)
+    over the runs both judged and extracted; empty when there are no findings."""
+    from aob_pipeline.lib.trace.reading import read_trace
+
+    if findings is None or findings.empty or judgements is None or judgements.empty:
+        return pd.DataFrame()
+    modes = modes_by_run(findings, extractor)
+    mine = judgements[(judgements["judge"] == judge) & judgements["judge_error"].isna()]
+    verdicts = mine.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index")
+    items = []
+    for t in trajectories:
+        v, m = verdicts.get(t.run_id), modes.get(t.run_id)
+        if v is None or m is None or t.scenario_id not in scenarios:
+            continue
+        items.append((read_trace(t, scenarios[t.scenario_id]), v, m))
+    return coherence_rows(items, judge, extractor) if items else pd.DataFrame()

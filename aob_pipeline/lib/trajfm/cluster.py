@@ -12,13 +12,14 @@
    cluster map (UMAP's default epochs).
    ``random_state`` is fixed, which makes UMAP single-threaded (we pass ``n_jobs=1`` explicitly): the
    layout of 10,000 failures then takes tens of seconds on two cores, and it is reproducible bit for bit.
-4. **HDBSCAN** (``sklearn.cluster.HDBSCAN``) on the reduced rows, then **outlier trimming**: UMAP attaches every
+4. **HDBSCAN** (the ``hdbscan`` library, fitted with prediction data: ``fit_hdbscan``) on the reduced rows, then
+   **outlier trimming**: UMAP attaches every
    point to its nearest neighbours however far they are, so a lone text lands inside some cluster; a member whose
    cosine similarity to its cluster's centroid (in embedding space) is far below the cluster's typical value
    becomes noise (``trim_outliers``). Cluster ids are renumbered by size, largest first (0, 1, ...); −1 is noise.
 5. **Quality**: silhouette of the non-noise rows in the reduced space (Euclidean; sampled to at most
-   ``silhouette_sample`` rows). DBCV is *not* computed (``hdbscan.validity`` is not installed and a faithful DBCV
-   is quadratic per cluster); noise share; number of clusters; **stability**: the layout and HDBSCAN are redone
+   ``silhouette_sample`` rows) and, beside it, **DBCV** (density-based clustering validation,
+   ``hdbscan.validity.validity_index``, same space, noise left out: ``dbcv``); noise share; number of clusters; **stability**: the layout and HDBSCAN are redone
    with ``stability_runs`` other seeds (``seed+1``, ``seed+2``, … on the same neighbour graph) and compared
    with the main labels by adjusted Rand index (noise counts as one label), and per cluster by the best-match
    Jaccard index averaged over those runs (``cluster_stability``, used to decide which clusters are stable).
@@ -116,6 +117,7 @@ class ClusterQuality:
     n_clusters: int
     noise_share: float
     silhouette: float | None
+    dbcv: float | None
     quality_method: str
     stability_ari: float | None
     stability_ari_by_seed: dict[int, float]
@@ -371,15 +373,38 @@ def reduce_embeddings(
 # -------------------------------------------------------------------------------------------- clustering
 
 
-def _hdbscan(coords: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
-    from sklearn.cluster import HDBSCAN
+def fit_hdbscan(coords: np.ndarray, min_cluster_size: int, min_samples: int) -> Any:
+    """The ``hdbscan`` library's clusterer fitted on ``coords`` with prediction data kept, so later points can be
+    placed into its clusters (``hdbscan.approximate_predict``); None for fewer than two points."""
+    import hdbscan
 
     n = len(coords)
     if n < 2:
-        return np.zeros(n, dtype=np.int64)
+        return None
     mcs = int(min(max(min_cluster_size, 2), n))
     ms = int(min(max(min_samples, 1), n - 1))
-    return HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True).fit_predict(coords).astype(np.int64)
+    return hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms, prediction_data=True).fit(
+        np.ascontiguousarray(coords, dtype=np.float64))
+
+
+def _hdbscan(coords: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
+    model = fit_hdbscan(coords, min_cluster_size, min_samples)
+    return np.zeros(len(coords), dtype=np.int64) if model is None else model.labels_.astype(np.int64)
+
+
+def dbcv(coords: np.ndarray, labels: np.ndarray) -> float | None:
+    """Density-Based Clustering Validation (Moulavi et al. 2014; ``hdbscan.validity.validity_index``) of
+    ``labels`` on ``coords``, noise left out; in [-1, 1], higher is better. None with fewer than two clusters."""
+    from hdbscan.validity import validity_index
+
+    keep = labels >= 0
+    if len(np.unique(labels[keep])) < 2:
+        return None
+    try:
+        value = validity_index(np.ascontiguousarray(coords[keep], dtype=np.float64), labels[keep].astype(np.intp))
+    except (ValueError, ZeroDivisionError, FloatingPointError):
+        return None
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def trim_outliers(
@@ -606,9 +631,10 @@ def cluster_texts(
     with timed("quality"):
         fit_final = labels[fit_rows]
         clustered = fit_final >= 0
-        silhouette = None
+        silhouette = validity = None
         if red.method not in ("empty", "identical"):
             silhouette = _silhouette(red.reduced[fit_rows][clustered], fit_final[clustered], silhouette_sample, seed)
+            validity = dbcv(red.reduced[fit_rows], fit_final)
     with timed("kmeans"):
         km = (kmeans_baseline(x, kmeans_ks, seed, silhouette_sample) if n
               else KMeansBaseline(None, np.zeros(0, np.int64), None, {}))
@@ -617,8 +643,9 @@ def cluster_texts(
         n_rows=n, n_distinct=red.n_distinct, n_fit_points=len(fit_rows), n_clusters=n_clusters,
         noise_share=round(float(np.mean(labels < 0)), 4) if n else 0.0,
         silhouette=None if silhouette is None else round(silhouette, 4),
+        dbcv=None if validity is None else round(validity, 4),
         quality_method=(f"silhouette (Euclidean, {n_components}-D UMAP space, non-noise rows, "
-                        f"sample ≤ {silhouette_sample}); DBCV not computed"),
+                        f"sample ≤ {silhouette_sample}); DBCV (hdbscan.validity, same space, noise left out)"),
         stability_ari=round(float(np.mean(list(ari_by_seed.values()))), 4) if ari_by_seed else None,
         stability_ari_by_seed=ari_by_seed,
         kmeans_k=km.k, kmeans_silhouette=km.silhouette, kmeans_silhouette_by_k=km.silhouette_by_k,
@@ -662,7 +689,7 @@ CLUSTER_QUALITY_TABLE = Table(
     "failure_cluster_quality",
     "Quality of the failure clustering of a run, one row per figure (also attached to the asset as metadata).",
     (
-        Column("metric", "VARCHAR", "Figure: n_rows, n_distinct, n_fit_points, n_clusters, noise_share, silhouette, stability_ari, stability_ari[seed], kmeans_k, kmeans_silhouette, kmeans_silhouette[k], hdbscan_vs_kmeans_ari, and the parameters (param.*).", False),
+        Column("metric", "VARCHAR", "Figure: n_rows, n_distinct, n_fit_points, n_clusters, noise_share, silhouette, dbcv (density-based clustering validation, beside silhouette), stability_ari, stability_ari[seed], kmeans_k, kmeans_silhouette, kmeans_silhouette[k], hdbscan_vs_kmeans_ari, and the parameters (param.*).", False),
         Column("value", "DOUBLE", "Its value (NULL when it could not be computed, e.g. silhouette with one cluster)."),
         Column("note", "VARCHAR", "How it was computed (the quality method, a fallback rule)."),
     ),
@@ -676,7 +703,7 @@ def quality_frame(result: ClusterResult) -> pd.DataFrame:
     for key, value in result.quality.as_metadata().items():
         if key in ("quality_method", "fallback"):
             continue
-        note = result.quality.quality_method if key == "silhouette" else None
+        note = result.quality.quality_method if key in ("silhouette", "dbcv") else None
         rows.append({"metric": key, "value": None if value is None else float(value), "note": note})
     if result.quality.fallback:
         rows.append({"metric": "fallback", "value": None, "note": result.quality.fallback})

@@ -64,7 +64,8 @@ def test_same_seed_gives_identical_labels_and_coordinates(blob_data, blob_result
 def test_quality_figures(blob_result):
     q = blob_result.quality
     assert q.silhouette is not None and q.silhouette > 0.5
-    assert "silhouette" in q.quality_method and "DBCV not computed" in q.quality_method
+    assert "silhouette" in q.quality_method and "DBCV" in q.quality_method
+    assert q.dbcv is not None and q.dbcv > 0.3  # three well-separated blobs: valid by density too
     assert set(q.stability_ari_by_seed) == {43, 44}
     assert q.stability_ari >= 0.9
     assert set(blob_result.cluster_stability) == {0, 1, 2}
@@ -197,3 +198,16 @@ def test_umap_numba_functions_are_cached_on_disk():
     dispatcher = layouts._nb_optimize_layout_euclidean_single_epoch
     assert type(dispatcher._cache).__name__ != "NullCache"
     assert enable_umap_numba_cache() == 0  # idempotent: nothing left to switch on
+
+
+def test_dbcv_is_the_hdbscan_validity_index_and_needs_two_clusters():
+    from aob_pipeline.lib.trajfm.cluster import dbcv, fit_hdbscan
+
+    rng = np.random.default_rng(0)
+    points = np.vstack([rng.normal(0, 0.1, (40, 3)), rng.normal(5, 0.1, (40, 3))])
+    model = fit_hdbscan(points, 10, 5)
+    assert set(model.labels_) == {0, 1} and model.prediction_data_ is not None
+    good = dbcv(points, model.labels_.astype(np.int64))
+    shuffled = dbcv(points, rng.permutation(model.labels_).astype(np.int64))
+    assert good > 0.5 and (shuffled is None or shuffled < good)
+    assert dbcv(points, np.zeros(len(points), dtype=np.int64)) is None
