@@ -231,6 +231,59 @@ def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     })
 
 
+MIN_CLUSTER_ARI = 0.7
+
+
+@dg.asset(deps=["failure_findings", "failure_clusters", "trajectories"], group_name=GROUP, kinds={"duckdb"},
+          owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Failure analysis checked against the faults planted on purpose, in every run (beside `judge_sensitivity`):
+    each extractor's precision, recall and F1 per planted fault and its baseline rate on clean runs, and how well
+    the failure clusters recover the planted fault families (ARI, noise rows as singletons) with the share of
+    distinct cluster names. One row per (extractor, metric, fault)."""
+    from aob_pipeline.lib.trajectories.store import read_trajectories
+    from aob_pipeline.lib.trajfm.validation import (
+        EXTRACTOR_VALIDATION_TABLE,
+        extractor_validation_frame,
+        planted_faults_frame,
+    )
+
+    with duckdb.get_connection() as con:
+        findings = read_table(con, "failure_findings")
+        members = read_table(con, "failure_cluster_members")
+        clusters = read_table(con, "failure_clusters")
+        trajs = read_trajectories(con)
+    if findings is None or findings.empty:
+        raise dg.Failure("no failure findings to validate: materialise failure_findings first")
+    frame = extractor_validation_frame(findings, planted_faults_frame(trajs), members, clusters)
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"extractor_validation": frame}, {"extractor_validation": EXTRACTOR_VALIDATION_TABLE})
+    wide = frame[frame["extractor"] != "clusters"].pivot_table(index=["extractor", "fault"], columns="metric",
+                                                              values="value", aggfunc="first").reset_index()
+    cluster_rows = frame[frame["extractor"] == "clusters"]
+    ari = cluster_rows.loc[cluster_rows["metric"] == "ari", "value"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame), "per_fault": markdown_table(wide, 30),
+        "clusters": markdown_table(cluster_rows, 10),
+        "cluster_ari": float(ari.iloc[0]) if len(ari) and pd.notna(ari.iloc[0]) else None,
+    })
+
+
+@dg.asset_check(asset=extractor_validation, name="cluster_recovery_ari_at_least_bound", description=(
+    f"The failure clusters recover the planted fault families with ARI ≥ {MIN_CLUSTER_ARI} and distinct clusters "
+    "carry distinct names."))
+def cluster_recovery_ari_at_least_bound(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        rows = con.execute("SELECT metric, value FROM extractor_validation WHERE extractor = 'clusters'").fetchall()
+    figures = dict(rows)
+    ari, distinct = figures.get("ari"), figures.get("distinct_name_share")
+    return dg.AssetCheckResult(
+        passed=ari is not None and ari >= MIN_CLUSTER_ARI and distinct == 1.0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"ari": ari, "distinct_name_share": distinct, "bound": MIN_CLUSTER_ARI},
+    )
+
+
 @dg.asset_check(asset="failure_clusters", name="cluster_noise_share_below_bound",
                 description=f"The share of failure texts HDBSCAN leaves as noise stays below {MAX_NOISE_SHARE:.0%}.")
 def cluster_noise_share_below_bound(duckdb: DuckDBResource) -> dg.AssetCheckResult:
