@@ -10,7 +10,7 @@ from typing import Any
 
 from aob_pipeline.lib.trace.facts import FAILURE_ACK, AnswerClaims, Call, TraceFacts
 from aob_pipeline.lib.trace.scenario import JudgeScenario
-from aob_pipeline.lib.trace.verification import referenced_steps
+from aob_pipeline.lib.trace.verification import referenced_steps, verification_acts
 
 
 SUCCESS_WORDS = re.compile(r"\b(returned|retrieved|got|obtained|succeeded|successful\w*|worked|done|have (?:the|what)|"
@@ -41,11 +41,12 @@ def missing_steps(sc: JudgeScenario, facts: TraceFacts) -> list[str]:
 
 def unsupported_actions(claims: AnswerClaims, facts: TraceFacts) -> list[str]:
     """Claims of acts the run does not hold: a work order created with no successful wo_create_work_order,
-    "verified" with no check, and a failed call described as a success."""
+    "verified" with no act of verifying (``verification.verification_acts``: words alone are not one), and a
+    failed call described as a success."""
     out = []
     if claims.creates_work_order and not any(c.ok and c.tool == "wo_create_work_order" for c in facts.calls):
         out.append("a work order created, but no wo_create_work_order call succeeded")
-    if claims.verification_claims and not (facts.verification_statements() or facts.cross_checks()):
+    if claims.verification_claims and not verification_acts(facts):
         out.append(f"'{claims.verification_claims[0]}', but the run holds no check")
     for call, step in success_claimed_after_errors(facts):
         out.append(f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}")
