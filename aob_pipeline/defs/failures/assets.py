@@ -122,7 +122,7 @@ def failure_embeddings(context: dg.AssetExecutionContext, duckdb: DuckDBResource
                      description="Clusters of failure texts: UMAP (fixed seed) then HDBSCAN; each named by c-TF-IDF "
                                  "keywords and the title nearest its centre; cluster_id −1 is noise. Also "
                                  "`failure_cluster_members` (map positions) and `failure_cluster_quality` "
-                                 "(silhouette, noise share, stability across seeds as ARI, K-Means baseline)."),
+                                 "(silhouette and DBCV, noise share, stability across seeds as ARI, K-Means baseline)."),
     ],
     name="failure_clusters",
     pool=WAREHOUSE_WRITE_POOL,
