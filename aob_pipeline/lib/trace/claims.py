@@ -39,18 +39,25 @@ def missing_steps(sc: JudgeScenario, facts: TraceFacts) -> list[str]:
     return missing
 
 
-def unsupported_actions(claims: AnswerClaims, facts: TraceFacts) -> list[str]:
+def unsupported_actions(claims: AnswerClaims, facts: TraceFacts, *, error_claims: bool = True) -> list[str]:
     """Claims of acts the run does not hold: a work order created with no successful wo_create_work_order,
-    "verified" with no act of verifying (``verification.verification_acts``: words alone are not one), and a
-    failed call described as a success."""
+    "verified" with no act of verifying (``verification.verification_acts``: words alone are not one), and —
+    with ``error_claims`` — a failed call described as a success (``error_claims``; for failure analysis that is
+    an ignored tool error, not an overstatement)."""
     out = []
     if claims.creates_work_order and not any(c.ok and c.tool == "wo_create_work_order" for c in facts.calls):
         out.append("a work order created, but no wo_create_work_order call succeeded")
     if claims.verification_claims and not verification_acts(facts):
         out.append(f"'{claims.verification_claims[0]}', but the run holds no check")
-    for call, step in success_claimed_after_errors(facts):
-        out.append(f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}")
+    if error_claims:
+        out.extend(error_success_claims(facts))
     return out
+
+
+def error_success_claims(facts: TraceFacts) -> list[str]:
+    """Each failed call that the next thought or message describes as having worked, as a claim."""
+    return [f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}"
+            for call, step in success_claimed_after_errors(facts)]
 
 
 def success_claimed_after_errors(facts: TraceFacts) -> list[tuple[Call, Any]]:
@@ -76,13 +83,15 @@ percent, kilo, seconds per hour): an agent converting units writes them without 
 
 
 
-def overstatements(sc: JudgeScenario | None, facts: TraceFacts, claims: AnswerClaims) -> list[str]:
+def overstatements(sc: JudgeScenario | None, facts: TraceFacts, claims: AnswerClaims, *,
+                   error_claims: bool = True) -> list[str]:
     """What the answer claims was done that the run does not hold (``unsupported_actions``: a work order created,
     "verified" without a check, a failed call described as a success), and completion claimed ("all steps
     completed", "task complete") while a tool error is unhandled, a gold step the run should have performed is
     missing (``missing_steps``) or no call succeeded. The one fact behind the judges' unsupported-action claims and
-    the detectors' overstatement of task completion."""
-    out = unsupported_actions(claims, facts)
+    the detectors' overstatement of task completion (which read it with ``error_claims=False``: a failed call
+    described as a success is their ignored tool error)."""
+    out = unsupported_actions(claims, facts, error_claims=error_claims)
     if claims.completion_claims:
         unhandled = facts.unhandled_errors()
         missing = missing_steps(sc, facts) if sc is not None and sc.gold_plan else []
@@ -93,5 +102,5 @@ def overstatements(sc: JudgeScenario | None, facts: TraceFacts, claims: AnswerCl
     return out
 
 
-__all__ = ["SUCCESS_WORDS", "UNIT_CONSTANTS", "missing_steps", "overstatements", "success_claimed_after_errors",
+__all__ = ["SUCCESS_WORDS", "UNIT_CONSTANTS", "error_success_claims", "missing_steps", "overstatements", "success_claimed_after_errors",
            "unsupported_actions"]

@@ -34,7 +34,7 @@ from typing import Any
 import pandas as pd
 
 from aob_pipeline.lib.trace.answer import states_result
-from aob_pipeline.lib.trace.claims import overstatements
+from aob_pipeline.lib.trace.claims import error_success_claims, overstatements
 from aob_pipeline.lib.trace.reading import TraceReading
 from aob_pipeline.lib.trajfm.findings import (
     DISOBEY_ROLE_SPECIFICATION,
@@ -87,9 +87,9 @@ def fact_holds(fact: SharedFact, reading: TraceReading) -> bool:
     if fact.name == "role":
         return bool(facts.role_violations())
     if fact.name == "ignored_tool_error":
-        return _stated(reading) and bool(facts.ignored_errors())
+        return bool(error_success_claims(facts)) or (_stated(reading) and bool(facts.ignored_errors()))
     if fact.name == "overstated_completion":
-        return bool(overstatements(reading.scenario, facts, reading.claims))
+        return bool(overstatements(reading.scenario, facts, reading.claims, error_claims=False))
     return False  # verification and form: decided together below
 
 

@@ -431,13 +431,23 @@ def error_handled(step: Step, trajectory: Trajectory) -> bool:
 def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
     """Lack of error handling: a failed tool call the agent ignored.
 
-    Proof: ``TraceFacts.ignored_errors`` — the fact the judges' hallucination reads: a failed call (not an
-    informative "no data" error, not the error a robustness scenario's gold plan expects) that no later call
-    recovered from (the same tool succeeding with at most one argument corrected) and that nothing afterwards
-    acknowledges (no question to the operator, no thought, message or final answer speaking of a failure or
-    naming its code). The first one is reported.
+    Proof, either (the facts the judges' hallucination reads): a thought or message right after a failed call
+    describing it as having worked (``claims.success_claimed_after_errors``: the agent carries on as if it had);
+    or ``TraceFacts.ignored_errors`` — a failed call (not an informative "no data" error, not the error a
+    robustness scenario's gold plan expects) that no later call recovered from (the same tool succeeding with at
+    most one argument corrected) and that nothing afterwards acknowledges (no question to the operator, no
+    thought, message or final answer speaking of a failure or naming its code or failing value).
     """
-    ignored = read_trace(trajectory, scenario).facts.ignored_errors()
+    facts = read_trace(trajectory, scenario).facts
+    claimed = success_claimed_after_errors(facts)
+    if claimed:
+        call, step = claimed[0]
+        return [Detection(
+            "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
+            f"{call.tool} failed ({call.error_code}) and the agent carried on as if it had worked.",
+            step.index, quote(step.content or ""), step.agent_name,
+        )]
+    ignored = facts.ignored_errors()
     if not ignored:
         return []
     call = ignored[0]
@@ -445,8 +455,7 @@ def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) ->
     who = ATTRIBUTION_TOOL if call.error_code == INTERNAL_ERROR_CODE else call.agent_name
     return [Detection(
         "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
-        f"{call.tool} failed at step {call.index} ({call.error_code}); the run never recovered from it and never "
-        f"acknowledged the failure.",
+        f"{call.tool} failed ({call.error_code}); the run never recovered from it nor acknowledged it.",
         call.index, quote(error_message(step)), who,
     )]
 
@@ -526,25 +535,18 @@ def _claims(text: str, pattern: re.Pattern[str]) -> list[str]:
 
 
 def detect_unsupported_claims(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
-    """Overstatement of task completion: the answer (or a step) claims work that the run does not hold.
+    """Overstatement of task completion: the final answer claims work that the run does not hold.
 
     Proof: ``claims.overstatements`` — the fact the judges' hallucination reads: a work order claimed created with
-    no successful ``wo_create_work_order``; "verified" with no check in the run; a thought or message calling a
-    failed call a success; completion claimed ("all steps completed", "task complete") while a tool error is
-    unhandled, a gold step the run should have performed is missing, or no call succeeded.
+    no successful ``wo_create_work_order``; "verified" with no act of verifying in the run; completion claimed
+    ("all steps completed", "task complete") while a tool error is unhandled, a gold step the run should have
+    performed is missing, or no call succeeded. (A failed call described as a success is an ignored tool error:
+    ``detect_unhandled_tool_error``.)
     """
     reading = read_trace(trajectory, scenario)
-    found = overstatements(reading.scenario, reading.facts, reading.claims)
-    if not found:
-        return []
-    for _, step in success_claimed_after_errors(reading.facts):
-        if found[0].startswith(f"(step {step.index})"):
-            return [Detection(
-                "detect_unsupported_claims", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
-                f"The run claims {found[0]}.", step.index, quote(step.content or ""), step.agent_name,
-            )]
+    found = overstatements(reading.scenario, reading.facts, reading.claims, error_claims=False)
     evidence = answer_evidence(trajectory)
-    if not evidence:
+    if not found or not evidence:
         return []
     return [Detection(
         "detect_unsupported_claims", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,

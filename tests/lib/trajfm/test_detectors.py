@@ -89,8 +89,13 @@ def test_a_tool_error_nobody_reacts_to_is_unhandled():
                 tb.thought("iot_sensor_history returned what I needed; moving on with the result."),
                 tb.call("iot_sensor_history", {**HISTORY, "sensor": "Return Temperature"}, READINGS), final="44.3")
     found = one(d.detect_unhandled_tool_error(t), LACK_OF_TOOL_ERROR_HANDLING)
-    assert found.step == 1 and found.kind == "additional" and found.attributed_to == "agent"
+    # the thought that carries on as if the call had worked is the proof, quoted at its step
+    assert found.step == 2 and found.kind == "additional" and found.attributed_to == "agent"
+    assert found.evidence.startswith("iot_sensor_history returned what I needed")
     assert_quoted(found, t)
+    silent = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
+                     tb.call("iot_sensor_history", BAD, error=UNKNOWN_ASSET), final="44.3")
+    assert one(d.detect_unhandled_tool_error(silent), LACK_OF_TOOL_ERROR_HANDLING).step == 1
 
 
 @pytest.mark.parametrize("after", [
@@ -148,9 +153,11 @@ def test_success_claimed_after_a_lasting_error_is_overstatement():
                         tb.call("wo_list_work_orders", {"asset": "Chiller 6"}, {"work_orders": []}),
                         final="The task is complete: no work orders.")
     assert d.detect_unsupported_claims(recovered) == []
+    # a failed call described as a success is an ignored tool error, not an overstatement of completion
     thought = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
                       tb.thought("wo_list_work_orders returned what I needed; moving on."), final="3")
-    found = one(d.detect_unsupported_claims(thought), OVERSTATEMENT_OF_TASK_COMPLETION)
+    assert d.detect_unsupported_claims(thought) == []
+    found = one(d.detect_unhandled_tool_error(thought), LACK_OF_TOOL_ERROR_HANDLING)
     assert found.step == 1 and found.evidence.startswith("wo_list_work_orders returned")
 
 
