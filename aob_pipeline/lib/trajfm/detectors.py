@@ -444,7 +444,7 @@ def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) ->
         call, step = claimed[0]
         return [Detection(
             "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
-            f"{call.tool} failed ({call.error_code}) and the agent carried on as if it had worked.",
+            "A tool call failed and the agent carried on as if it had worked.",
             step.index, quote(step.content or ""), step.agent_name,
         )]
     ignored = facts.ignored_errors()
@@ -455,7 +455,7 @@ def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) ->
     who = ATTRIBUTION_TOOL if call.error_code == INTERNAL_ERROR_CODE else call.agent_name
     return [Detection(
         "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
-        f"{call.tool} failed ({call.error_code}); the run never recovered from it nor acknowledged it.",
+        "A tool call failed; the run never recovered from it nor acknowledged the failure.",
         call.index, quote(error_message(step)), who,
     )]
 
@@ -534,6 +534,16 @@ def _claims(text: str, pattern: re.Pattern[str]) -> list[str]:
     return out
 
 
+def _claimed_kind(claim: str) -> str:
+    """Which kind of act an overstatement claims (descriptions name the kind; the evidence quotes the claim, so
+    findings of one failure mode read alike and cluster together)."""
+    if claim.startswith("a work order created"):
+        return "a work order created"
+    if "holds no check" in claim:
+        return "a verification"
+    return "the task completed"
+
+
 def detect_unsupported_claims(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
     """Overstatement of task completion: the final answer claims work that the run does not hold.
 
@@ -550,7 +560,8 @@ def detect_unsupported_claims(trajectory: Trajectory, scenario: Any = None) -> l
         return []
     return [Detection(
         "detect_unsupported_claims", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
-        f"The final answer claims {found[0]}.", _final_index(trajectory), evidence, answering_agent(trajectory),
+        f"The final answer claims {_claimed_kind(found[0])} that the run does not hold.", _final_index(trajectory),
+        evidence, answering_agent(trajectory),
     )]
 
 
@@ -727,7 +738,7 @@ def detect_output_format(trajectory: Trajectory, scenario: Any = None) -> list[D
         return []
     return [Detection(
         "detect_output_format", "additional", EXTRANEOUS_OUTPUT_FORMATTING,
-        f"The output format asked for is '{sc.output_format}' ({sc.answer_format}): {problem}.",
+        f"The answer does not have the form the task needs ({sc.answer_format} asked).",
         _final_index(trajectory), evidence, answering_agent(trajectory),
     )]
 

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aob_pipeline.lib.trace.answer import form_problem
+from aob_pipeline.lib.trace.reading import read_trace
 from aob_pipeline.lib.trajfm import detectors as d
 from aob_pipeline.lib.trajfm.evidence import evidence_in_trace
 from aob_pipeline.lib.trajfm.findings import (
@@ -139,7 +141,7 @@ def test_success_claimed_after_a_lasting_error_is_overstatement():
     t = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
                 final="The task is complete: 3 work orders.")
     found = one(d.detect_unsupported_claims(t), OVERSTATEMENT_OF_TASK_COMPLETION)
-    assert found.evidence.startswith("The task is complete") and "wo_list_work_orders failed" in found.description
+    assert found.evidence.startswith("The task is complete") and "the task completed" in found.description
     assert_quoted(found, t)
     # a confident result without a completion claim: the error was ignored (lack of error handling), not overstated
     confident = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
@@ -209,7 +211,11 @@ def test_answers_not_in_the_required_format(answer_format, answer, problem):
     s = tb.scenario(answer_format=answer_format, output_format=answer_format)
     t = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS), final=answer)
     found = one(d.detect_output_format(t, s), EXTRANEOUS_OUTPUT_FORMATTING)
-    assert problem in found.description
+    # the description names the format asked (findings of one mode read alike and cluster together); the reason is
+    # the trace layer's, the same the judges' result verification gives
+    assert f"({answer_format} asked)" in found.description
+    reading = read_trace(t, s)
+    assert problem in form_problem(reading.scenario, reading.facts, t.final_answer)
     assert_quoted(found, t)
 
 
