@@ -238,10 +238,8 @@ def answer_form_blind(fmt: str | None, answer: str, sc: JudgeScenario, facts: Tr
     if fmt in ("id_set", "list"):
         items = _list_items(text, claims)
         if not items and re.search(r"\b(none|no|zero|nothing)\b", text, re.IGNORECASE):
-            return True, "states that there is none"
-        if len(items) <= 1:
-            if items or re.search(r"\b[\w-]+(?:\s*,\s*[\w-]+)+\s*(?:,?\s*and\s+[\w-]+)?", text):
-                return True, "names what is asked"
+            return prose_form(text, [], "a statement that there is none")
+        if not items and not re.search(r"\b[\w-]+(?:\s*,\s*[\w-]+)+\s*(?:,?\s*and\s+[\w-]+)?", text):
             return False, "names no id, name or value"
         return prose_form(text, items, "a list")
     if fmt == "json":
@@ -253,7 +251,7 @@ def answer_form_blind(fmt: str | None, answer: str, sc: JudgeScenario, facts: Tr
             missing = [p.strip() for p in parts if p not in said]
             return False, f"gives nothing for {missing} of the output format"
         if is_table(text) or values:
-            return True, "a structured answer in text"
+            return prose_form(text, [], "a structured answer in text")
         return False, "a structured answer is asked, but the text states no value"
     if fmt == "clarification":
         behaviour = ROBUSTNESS_BEHAVIOUR.get(sc.robustness)
