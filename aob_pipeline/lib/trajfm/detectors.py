@@ -15,30 +15,31 @@ extractor's findings. ``OfflineExtractor.extract(trajectory, scenario)`` runs th
 
 The detectors, what each raises, and the trace structure that proves it:
 
-- ``detect_repeated_identical_calls`` → MAST ``step_repetition``: a tool call with the same agent, tool and
-  arguments as an earlier call that succeeded, with no verification announced in between.
-- ``detect_unhandled_tool_error`` → "Lack of error handling for tool failure": a failed tool call that the agent
-  neither retries at once, nor asks the operator about, nor speaks of (its code, its bad argument, or words like
-  error / failed / not found) in its next thought or any later text.
+- ``detect_repeated_identical_calls`` → MAST ``step_repetition``: a tool call with the same tool and arguments as
+  an earlier call that succeeded, except one re-read announced as a check (``TraceFacts.repeated_calls``).
+- ``detect_unhandled_tool_error`` → "Lack of error handling for tool failure": a failed call described as having
+  worked by the next thought, or a failed call never recovered from nor acknowledged afterwards
+  (``TraceFacts.ignored_errors``).
 - ``detect_ineffective_error_recovery`` → "Ineffective error recovery": a failed tool call that the agent retried
   without ever getting that tool to work (or retried with the failing arguments unchanged).
 - ``detect_unsupported_claims`` → "Overstatement of task completion": the answer claims work the run does not
-  hold — a work order created, a verification, a failed call as a success, completion with errors unhandled or
-  gold steps missing (``trace.claims.overstatements``).
+  hold — a work order created, a verification, completion with errors unhandled or gold steps missing
+  (``trace.claims.overstatements``).
 - ``detect_misquoted_tool_result`` → MAST ``action_reasoning_mismatch``: a sentence of the answer names a tool and
   states a number no tool of the run returned (nor a count, sum, mean, minimum or maximum of a list one returned).
-- ``detect_output_format`` → "Extraneous or confusing output formatting": the final answer does not take the shape
-  the scenario's answer format asks for (no number, a table for one value, prose for a list, broken JSON, empty).
+- ``detect_output_format`` → "Extraneous or confusing output formatting": the final answer lacks the form the
+  scenario's answer format needs (``trace.answer.form_problem``: no number, a table for one value, prose for a
+  list, broken JSON, cut at the size limit).
 - ``detect_invalid_action`` → "Invalid action formatting": a tool call rejected as ``unknown_tool``,
   ``invalid_arguments`` or ``start_after_end``.
 - ``detect_role_violation`` → MAST ``disobey_role_specification``: a domain agent (iot, fmsr, tsfm, wo) calls a
-  tool of another group, an orchestrator (supervisor, planner) calls a domain tool itself, or the runtime
-  refused such a call (``[refused]``).
+  tool of another group, a coordinator (supervisor, planner) calls a domain tool itself, or the runtime
+  refused such a call (``[refused]``) (``TraceFacts.role_violations``).
 - ``detect_ignored_subagent_output`` → MAST ``ignored_other_agent_input``: a sub-agent's reply carries key values
   (numbers, ids, ``name = value``) none of which reaches a later step of another agent or the final answer.
-- ``detect_missing_verification`` → MAST ``no_or_incorrect_verification``: a multi-step scenario (2+ tool steps
-  in the gold plan) whose trace has no verification step (no thought or message that checks / verifies /
-  confirms, no read-back after a write).
+- ``detect_missing_verification`` → MAST ``no_or_incorrect_verification``: a result read from data given without
+  an act of verifying (an announced re-read or cross-check, a read-back after a write), or the task's conditions
+  acted on against what the run read (``trace.verification.verification_check``).
 - ``detect_premature_termination`` → MAST ``premature_termination``: the gold plan needs tools of a group (iot,
   fmsr, tsfm, wo, knowledge) that the run never called.
 - ``detect_missing_clarification`` → MAST ``fail_to_ask_for_clarification``: a ``vague_request`` or
@@ -100,31 +101,6 @@ from aob_pipeline.lib.trajfm.findings import (
     no_flags,
 )
 
-ORCHESTRATOR_NAMES: frozenset[str] = frozenset({"supervisor", "planner", "orchestrator"})
-"""Agent names of orchestrators in multi-agent runs: they delegate and never call domain tools themselves."""
-
-TOOL_ERROR_ACKNOWLEDGEMENT = re.compile(
-    r"\b(error|errors|fail|failed|fails|failure|failing|could not|couldn't|cannot|can't|unable|not found|"
-    r"not available|unavailable|does not exist|doesn't exist|no such|has no|have no|there is no|unknown|missing|"
-    r"invalid|not possible|did not|didn't|no data|no results?|retry|retried|try again|trying again|instead|"
-    r"wrong|mistake|typo|correct(?:ed|ing)?|rejected)\b",
-    re.IGNORECASE,
-)
-"""Words by which a later step or the final answer shows the agent noticed a tool failure."""
-
-SUCCESS_CLAIM = re.compile(
-    r"\b(successfully|success|succeeded|completed|complete|done|all (?:steps|tasks|data|checks|requested)|"
-    r"fully|verified|confirmed|retrieved)\b",
-    re.IGNORECASE,
-)
-"""Words by which a final answer claims the work was done."""
-
-VERIFICATION_LANGUAGE = re.compile(
-    r"\b(verif(?:y|ied|ies|ying|ication)|double[- ]check(?:ed|ing)?|cross[- ]check(?:ed|ing)?|re-?check(?:ed|ing)?|"
-    r"sanity[- ]check(?:ed)?|validat(?:e|ed|ing|ion)|confirm(?:s|ed|ing)?|consistent with|matches the)\b",
-    re.IGNORECASE,
-)
-"""Words by which a thought, message or answer shows a verification step."""
 
 MISSING_OR_UNCLEAR = re.compile(
     r"\b(missing|not found|no such|does not exist|doesn't exist|do not exist|not available|unavailable|"
@@ -135,16 +111,12 @@ MISSING_OR_UNCLEAR = re.compile(
 )
 """Words by which an agent states what is missing or unclear in a request (in place of asking the operator)."""
 
-WRITE_TOOLS: dict[str, tuple[str, ...]] = {"wo_create_work_order": ("wo_list_work_orders", "wo_list_events")}
-"""Tools that write (record) something, with the tools that read it back (a read-back is a verification)."""
 
 INVALID_ACTION_CODES = frozenset({"unknown_tool", "invalid_arguments", "start_after_end"})
 """Error codes that mean the call itself was malformed: no such tool, arguments breaking the schema, a window
 that ends before it starts."""
 INTERNAL_ERROR_CODE = "internal_error"
 CLARIFYING_ROBUSTNESS = frozenset({"vague_request", "missing_sensor"})
-MIN_VERIFIED_PLAN_STEPS = 2
-"""A scenario is multi-step (and its run should show a verification) from this many tool steps in the gold plan."""
 EVIDENCE_CHARS = 240
 """Longest quote a detector takes from a text (a prefix of it, cut at a word boundary)."""
 
@@ -385,47 +357,12 @@ def detect_repeated_identical_calls(trajectory: Trajectory, scenario: Any = None
     )]
 
 
-def _verification_between(trajectory: Trajectory, start: int, end: int, agent_name: str) -> bool:
-    """Whether ``agent_name`` announced a verification in a thought or message between steps ``start`` and ``end``."""
-    for step in trajectory.steps[start + 1:end]:
-        if (step.kind in ("thought", "message") and step.agent_name == agent_name and step.content
-                and VERIFICATION_LANGUAGE.search(step.content)):
-            return True
-    return False
-
-
 def _later_steps(trajectory: Trajectory, after: int) -> list[Step]:
     return [s for s in trajectory.steps if s.index > after]
 
 
 RETRY_WINDOW = 3
 """A retry is a call of the failed tool among the agent's next this-many steps (after an optional look-up call)."""
-
-
-def _bad_values(step: Step, trajectory: Trajectory) -> list[str]:
-    """String argument values of a failed call that no successful call of the same tool used (the likely culprits)."""
-    good = {str(v).casefold() for s in trajectory.tool_calls if s.tool == step.tool and s.error is None
-            for v in s.arguments.values() if isinstance(v, str)}
-    return [v for v in step.arguments.values() if isinstance(v, str) and len(v) >= 3 and v.casefold() not in good]
-
-
-def error_handled(step: Step, trajectory: Trajectory) -> bool:
-    """Whether the agent reacted to the failed tool call ``step`` (see ``detect_unhandled_tool_error``)."""
-    later = _later_steps(trajectory, step.index)
-    own = [s for s in later if s.agent_name == step.agent_name]
-    if own and own[0].kind == "tool_call" and any(
-            s.kind == "tool_call" and s.tool == step.tool for s in own[:RETRY_WINDOW]):
-        return True
-    if any(s.kind == "ask_operator" for s in later):
-        return True
-    first_text = next((s for s in own if s.kind in ("thought", "message")), None)
-    if first_text is not None and first_text.content and TOOL_ERROR_ACKNOWLEDGEMENT.search(first_text.content):
-        return True
-    code = (error_code(step) or "").casefold()
-    specifics = [code] + [v.casefold() for v in _bad_values(step, trajectory)]
-    texts = [s.content for s in later if s.kind in ("thought", "message", "final") and s.content]
-    texts.append(final_text(trajectory))
-    return any(term and term in text.casefold() for text in texts for term in specifics)
 
 
 def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
@@ -487,51 +424,7 @@ def detect_ineffective_error_recovery(trajectory: Trajectory, scenario: Scenario
     return []
 
 
-def unrecovered_errors(trajectory: Trajectory) -> list[Step]:
-    """Failed tool calls (informative errors left out) after which the same tool never succeeded."""
-    calls = trajectory.tool_calls
-    out = []
-    for position, step in enumerate(calls):
-        if step.error is None or error_code(step) in INFORMATIVE_ERROR_CODES:
-            continue
-        if not any(s.tool == step.tool and s.error is None for s in calls[position + 1:]):
-            out.append(step)
-    return out
-
-
-
-
-WORK_ORDER_CLAIM = re.compile(
-    r"\b(?:created|raised|opened|submitted|drafted|logged|filed|issued)\b[^.!?\n]{0,60}\bwork[- ]orders?\b|"
-    r"\bwork[- ]orders?\b[^.!?\n]{0,40}\b(?:created|raised|opened|submitted|drafted|logged|filed|issued)\b",
-    re.IGNORECASE,
-)
-"""A sentence saying a work order was created (drafted, raised, ...)."""
-
-VERIFICATION_CLAIM = re.compile(
-    r"\b(?:verified|double[- ]checked|cross[- ]checked|re-?checked|validated|checked (?:every|all|each))\b",
-    re.IGNORECASE,
-)
-"""A sentence saying the work was verified."""
-
-HEDGE = re.compile(
-    r"\b(?:no|not|never|without|cannot|didn't|won't|isn't|wasn't|should|could|would|recommend(?:ed)?|suggest(?:ed)?|"
-    r"may|might|consider|if|whether|once)\b|n't\b",
-    re.IGNORECASE,
-)
-"""Words that make a sentence a negation, a recommendation or a condition rather than a claim of something done."""
-
 CREATE_WORK_ORDER_TOOL = "wo_create_work_order"
-
-
-def _claims(text: str, pattern: re.Pattern[str]) -> list[str]:
-    """Sentences of ``text`` that match ``pattern`` and are plain claims (no ``HEDGE`` word)."""
-    out = []
-    for match in _SENTENCE.finditer(text):
-        sentence = match.group(0).strip()
-        if sentence and pattern.search(sentence) and not HEDGE.search(sentence):
-            out.append(quote(sentence))
-    return out
 
 
 def _claimed_kind(claim: str) -> str:
@@ -635,91 +528,6 @@ def detect_misquoted_tool_result(trajectory: Trajectory, scenario: Scenario | No
     return []
 
 
-def _parse_json(text: str) -> tuple[bool, Any]:
-    try:
-        return True, json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return False, None
-
-
-_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
-_LEAD_IN = re.compile(r"^[^:,.;!?\n]{0,60}:\s*")
-MAX_ITEM_WORDS = 6
-"""An enumeration's items have at most this many words (longer pieces are sentences: prose, not a list)."""
-
-
-def has_markdown_table(text: str) -> bool:
-    """True when ``text`` holds a Markdown table (a ``|---|---|`` separator row)."""
-    return _TABLE_SEPARATOR.search(text) is not None
-
-
-def _json_somewhere(text: str) -> Any:
-    """The first JSON array or object in ``text`` (whole text, a code fence, or a line), or None."""
-    candidates = [text.strip()]
-    candidates += [m.group(1).strip() for m in re.finditer(r"```[a-zA-Z]*\s*(.*?)```", text, re.DOTALL)]
-    candidates += [line.strip() for line in text.splitlines()]
-    for candidate in candidates:
-        if candidate[:1] in "[{":
-            ok, value = _parse_json(candidate)
-            if ok and isinstance(value, (list, dict)):
-                return value
-    return None
-
-
-def is_enumeration(text: str) -> bool:
-    """True when the first paragraph of ``text`` reads as a list: after an optional short lead-in ending with a
-    colon (``The sensors are:``, at most 60 characters, no other punctuation), pieces separated by commas,
-    semicolons, ``and`` or new lines, each of at most ``MAX_ITEM_WORDS`` words."""
-    head = text.strip().split("\n\n", 1)[0]
-    body = _LEAD_IN.sub("", head, count=1)
-    pieces = [p.strip(" .") for p in re.split(r"[,;\n]|\band\b", body) if p.strip(" .")]
-    return bool(pieces) and all(len(p.split()) <= MAX_ITEM_WORDS for p in pieces)
-
-
-def format_problem(answer: str, answer_format: str) -> str | None:
-    """Why ``answer`` does not take the shape ``answer_format`` asks for (None when it does). Lenient: the
-    shape is checked, not the content, and free text is accepted wherever a reader can still find the value.
-
-    - any format: an empty answer; an answer whose value part (the whole answer, else its first paragraph or
-      line; inside a code fence if fenced) starts as JSON (``{``/``[``) and is not valid JSON;
-    - ``number`` / ``integer``: no number (integer) written in it (unless the answer asks a question back), or the
-      value buried in a Markdown table;
-    - ``label``: a Markdown table or a JSON structure where one short value was asked;
-    - ``id_set`` / ``list`` / ``json``: no structure at all — no JSON array or object, no bullet or numbered
-      lines, no table, and a first paragraph that is prose rather than an enumeration (``is_enumeration``);
-    - ``text`` / ``clarification``: only the checks for any format.
-    """
-    text = answer.strip()
-    if not text:
-        return "the final answer is empty"
-    fence = re.fullmatch(r"```[a-zA-Z]*\s*(.*?)\s*```", text, re.DOTALL)
-    inner = fence.group(1).strip() if fence else text
-    value_part = inner.split("\n\n", 1)[0].strip()
-    if value_part[:1] in "[{" and not any(_parse_json(c)[0] for c in (inner, value_part, value_part.split("\n", 1)[0])):
-        return "the final answer starts as JSON but is not valid JSON"
-    if answer_format in ("number", "integer", "label") and has_markdown_table(text):
-        return "the value asked for is buried in a Markdown table"
-    if answer_format in ("number", "integer"):
-        found = numbers_in(text)
-        if answer_format == "integer":
-            found = [x for x in found if float(x).is_integer()]
-        if not found and "?" not in text:
-            what = "an integer" if answer_format == "integer" else "a number"
-            return f"the task asks for {what} and the answer has none"
-    elif answer_format == "label":
-        ok, parsed = _parse_json(value_part)
-        if ok and isinstance(parsed, (dict, list)) and not (isinstance(parsed, dict) and len(parsed) == 1):
-            return "the task asks for one label and the answer is a JSON structure"
-    elif answer_format in ("id_set", "list", "json"):
-        structured = (_json_somewhere(text) is not None or _BULLET.search(text) is not None
-                      or has_markdown_table(text) or is_enumeration(text))
-        if not structured:
-            what = "a structured (JSON) answer" if answer_format == "json" else "a list"
-            return f"the task asks for {what} and the answer is prose with no list or structure in it"
-    return None
-
-
 def detect_output_format(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
     """Extraneous or confusing output formatting: the answer lacks the form the task needs.
 
@@ -815,25 +623,6 @@ def detect_ignored_subagent_output(trajectory: Trajectory, scenario: Scenario | 
     return []
 
 
-def _plan_tool_steps(scenario: Scenario) -> list[Any]:
-    return [s for s in scenario.gold_plan if s.tool != ASK_OPERATOR]
-
-
-def shows_verification(trajectory: Trajectory) -> bool:
-    """Whether a step of the run verifies: a thought or message in ``VERIFICATION_LANGUAGE``, or a read-back of
-    something the run wrote (``WRITE_TOOLS``). The final answer's own words are a claim, not a step, and do not
-    count."""
-    for step in trajectory.steps:
-        if step.kind in ("thought", "message") and step.content and VERIFICATION_LANGUAGE.search(step.content):
-            return True
-    calls = trajectory.tool_calls
-    for position, step in enumerate(calls):
-        readers = WRITE_TOOLS.get(str(step.tool))
-        if readers and step.error is None and any(s.tool in readers for s in calls[position + 1:]):
-            return True
-    return False
-
-
 def detect_missing_verification(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
     """No or incorrect verification: a result that needs a check was given without one, or the run acted on the
     task's conditions against what the data it read said.
@@ -857,6 +646,10 @@ def detect_missing_verification(trajectory: Trajectory, scenario: Any = None) ->
     )]
 
 
+def _plan_tool_steps(scenario: Any) -> list[Any]:
+    return [s for s in scenario.gold_plan if s.tool != ASK_OPERATOR]
+
+
 def _needed_groups(scenario: Scenario) -> dict[str, list[str]]:
     """Group → gold-plan tools of that group that always run (``when`` steps and their dependants excluded)."""
     conditional: set[str] = set()
@@ -867,7 +660,7 @@ def _needed_groups(scenario: Scenario) -> dict[str, list[str]]:
     for step in _plan_tool_steps(scenario):
         if step.step in conditional:
             continue
-        group = tool_group(step.tool) or step.agent
+        group = tool_group(step.tool) or getattr(step, "agent", None) or "unknown"
         needed.setdefault(group, [])
         if step.tool not in needed[group]:
             needed[group].append(step.tool)
