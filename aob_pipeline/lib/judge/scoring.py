@@ -114,8 +114,9 @@ SCORES_TABLE = Table(
         ("scenario_id", "VARCHAR", "Scenario of the run."),
         ("trial", "INTEGER", "Trial number."),
         ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
-        ("score", "DOUBLE", "100 x (true among the judged positive criteria)/(judged positive criteria), minus 20 if "
-                            "hallucinating, floored at 0; NULL when the judge could not judge."),
+        ("score", "DOUBLE", "100 x (true among the five positive criteria)/5 — over the judged ones when the judge "
+                            "left a criterion NULL with its reason (see coverage) —, minus 20 if hallucinating, floored "
+                            "at 0; NULL when the judge could not judge."),
         ("passed", "BOOLEAN", "All five positive criteria true and no hallucination; NULL when not judged or when a "
                               "criterion was left undecided."),
         ("coverage", "DOUBLE", "Share of the six criteria the judge decided (a criterion it cannot check, e.g. task "
