@@ -152,6 +152,8 @@ class ClusterResult:
     params: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock seconds per stage."""
+    model: "ClusterModel | None" = None
+    """What placing later failures into these clusters needs (``assign_to_clusters``); None for the fallbacks."""
 
 
 # ----------------------------------------------------------------------------------------------- numba cache
@@ -574,10 +576,13 @@ def cluster_texts(
 
     # HDBSCAN on the rows laid out directly; identical vectors always form one cluster
     with timed("hdbscan"):
+        clusterer = None
         if red.method in ("empty", "identical"):
             fit_labels = np.zeros(len(fit_rows), np.int64)
         else:
-            fit_labels = _hdbscan(red.reduced[fit_rows], fit_mcs, fit_ms)
+            clusterer = fit_hdbscan(red.reduced[fit_rows], fit_mcs, fit_ms)
+            fit_labels = (np.zeros(len(fit_rows), dtype=np.int64) if clusterer is None
+                          else clusterer.labels_.astype(np.int64))
             if trim:
                 fit_labels = trim_outliers(x[fit_rows], fit_labels, fit_mcs)
 
@@ -652,7 +657,57 @@ def cluster_texts(
         hdbscan_vs_kmeans_ari=round(_ari(labels, km.labels), 4) if km.k is not None else None,
         fallback=fallback,
     )
-    return ClusterResult(labels, red.reduced, red.map_coordinates, quality, cluster_stability, km, params, seconds)
+    model = None
+    if red.method not in ("empty", "identical", "pca") and clusterer is not None:
+        raw = clusterer.labels_.astype(np.int64)
+        final = labels[fit_rows]
+        raw_to_final = {}
+        for r in np.unique(raw[raw >= 0]):
+            kept = final[(raw == r) & (final >= 0)]
+            if kept.size:
+                values, counts = np.unique(kept, return_counts=True)
+                raw_to_final[int(r)] = int(values[np.argmax(counts)])
+        model = ClusterModel(clusterer, _unit_rows(x[fit_rows]), np.asarray(red.reduced[fit_rows]), raw_to_final)
+    return ClusterResult(labels, red.reduced, red.map_coordinates, quality, cluster_stability, km, params, seconds,
+                         model)
+
+
+@dataclass
+class ClusterModel:
+    """A clustering kept for later nights: the ``hdbscan`` clusterer fitted (with prediction data) in the reduced
+    space, the fit points' unit embeddings and reduced coordinates, and the map from the clusterer's labels to the
+    final cluster ids (after outlier trimming and renumbering by size)."""
+
+    clusterer: Any
+    fit_embeddings: np.ndarray
+    fit_reduced: np.ndarray
+    raw_to_final: dict[int, int]
+
+
+ASSIGN_NEIGHBOURS = 15
+"""Fit points whose reduced coordinates place a new failure (similarity-weighted, as UMAP places new points)."""
+
+
+def assign_to_clusters(model: ClusterModel, embeddings: np.ndarray,
+                       k: int = ASSIGN_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids, membership strengths) of new failure embeddings in an existing clustering, without
+    re-clustering: each row is placed in the reduced space as the cosine-similarity-weighted mean of its ``k``
+    nearest fit points, then ``hdbscan.approximate_predict`` gives its cluster (−1: noise, the row fits no
+    existing cluster) and strength; the clusterer's label is mapped to the final cluster id. A nightly run keeps
+    cluster ids and names this way and re-clusters only when too many new rows stay unassigned."""
+    import hdbscan
+
+    x = _unit_rows(_check_embeddings(embeddings))
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    sims = x @ model.fit_embeddings.T
+    k = int(min(max(k, 1), sims.shape[1]))
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    weights = np.clip(np.take_along_axis(sims, idx, axis=1), 1e-6, None)
+    coords = (weights[:, :, None] * model.fit_reduced[idx]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
+    raw, strength = hdbscan.approximate_predict(model.clusterer, coords)
+    ids = np.asarray([model.raw_to_final.get(int(r), -1) if r >= 0 else -1 for r in raw], dtype=np.int64)
+    return ids, np.asarray(strength, dtype=float)
 
 
 def _weighted_vote(neighbour_labels: np.ndarray, weights: np.ndarray) -> np.ndarray:

@@ -211,3 +211,23 @@ def test_dbcv_is_the_hdbscan_validity_index_and_needs_two_clusters():
     shuffled = dbcv(points, rng.permutation(model.labels_).astype(np.int64))
     assert good > 0.5 and (shuffled is None or shuffled < good)
     assert dbcv(points, np.zeros(len(points), dtype=np.int64)) is None
+
+
+def test_new_failures_are_assigned_to_the_existing_clusters_without_reclustering(blob_data, blob_result):
+    from aob_pipeline.lib.trajfm.cluster import assign_to_clusters
+
+    x, truth = blob_data
+    model = blob_result.model
+    assert model is not None and model.clusterer.prediction_data_ is not None
+    # more failures of the same kinds, drawn anew around the same centres: they keep the clusters' ids
+    rng = np.random.default_rng(5)
+    again = x[[0, 75, 130]] + 0.02 * rng.normal(size=(3, DIM)).astype(np.float32)
+    ids, strength = assign_to_clusters(model, again)
+    expected = [int(np.bincount(blob_result.labels[truth == t][blob_result.labels[truth == t] >= 0]).argmax())
+                for t in truth[[0, 75, 130]]]
+    assert ids.tolist() == expected and (strength > 0).all()
+    # a failure of a kind never seen (a direction far from every blob) fits no cluster
+    stranger = rng.normal(size=(1, DIM)).astype(np.float32)
+    far_ids, _ = assign_to_clusters(model, stranger)
+    assert far_ids.tolist() in ([-1], expected[:1], expected[1:2], expected[2:])  # placed, never a new id
+    assert (assign_to_clusters(model, x)[0] == blob_result.labels).mean() >= 0.95  # the fit points keep their ids
