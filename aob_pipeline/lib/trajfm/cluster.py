@@ -56,7 +56,7 @@ import importlib
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ContextManager
 
@@ -688,12 +688,18 @@ ASSIGN_NEIGHBOURS = 15
 """Fit points whose reduced coordinates place a new failure (similarity-weighted, as UMAP places new points)."""
 
 
-def assign_to_clusters(model: ClusterModel, embeddings: np.ndarray,
-                       k: int = ASSIGN_NEIGHBOURS) -> tuple[np.ndarray, np.ndarray]:
+MIN_ASSIGN_STRENGTH = 0.5
+"""A new failure joins a cluster only with at least this HDBSCAN membership strength (the fit points of a clear
+cluster have ~1.0; a failure of a kind never seen lands between clusters with ~0.1 and stays unassigned)."""
+
+
+def assign_to_clusters(model: ClusterModel, embeddings: np.ndarray, k: int = ASSIGN_NEIGHBOURS,
+                       min_strength: float = MIN_ASSIGN_STRENGTH) -> tuple[np.ndarray, np.ndarray]:
     """(cluster ids, membership strengths) of new failure embeddings in an existing clustering, without
     re-clustering: each row is placed in the reduced space as the cosine-similarity-weighted mean of its ``k``
-    nearest fit points, then ``hdbscan.approximate_predict`` gives its cluster (−1: noise, the row fits no
-    existing cluster) and strength; the clusterer's label is mapped to the final cluster id. A nightly run keeps
+    nearest fit points, then ``hdbscan.approximate_predict`` gives its cluster and membership strength (−1: noise,
+    or a strength under ``min_strength``: the row fits no existing cluster); the clusterer's label is mapped to the
+    final cluster id. A nightly run keeps
     cluster ids and names this way and re-clusters only when too many new rows stay unassigned."""
     import hdbscan
 
@@ -706,8 +712,10 @@ def assign_to_clusters(model: ClusterModel, embeddings: np.ndarray,
     weights = np.clip(np.take_along_axis(sims, idx, axis=1), 1e-6, None)
     coords = (weights[:, :, None] * model.fit_reduced[idx]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
     raw, strength = hdbscan.approximate_predict(model.clusterer, coords)
+    strength = np.asarray(strength, dtype=float)
     ids = np.asarray([model.raw_to_final.get(int(r), -1) if r >= 0 else -1 for r in raw], dtype=np.int64)
-    return ids, np.asarray(strength, dtype=float)
+    ids[strength < min_strength] = -1
+    return ids, strength
 
 
 def _weighted_vote(neighbour_labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -768,3 +776,40 @@ def quality_frame(result: ClusterResult) -> pd.DataFrame:
         else:
             rows.append({"metric": f"param.{key}", "value": None, "note": str(value)})
     return pd.DataFrame(rows, columns=CLUSTER_QUALITY_TABLE.column_names)
+
+
+MAX_UNASSIGNED_SHARE = 0.25
+"""A nightly run re-clusters when more than this share of its new failure rows fit no existing cluster."""
+
+
+@dataclass(frozen=True)
+class KeptClusters:
+    """A nightly clustering that kept the earlier one: labels per row (earlier ids), whether each row is new,
+    and the share of new rows left unassigned (noise)."""
+
+    labels: np.ndarray
+    new: np.ndarray
+    unassigned_share: float
+
+
+def keep_clusters(model: ClusterModel | None, previous: Mapping[str, int], texts: Sequence[str],
+                  embeddings: np.ndarray, max_unassigned: float = MAX_UNASSIGNED_SHARE) -> tuple[KeptClusters | None, str]:
+    """Cluster ids for ``texts`` that keep an earlier clustering: a text clustered before keeps its id
+    (``previous``: text -> cluster id); a new one is placed with ``assign_to_clusters``. Returns (None, why) when
+    the earlier clustering cannot be kept — none was kept, or more than ``max_unassigned`` of the new rows fit no
+    existing cluster (then the caller re-clusters everything) — else (``KeptClusters``, what happened)."""
+    if model is None or not previous:
+        return None, "no earlier clustering to keep"
+    texts = list(texts)
+    new = np.asarray([t not in previous for t in texts], dtype=bool)
+    labels = np.asarray([previous.get(t, -1) for t in texts], dtype=np.int64)
+    share = 0.0
+    if new.any():
+        ids, _ = assign_to_clusters(model, np.asarray(embeddings)[new])
+        share = float(np.mean(ids < 0))
+        if share > max_unassigned:
+            return None, (f"{share:.0%} of the {int(new.sum())} new failure rows fit no existing cluster "
+                          f"(more than {max_unassigned:.0%}): re-clustered")
+        labels[new] = ids
+    return KeptClusters(labels, new, share), (f"kept the earlier clusters: {int(new.sum())} new failure rows "
+                                              f"assigned, {share:.0%} of them to no cluster")

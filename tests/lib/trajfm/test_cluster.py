@@ -228,6 +228,27 @@ def test_new_failures_are_assigned_to_the_existing_clusters_without_reclustering
     assert ids.tolist() == expected and (strength > 0).all()
     # a failure of a kind never seen (a direction far from every blob) fits no cluster
     stranger = rng.normal(size=(1, DIM)).astype(np.float32)
-    far_ids, _ = assign_to_clusters(model, stranger)
-    assert far_ids.tolist() in ([-1], expected[:1], expected[1:2], expected[2:])  # placed, never a new id
+    far_ids, far_strength = assign_to_clusters(model, stranger)
+    assert far_ids.tolist() == [-1] and far_strength[0] < 0.5
     assert (assign_to_clusters(model, x)[0] == blob_result.labels).mean() >= 0.95  # the fit points keep their ids
+
+
+def test_a_nightly_run_keeps_earlier_cluster_ids_and_reclusters_when_too_much_is_new(blob_data, blob_result):
+    from aob_pipeline.lib.trajfm.cluster import keep_clusters
+
+    x, _ = blob_data
+    texts = [f"text {i}" for i in range(len(x))]
+    previous = {t: int(c) for t, c in zip(texts, blob_result.labels)}
+    rng = np.random.default_rng(9)
+    fresh = x[:5] + 0.02 * rng.normal(size=(5, DIM)).astype(np.float32)  # one new agent's failures, known kinds
+    kept, why = keep_clusters(blob_result.model, previous, [*texts, *[f"new {i}" for i in range(5)]],
+                              np.vstack([x, fresh]))
+    assert kept is not None and "kept" in why
+    assert kept.labels[:len(x)].tolist() == blob_result.labels.tolist()  # every earlier row keeps its id
+    assert kept.new.sum() == 5 and set(kept.labels[len(x):]) == {int(blob_result.labels[0])}
+    # a night of mostly unseen kinds of failure: the earlier clustering is not kept
+    strangers = rng.normal(size=(40, DIM)).astype(np.float32)
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    redo, why = keep_clusters(blob_result.model, previous, [f"odd {i}" for i in range(40)], strangers)
+    assert redo is None and "re-clustered" in why
+    assert keep_clusters(None, previous, texts, x)[0] is None
