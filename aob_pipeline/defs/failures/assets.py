@@ -119,37 +119,64 @@ def failure_embeddings(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     specs=[
         dg.AssetSpec("failure_clusters", deps=["failure_embeddings"], group_name=GROUP, kinds={"python", "duckdb"},
                      owners=["team:evaluation"],
-                     description="Clusters of failure texts: UMAP (fixed seed) then HDBSCAN; each named by c-TF-IDF "
-                                 "keywords and the title nearest its centre; cluster_id −1 is noise. Also "
+                     description="Clusters of failure texts: UMAP (fixed seed) then HDBSCAN (hdbscan library, "
+                                 "prediction data kept); each named by c-TF-IDF keywords and the title nearest its "
+                                 "centre; cluster_id −1 is noise. A nightly run keeps the earlier clusters' ids and "
+                                 "names — texts seen keep their cluster, new ones are placed by approximate_predict — "
+                                 "and re-clusters only when more than 25% of the new rows fit no cluster. Also "
                                  "`failure_cluster_members` (map positions) and `failure_cluster_quality` "
                                  "(silhouette and DBCV, noise share, stability across seeds as ARI, K-Means baseline)."),
     ],
     name="failure_clusters",
     pool=WAREHOUSE_WRITE_POOL,
 )
-def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource):
     from aob_pipeline.lib.trajfm import cluster_table, cluster_texts, quality_frame
-    from aob_pipeline.lib.trajfm.cluster import CLUSTER_QUALITY_TABLE
+    from aob_pipeline.lib.trajfm.cluster import CLUSTER_QUALITY_TABLE, keep_clusters
     from aob_pipeline.lib.trajfm.naming import FAILURE_CLUSTERS_TABLE
 
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")
         emb = read_table(con, "failure_embeddings")
+        before = {name: read_table(con, name) for name in
+                  ("failure_cluster_members", "failure_clusters", "failure_cluster_quality")}
     members = _failure_texts(findings)
     vec_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in zip(emb["text"], emb["embedding"])}
     members = members[members["text"].isin(vec_by_text)]
     if len(members) == 0:
         raise dg.Failure("no additional failure modes to cluster: materialise failure_findings first")
     vectors = np.stack([vec_by_text[t] for t in members["text"]])
-    result = cluster_texts(vectors, seed=42)
-    clusters = cluster_table(members["title"].tolist(), vectors, result.labels, result.map_coordinates,
-                             documents=members["text"].tolist(), stability=result.cluster_stability)
-    quality = quality_frame(result)
-    coords = np.asarray(result.map_coordinates)
+    model_path = aob.settings().cache_dir / "failure_cluster_model.joblib"
+    kept, why = keep_clusters(_load_cluster_model(model_path, before, context), _previous_ids(before),
+                              members["text"].tolist(), vectors)
+    context.log.info(why)
+    if kept is None:
+        result = cluster_texts(vectors, seed=42)
+        labels, coords = np.asarray(result.labels, dtype=np.int64), np.asarray(result.map_coordinates)
+        clusters = cluster_table(members["title"].tolist(), vectors, labels, coords,
+                                 documents=members["text"].tolist(), stability=result.cluster_stability)
+        quality = quality_frame(result)
+        _save_cluster_model(model_path, result.model, context)
+    else:
+        labels, coords = kept.labels, _kept_coordinates(before["failure_cluster_members"], members, kept)
+        old = before["failure_clusters"]
+        stability = {int(c): float(v) for c, v in zip(old["cluster_id"], old["stability"]) if pd.notna(v)}
+        clusters = cluster_table(members["title"].tolist(), vectors, labels, coords,
+                                 documents=members["text"].tolist(), stability=stability)
+        names = dict(zip(old["cluster_id"].astype(int), old["label"]))  # ids and names stay across nights
+        clusters["label"] = [names.get(int(c), label) for c, label in zip(clusters["cluster_id"], clusters["label"])]
+        quality = before["failure_cluster_quality"]
+        quality = quality[~quality["metric"].str.startswith("nightly.")]
+    quality = pd.concat([quality, pd.DataFrame([
+        {"metric": "nightly.kept_earlier_clusters", "value": float(kept is not None), "note": why},
+        {"metric": "nightly.new_rows", "value": float(kept.new.sum()) if kept is not None else None, "note": None},
+        {"metric": "nightly.unassigned_share", "value": kept.unassigned_share if kept is not None else None,
+         "note": None},
+    ])], ignore_index=True)
     member_frame = pd.DataFrame({
         "run_id": members["run_id"].values, "agent_id": members["agent_id"].values,
         "extractor": members["extractor"].values, "title": members["title"].values, "text": members["text"].values,
-        "cluster_id": np.asarray(result.labels, dtype=np.int64), "map_x": coords[:, 0], "map_y": coords[:, 1],
+        "cluster_id": labels, "map_x": coords[:, 0], "map_y": coords[:, 1],
     })
     with duckdb.get_connection() as con:
         replace_tables(con, {"failure_clusters": clusters, "failure_cluster_quality": quality,
@@ -162,8 +189,57 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         "clusters": markdown_table(clusters[shown], 15),
         "quality": markdown_table(quality, 15),
         "failure_texts": len(member_frame),
+        "nightly": why,
         **image_metadata("cluster_map", cluster_map_png, member_frame, clusters, log=context.log),
     })
+
+
+def _previous_ids(before: dict) -> dict[str, int]:
+    members = before.get("failure_cluster_members")
+    if members is None or members.empty or before.get("failure_clusters") is None:
+        return {}
+    return {str(t): int(c) for t, c in zip(members["text"], members["cluster_id"])}
+
+
+def _load_cluster_model(path, before: dict, context):
+    """The clustering kept by the last full run (joblib under $AOB_HOME/cache), or None (none, or unreadable)."""
+    if not path.exists() or not _previous_ids(before):
+        return None
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - an unreadable model means a full re-clustering, never a failure
+        context.log.warning(f"could not read the kept clustering {path}: {exc}; re-clustering")
+        return None
+
+
+def _save_cluster_model(path, model, context) -> None:
+    import joblib
+
+    if model is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    joblib.dump(model, tmp)
+    tmp.replace(path)
+    context.log.info(f"kept the clustering for later nights in {path}")
+
+
+def _kept_coordinates(previous: pd.DataFrame, members: pd.DataFrame, kept) -> np.ndarray:
+    """Map positions: a text seen before keeps its place; a new one goes to its cluster's mean place."""
+    place = {str(t): (x, y) for t, x, y in zip(previous["text"], previous["map_x"], previous["map_y"])}
+    centre = previous.groupby("cluster_id")[["map_x", "map_y"]].mean()
+    out = np.zeros((len(members), 2))
+    for i, (text, label) in enumerate(zip(members["text"], kept.labels)):
+        if str(text) in place:
+            out[i] = place[str(text)]
+        elif int(label) in centre.index:
+            out[i] = centre.loc[int(label)].to_numpy()
+        else:
+            out[i] = previous[["map_x", "map_y"]].mean().to_numpy()
+    return out
 
 
 @dg.asset(deps=["failure_clusters"], group_name=GROUP, kinds={"python", "duckdb"}, owners=["team:evaluation"],

@@ -808,8 +808,8 @@ def keep_clusters(model: ClusterModel | None, previous: Mapping[str, int], texts
         ids, _ = assign_to_clusters(model, np.asarray(embeddings)[new])
         share = float(np.mean(ids < 0))
         if share > max_unassigned:
-            return None, (f"{share:.0%} of the {int(new.sum())} new failure rows fit no existing cluster "
+            return None, (f"{share:.0%} of the {int(new.sum())} rows with a new failure text fit no existing cluster "
                           f"(more than {max_unassigned:.0%}): re-clustered")
         labels[new] = ids
-    return KeptClusters(labels, new, share), (f"kept the earlier clusters: {int(new.sum())} new failure rows "
+    return KeptClusters(labels, new, share), (f"kept the earlier clusters: {int(new.sum())} rows with a new failure text "
                                               f"assigned, {share:.0%} of them to no cluster")
