@@ -752,7 +752,7 @@ CLUSTER_QUALITY_TABLE = Table(
     "failure_cluster_quality",
     "Quality of the failure clustering of a run, one row per figure (also attached to the asset as metadata).",
     (
-        Column("metric", "VARCHAR", "Figure: n_rows, n_distinct, n_fit_points, n_clusters, noise_share, silhouette, dbcv (density-based clustering validation, beside silhouette), stability_ari, stability_ari[seed], kmeans_k, kmeans_silhouette, kmeans_silhouette[k], hdbscan_vs_kmeans_ari, and the parameters (param.*).", False),
+        Column("metric", "VARCHAR", "Figure: n_rows, n_distinct, n_fit_points, n_clusters, noise_share, silhouette, dbcv (density-based clustering validation, beside silhouette), stability_ari, stability_ari[seed], kmeans_k, kmeans_silhouette, kmeans_silhouette[k], hdbscan_vs_kmeans_ari, the parameters (param.*), and nightly.kept_earlier_clusters / nightly.new_rows / nightly.unassigned_share (whether this run kept the earlier cluster ids, and why in note).", False),
         Column("value", "DOUBLE", "Its value (NULL when it could not be computed, e.g. silhouette with one cluster)."),
         Column("note", "VARCHAR", "How it was computed (the quality method, a fallback rule)."),
     ),
