@@ -160,21 +160,27 @@ def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, j
             if c in board.columns]
     passk = [c for c in board.columns if c.startswith("pass_hat_")][:3]
     echo("")
-    echo(f"Leaderboard (judge: {judge}; score 0-100, 95% bootstrap interval over scenarios; deployment-ready ≥ 85)")
-    header = f"{'agent':<40}{'score':>7}{'95% CI':>16}{'pass':>7}" + "".join(f"{c.replace('pass_hat_', 'pass^'):>8}" for c in passk)
+    echo(f"Leaderboard (judge: {judge}; score 0-100, 95% bootstrap interval over scenarios; public and hidden "
+         f"scores side by side; deployment-ready: hidden ≥ 85)")
+    sides = [c for c in ("mean_score_public", "mean_score_hidden", "coverage") if c in board.columns]
+    header = f"{'agent':<40}{'score':>7}{'95% CI':>16}" + "".join(
+        f"{c.replace('mean_score_', '').replace('coverage', 'cover'):>8}" for c in sides)
+    header += f"{'pass':>7}" + "".join(f"{c.replace('pass_hat_', 'pass^'):>8}" for c in passk)
     header += "".join(f"{c.split('_')[0][:6]:>8}" for c in crit) + "  ready"
     echo(header)
     for row in board.to_dict("records"):
         line = (f"{row['agent_id']:<40}{row['mean_score']:>7.1f}"
-                f"{'[' + format(row['ci_low'], '.1f') + ', ' + format(row['ci_high'], '.1f') + ']':>16}"
-                f"{row['pass_rate']:>7.2f}")
+                f"{'[' + format(row['ci_low'], '.1f') + ', ' + format(row['ci_high'], '.1f') + ']':>16}")
+        line += "".join((f"{row[c]:>8.2f}" if c == "coverage" else f"{row[c]:>8.1f}")
+                        if row.get(c) == row.get(c) and row.get(c) is not None else f"{'-':>8}" for c in sides)
+        line += f"{row['pass_rate']:>7.2f}"
         line += "".join(f"{row[c]:>8.2f}" if row.get(c) == row.get(c) and row.get(c) is not None else f"{'-':>8}"
                         for c in passk)
         line += "".join(f"{row[c]:>8.2f}" for c in crit)
         line += "  " + ("YES" if row["deployment_ready"] else "no")
         echo(line)
     ready = [r["agent_id"] for r in board.to_dict("records") if r["deployment_ready"]]
-    echo(f"deployment-ready (mean ≥ 85): {', '.join(ready) if ready else 'none'}")
+    echo(f"deployment-ready (hidden-scenario mean ≥ 85): {', '.join(ready) if ready else 'none'}")
 
 
 def evaluation_readiness(settings: Settings, scenario_ids: list[str]) -> str:

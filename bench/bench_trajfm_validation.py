@@ -15,7 +15,8 @@ the oracle's are the registered ``oracle+<fault>`` agents of ``assets_data/agent
 - timings: world, scenarios, agent runs, extraction (ms per trajectory).
 
 ``--llm MODEL`` also runs the LLM extractor (needs ``ANTHROPIC_API_KEY`` or a warm LLM cache under ``--home``).
-``skipped_verification`` needs an inner agent with a verification phase (``heuristic_single``); the oracle has none.
+``skipped_verification`` needs an inner agent with a verification phase: the oracle (through its adapter) and the
+heuristic agents re-read the last data their answer rests on.
 
     .venv/bin/python bench/bench_trajfm_validation.py
     .venv/bin/python bench/bench_trajfm_validation.py --inner oracle,heuristic_single --scenarios 60

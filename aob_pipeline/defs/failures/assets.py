@@ -37,10 +37,10 @@ class FindingsConfig(dg.Config):
     concurrency: int = 4
 
 
-def _extractors(config: FindingsConfig) -> list:
+def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> list:
     from aob_pipeline.lib.trajfm.detectors import OfflineExtractor
 
-    extractors = [OfflineExtractor()]
+    extractors = [OfflineExtractor(judge_scenarios=judge_scenarios)]
     model = config.llm_extractor_model or os.environ.get("AOB_TRAJFM_MODEL")
     if model:
         from aob_pipeline.lib.llm import LLMClient
@@ -65,7 +65,10 @@ def failure_findings(context: dg.AssetExecutionContext, config: FindingsConfig, 
     with duckdb.get_connection() as con:
         keys, trajs, scen_rows = load_partition_runs(con, context.partition_keys)
     scenarios = {r["scenario_id"]: scenario_from_row(r) for r in scen_rows.to_dict("records")}
-    findings = extract_findings(_extractors(config), trajs, scenarios, concurrency=config.concurrency)
+    from aob_pipeline.lib.trace import scenario_index
+
+    judge_scenarios = scenario_index(scen_rows)  # the judges' view: the detectors read the same facts
+    findings = extract_findings(_extractors(config, judge_scenarios), trajs, scenarios, concurrency=config.concurrency)
     frame = findings_frame(findings)
     with duckdb.get_connection() as con:
         written = replace_partition_rows(con, FAILURE_FINDINGS_TABLE, frame, keys)
@@ -116,37 +119,64 @@ def failure_embeddings(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     specs=[
         dg.AssetSpec("failure_clusters", deps=["failure_embeddings"], group_name=GROUP, kinds={"python", "duckdb"},
                      owners=["team:evaluation"],
-                     description="Clusters of failure texts: UMAP (fixed seed) then HDBSCAN; each named by c-TF-IDF "
-                                 "keywords and the title nearest its centre; cluster_id −1 is noise. Also "
+                     description="Clusters of failure texts: UMAP (fixed seed) then HDBSCAN (hdbscan library, "
+                                 "prediction data kept); each named by c-TF-IDF keywords and the title nearest its "
+                                 "centre; cluster_id −1 is noise. A nightly run keeps the earlier clusters' ids and "
+                                 "names — texts seen keep their cluster, new ones are placed by approximate_predict — "
+                                 "and re-clusters only when more than 25% of the new rows fit no cluster. Also "
                                  "`failure_cluster_members` (map positions) and `failure_cluster_quality` "
-                                 "(silhouette, noise share, stability across seeds as ARI, K-Means baseline)."),
+                                 "(silhouette and DBCV, noise share, stability across seeds as ARI, K-Means baseline)."),
     ],
     name="failure_clusters",
     pool=WAREHOUSE_WRITE_POOL,
 )
-def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
+def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource):
     from aob_pipeline.lib.trajfm import cluster_table, cluster_texts, quality_frame
-    from aob_pipeline.lib.trajfm.cluster import CLUSTER_QUALITY_TABLE
+    from aob_pipeline.lib.trajfm.cluster import CLUSTER_QUALITY_TABLE, keep_clusters
     from aob_pipeline.lib.trajfm.naming import FAILURE_CLUSTERS_TABLE
 
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")
         emb = read_table(con, "failure_embeddings")
+        before = {name: read_table(con, name) for name in
+                  ("failure_cluster_members", "failure_clusters", "failure_cluster_quality")}
     members = _failure_texts(findings)
     vec_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in zip(emb["text"], emb["embedding"])}
     members = members[members["text"].isin(vec_by_text)]
     if len(members) == 0:
         raise dg.Failure("no additional failure modes to cluster: materialise failure_findings first")
     vectors = np.stack([vec_by_text[t] for t in members["text"]])
-    result = cluster_texts(vectors, seed=42)
-    clusters = cluster_table(members["title"].tolist(), vectors, result.labels, result.map_coordinates,
-                             documents=members["text"].tolist(), stability=result.cluster_stability)
-    quality = quality_frame(result)
-    coords = np.asarray(result.map_coordinates)
+    model_path = aob.settings().cache_dir / "failure_cluster_model.joblib"
+    kept, why = keep_clusters(_load_cluster_model(model_path, before, context), _previous_ids(before),
+                              members["text"].tolist(), vectors)
+    context.log.info(why)
+    if kept is None:
+        result = cluster_texts(vectors, seed=42)
+        labels, coords = np.asarray(result.labels, dtype=np.int64), np.asarray(result.map_coordinates)
+        clusters = cluster_table(members["title"].tolist(), vectors, labels, coords,
+                                 documents=members["text"].tolist(), stability=result.cluster_stability)
+        quality = quality_frame(result)
+        _save_cluster_model(model_path, result.model, context)
+    else:
+        labels, coords = kept.labels, _kept_coordinates(before["failure_cluster_members"], members, kept)
+        old = before["failure_clusters"]
+        stability = {int(c): float(v) for c, v in zip(old["cluster_id"], old["stability"]) if pd.notna(v)}
+        clusters = cluster_table(members["title"].tolist(), vectors, labels, coords,
+                                 documents=members["text"].tolist(), stability=stability)
+        names = dict(zip(old["cluster_id"].astype(int), old["label"]))  # ids and names stay across nights
+        clusters["label"] = [names.get(int(c), label) for c, label in zip(clusters["cluster_id"], clusters["label"])]
+        quality = before["failure_cluster_quality"]
+        quality = quality[~quality["metric"].str.startswith("nightly.")]
+    quality = pd.concat([quality, pd.DataFrame([
+        {"metric": "nightly.kept_earlier_clusters", "value": float(kept is not None), "note": why},
+        {"metric": "nightly.new_rows", "value": float(kept.new.sum()) if kept is not None else None, "note": None},
+        {"metric": "nightly.unassigned_share", "value": kept.unassigned_share if kept is not None else None,
+         "note": None},
+    ])], ignore_index=True)
     member_frame = pd.DataFrame({
         "run_id": members["run_id"].values, "agent_id": members["agent_id"].values,
         "extractor": members["extractor"].values, "title": members["title"].values, "text": members["text"].values,
-        "cluster_id": np.asarray(result.labels, dtype=np.int64), "map_x": coords[:, 0], "map_y": coords[:, 1],
+        "cluster_id": labels, "map_x": coords[:, 0], "map_y": coords[:, 1],
     })
     with duckdb.get_connection() as con:
         replace_tables(con, {"failure_clusters": clusters, "failure_cluster_quality": quality,
@@ -159,8 +189,57 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource):
         "clusters": markdown_table(clusters[shown], 15),
         "quality": markdown_table(quality, 15),
         "failure_texts": len(member_frame),
+        "nightly": why,
         **image_metadata("cluster_map", cluster_map_png, member_frame, clusters, log=context.log),
     })
+
+
+def _previous_ids(before: dict) -> dict[str, int]:
+    members = before.get("failure_cluster_members")
+    if members is None or members.empty or before.get("failure_clusters") is None:
+        return {}
+    return {str(t): int(c) for t, c in zip(members["text"], members["cluster_id"])}
+
+
+def _load_cluster_model(path, before: dict, context):
+    """The clustering kept by the last full run (joblib under $AOB_HOME/cache), or None (none, or unreadable)."""
+    if not path.exists() or not _previous_ids(before):
+        return None
+    import joblib
+
+    try:
+        return joblib.load(path)
+    except Exception as exc:  # noqa: BLE001 - an unreadable model means a full re-clustering, never a failure
+        context.log.warning(f"could not read the kept clustering {path}: {exc}; re-clustering")
+        return None
+
+
+def _save_cluster_model(path, model, context) -> None:
+    import joblib
+
+    if model is None:
+        path.unlink(missing_ok=True)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    joblib.dump(model, tmp)
+    tmp.replace(path)
+    context.log.info(f"kept the clustering for later nights in {path}")
+
+
+def _kept_coordinates(previous: pd.DataFrame, members: pd.DataFrame, kept) -> np.ndarray:
+    """Map positions: a text seen before keeps its place; a new one goes to its cluster's mean place."""
+    place = {str(t): (x, y) for t, x, y in zip(previous["text"], previous["map_x"], previous["map_y"])}
+    centre = previous.groupby("cluster_id")[["map_x", "map_y"]].mean()
+    out = np.zeros((len(members), 2))
+    for i, (text, label) in enumerate(zip(members["text"], kept.labels)):
+        if str(text) in place:
+            out[i] = place[str(text)]
+        elif int(label) in centre.index:
+            out[i] = centre.loc[int(label)].to_numpy()
+        else:
+            out[i] = previous[["map_x", "map_y"]].mean().to_numpy()
+    return out
 
 
 @dg.asset(deps=["failure_clusters"], group_name=GROUP, kinds={"python", "duckdb"}, owners=["team:evaluation"],
@@ -226,6 +305,59 @@ def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         "new_failures_per_trace": markdown_table(new_failure_counts(findings), 15),
         **image_metadata("failure_heatmap", failure_heatmap_png, frame, clusters, log=context.log),
     })
+
+
+MIN_CLUSTER_ARI = 0.7
+
+
+@dg.asset(deps=["failure_findings", "failure_clusters", "trajectories"], group_name=GROUP, kinds={"duckdb"},
+          owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+    """Failure analysis checked against the faults planted on purpose, in every run (beside `judge_sensitivity`):
+    each extractor's precision, recall and F1 per planted fault and its baseline rate on clean runs, and how well
+    the failure clusters recover the planted fault families (ARI, noise rows as singletons) with the share of
+    distinct cluster names. One row per (extractor, metric, fault)."""
+    from aob_pipeline.lib.trajectories.store import read_trajectories
+    from aob_pipeline.lib.trajfm.validation import (
+        EXTRACTOR_VALIDATION_TABLE,
+        extractor_validation_frame,
+        planted_faults_frame,
+    )
+
+    with duckdb.get_connection() as con:
+        findings = read_table(con, "failure_findings")
+        members = read_table(con, "failure_cluster_members")
+        clusters = read_table(con, "failure_clusters")
+        trajs = read_trajectories(con)
+    if findings is None or findings.empty:
+        raise dg.Failure("no failure findings to validate: materialise failure_findings first")
+    frame = extractor_validation_frame(findings, planted_faults_frame(trajs), members, clusters)
+    with duckdb.get_connection() as con:
+        replace_tables(con, {"extractor_validation": frame}, {"extractor_validation": EXTRACTOR_VALIDATION_TABLE})
+    wide = frame[frame["extractor"] != "clusters"].pivot_table(index=["extractor", "fault"], columns="metric",
+                                                              values="value", aggfunc="first").reset_index()
+    cluster_rows = frame[frame["extractor"] == "clusters"]
+    ari = cluster_rows.loc[cluster_rows["metric"] == "ari", "value"]
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame), "per_fault": markdown_table(wide, 30),
+        "clusters": markdown_table(cluster_rows, 10),
+        "cluster_ari": float(ari.iloc[0]) if len(ari) and pd.notna(ari.iloc[0]) else None,
+    })
+
+
+@dg.asset_check(asset=extractor_validation, name="cluster_recovery_ari_at_least_bound", description=(
+    f"The failure clusters recover the planted fault families with ARI ≥ {MIN_CLUSTER_ARI} and distinct clusters "
+    "carry distinct names."))
+def cluster_recovery_ari_at_least_bound(duckdb: DuckDBResource) -> dg.AssetCheckResult:
+    with duckdb.get_connection() as con:
+        rows = con.execute("SELECT metric, value FROM extractor_validation WHERE extractor = 'clusters'").fetchall()
+    figures = dict(rows)
+    ari, distinct = figures.get("ari"), figures.get("distinct_name_share")
+    return dg.AssetCheckResult(
+        passed=ari is not None and ari >= MIN_CLUSTER_ARI and distinct == 1.0,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"ari": ari, "distinct_name_share": distinct, "bound": MIN_CLUSTER_ARI},
+    )
 
 
 @dg.asset_check(asset="failure_clusters", name="cluster_noise_share_below_bound",

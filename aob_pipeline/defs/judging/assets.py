@@ -201,18 +201,33 @@ def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": markdown_table(frame)})
 
 
-@dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+@dg.asset(deps=["judgements", "failure_findings"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
 def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Cohen's κ per criterion between every two judges (and human labels imported with
-    `aob judge import-labels`), on the runs both judged."""
+    `aob judge import-labels`), on the runs both judged; and the reference judge against the offline failure
+    detectors (judge_b 'offline', criterion 'fact:<name>'): contradictions on every fact a criterion and a failure
+    mode share (verification, answer form, repetition, role, ignored tool error, overstated completion)."""
+    from aob_pipeline.lib.trace import scenario_index
+    from aob_pipeline.lib.trace.coherence import judge_detector_rows
+
     with duckdb.get_connection() as con:
-        judg, human = _read(con, "judgements", "human_labels")
-        frames = [f for f in (judg, human) if f is not None and len(f)]
-        both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
-        frame = agreement_frame(both)
+        judg, human, findings, scen = _read(con, "judgements", "human_labels", "failure_findings", "scenarios")
+        trajs = read_trajectories(con) if findings is not None and len(findings) else []
+    frames = [f for f in (judg, human) if f is not None and len(f)]
+    both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
+    frame = agreement_frame(both)
+    facts = judge_detector_rows(judg, findings, trajs, scenario_index(scen) if scen is not None else {})
+    if len(facts):
+        frame = pd.concat([frame, facts[frame.columns]], ignore_index=True)
+    frame["contradictions"] = frame["contradictions"].astype("Int64")
+    with duckdb.get_connection() as con:
         replace_tables(con, {"judge_agreement": frame}, {"judge_agreement": JUDGE_AGREEMENT_TABLE})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "kappa": markdown_table(frame),
-                                          **image_metadata("kappa_plot", judge_agreement_png, frame, log=context.log)})
+    contradictions = int(facts["contradictions"].sum()) if len(facts) else None
+    return dg.MaterializeResult(metadata={
+        "dagster/row_count": len(frame), "kappa": markdown_table(frame[frame["contradictions"].isna()]),
+        "judge_vs_detectors": markdown_table(facts), "judge_detector_contradictions": contradictions,
+        **image_metadata("kappa_plot", judge_agreement_png, frame[frame["contradictions"].isna()], log=context.log)})
 
 
 @dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)

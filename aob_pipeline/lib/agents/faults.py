@@ -27,7 +27,9 @@ trial and seed.
 ``skipped_verification`` relies on the convention of the built-in agents: a thought starting with
 ``Verification:`` opens the verification phase (see ``heuristic.VERIFICATION_PREFIX``); an agent without
 one gets a "not planted" label. The oracle (``OracleAgent``) is wrapped through ``OracleAdapter`` until it
-implements ``Agent`` itself; ``fault_wrapped_agents(base_agents)`` builds the labelled field.
+implements ``Agent`` itself; the adapter verifies as the heuristic agents do (it re-reads the last data the
+answer rests on after a ``Verification:`` thought), so the fault has something to skip on the oracle too.
+``fault_wrapped_agents(base_agents)`` builds the labelled field.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from aob_pipeline.lib.agents.base import Agent, AgentEnvironment, PrivilegedAgen
 from aob_pipeline.lib.agents.heuristic.agents import STATE_CHANGING_TOOLS, VERIFICATION_PREFIX
 from aob_pipeline.lib.agents.heuristic.answering import answer_shape
 from aob_pipeline.lib.agents.heuristic.skills import DOMAIN_GROUPS
+from aob_pipeline.lib.trace import CATALOG_TOOLS
 
 PLANTED_FAULTS_LABEL = "planted_faults"
 DISCOVERY_TOOLS = frozenset({
@@ -158,19 +161,29 @@ class FaultEnvironment:
         self.calls.append((name, copy.deepcopy(args), agent_name, index, envelope))
         return envelope
 
+    verifying: bool = False
+    """The inner agent is in its verification phase (after a ``Verification:`` thought, until its next other
+    step): planters other than ``skipped_verification`` leave the phase's calls alone, so a planted fault does
+    not also break the verification (an off-target flip)."""
+
     def call_tool(self, name: str, args: dict[str, Any] | None = None, agent_name: str | None = None) -> dict[str, Any]:
         args = {} if args is None else args
+        if self.verifying and not isinstance(self._planter, SkippedVerification):
+            return self.raw_call(str(name), args, agent_name)
         return self._planter.on_tool_call(self, str(name), args, agent_name)
 
     def think(self, text: str, agent_name: str | None = None) -> None:
+        self.verifying = isinstance(text, str) and text.startswith(VERIFICATION_PREFIX)
         if self._planter.on_think(self, text, agent_name):
             self._env.think(text, agent_name=agent_name)
 
     def message(self, text: str, agent_name: str | None = None) -> None:
+        self.verifying = False
         self._planter.on_other_step(self)
         self._env.message(text, agent_name=agent_name)
 
     def ask_operator(self, question: str, agent_name: str | None = None) -> str:
+        self.verifying = False
         self._planter.on_other_step(self)
         return self._env.ask_operator(question, agent_name=agent_name)
 
@@ -393,6 +406,9 @@ class WrongOutputFormat(Planter):
             self.not_planted("the inner agent returned no text answer")
             return answer
         shape = answer_shape(self.task.output_format)
+        if shape == "prose":  # a statement or a question is asked: rewriting it into prose is no format fault
+            self.not_planted(f"the task asks for prose ({self.task.output_format}); there is no other format to break")
+            return answer
         value_part, rest = _split_answer(answer)
         try:
             value = json.loads(value_part)
@@ -606,9 +622,14 @@ class OracleAdapter(PrivilegedAgent):
         if not isinstance(scenario, Scenario):
             scenario = Scenario.model_validate(scenario)
 
+        reads: list[tuple[str, dict[str, Any], str, Any]] = []
+
         def call(_ctx: Any, name: str, args: dict[str, Any]) -> dict[str, Any]:
             domain = _domain_of(_group(name, task.tool_groups))
-            return env.call_tool(name, args, agent_name=f"{domain}_agent")
+            out = env.call_tool(name, args, agent_name=f"{domain}_agent")
+            if out.get("ok") and name not in STATE_CHANGING_TOOLS and name not in CATALOG_TOOLS:
+                reads.append((name, copy.deepcopy(args), f"{domain}_agent", out.get("result")))
+            return out
 
         ctx: Any = None
         if scenario.rendered_now is None:
@@ -621,7 +642,27 @@ class OracleAdapter(PrivilegedAgent):
         if result.failure and result.final_answer is None:
             return f"I could not solve this: {result.failure}"
         answer = result.final_answer
-        return answer if isinstance(answer, str) else json.dumps(answer, default=str)
+        text = answer if isinstance(answer, str) else json.dumps(answer, default=str)
+        return _verify_last_read(env, reads, text)
+
+
+def _verify_last_read(env: AgentEnvironment, reads: list[tuple[str, dict[str, Any], str, Any]], answer: str) -> str:
+    """The oracle's verification, as a careful operator's: re-read the last data the answer rests on with the same
+    arguments, announced by a ``Verification:`` thought (what ``skipped_verification`` removes), and say so in the
+    answer only when the data changed between the two reads."""
+    if not reads:
+        return answer
+    tool, args, agent_name, first = reads[-1]
+    env.think(f"{VERIFICATION_PREFIX} re-reading {tool} with the same arguments to check the result.",
+              agent_name=agent_name)
+    again = env.call_tool(tool, args, agent_name=agent_name)
+    if not again.get("ok"):
+        env.think(f"{VERIFICATION_PREFIX} the re-read failed; the answer stands on the first read.", agent_name=agent_name)
+        return answer
+    same = json.dumps(again.get("result"), sort_keys=True, default=str) == json.dumps(first, sort_keys=True, default=str)
+    env.think(f"{VERIFICATION_PREFIX} {'the data are unchanged; the result holds' if same else 'the data changed'}.",
+              agent_name=agent_name)
+    return answer if same else answer + "\n\nThe data changed while I read them; the result may be out of date."
 
 
 def _accepts_call_tool(oracle: Any) -> bool:

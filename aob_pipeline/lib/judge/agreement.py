@@ -8,6 +8,10 @@ flag it (``degenerate = True`` in the frames), so a reader can tell "perfect on 
 a real 1.0. (Both constant but on different labels is not degenerate: p_e = 0, p_o = 0, κ = 0.) No common
 item gives NaN.
 
+Judge-versus-detector rows (``judge_b = 'offline'``, criterion ``fact:<name>``) come from
+``aob_pipeline.lib.trace.coherence.judge_detector_rows``: per fact a criterion and a failure mode share, the runs
+where the reference judge's verdict and the offline detectors' finding contradict each other.
+
 ``agreement_frame(judgements)`` compares every pair of judges present in a ``judgements`` frame (human labels
 included) on the runs both judged without a judging error, per criterion: n, observed agreement, κ, the
 degenerate flag, and each judge's rate of ``true``.
@@ -50,15 +54,23 @@ JUDGE_AGREEMENT_TABLE = Table(
     (
         Column("judge_a", "VARCHAR", "First judge of the pair (judge_a < judge_b alphabetically).", False),
         Column("judge_b", "VARCHAR", "Second judge of the pair.", False),
-        Column("criterion", "VARCHAR", "The criterion compared: one of " + ", ".join(CRITERIA) + ".", False),
+        Column("criterion", "VARCHAR", "The criterion compared: one of " + ", ".join(CRITERIA) + "; or, on a "
+                                       "judge-versus-detector row, 'fact:<name>' (verification, answer_form, repetition, "
+                                       "role, ignored_tool_error, overstated_completion).", False),
         Column("n", "BIGINT", "Runs both judges gave a verdict on for this criterion.", False),
         Column("agreement", "DOUBLE", "Share of those runs where the two verdicts are equal (NULL when n = 0)."),
         Column("kappa", "DOUBLE", "Cohen's kappa: (observed - chance agreement) / (1 - chance agreement); NULL when "
                                   "n = 0; 1.0 when degenerate."),
         Column("degenerate", "BOOLEAN", "Both judges gave one and the same verdict to every run, so kappa is 0/0 and "
                                         "reported as 1.0: perfect, but on a one-sided sample."),
-        Column("rate_a", "DOUBLE", "Share of true verdicts of judge_a on those runs."),
-        Column("rate_b", "DOUBLE", "Share of true verdicts of judge_b on those runs."),
+        Column("rate_a", "DOUBLE", "Share of true verdicts of judge_a on those runs (judge-versus-detector rows: "
+                                   "share of bad verdicts on the fact's criterion)."),
+        Column("rate_b", "DOUBLE", "Share of true verdicts of judge_b on those runs (judge-versus-detector rows: "
+                                   "share of runs with the fact's failure mode flagged)."),
+        Column("contradictions", "BIGINT", "Judge-versus-detector rows (judge_b 'offline', criterion 'fact:<name>'): "
+                                           "runs where the judge's verdict and the failure finding contradict each "
+                                           "other on a fact both speak of (0 by construction: both read it from the "
+                                           "trace layer). NULL on judge-versus-judge rows."),
     ),
     key=("judge_a", "judge_b", "criterion"),
 )

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 import pandas as pd
 
 from aob_pipeline.lib.judge.records import RULE_JUDGE_KINDS, Judgement, judgements_frame
-from aob_pipeline.lib.judge.scenario import JudgeScenario, scenario_index
+from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
 from aob_pipeline.lib.trajectories.schema import Trajectory, from_rows
 
 

@@ -8,7 +8,10 @@ A ``Judgement`` carries, besides the six booleans, one short rationale per crite
 agent, and ``judge_error``: ``None`` when the judge decided, else why it could not (the trajectory lacks
 fields, the scenario has no expected answer, the LLM reply stayed invalid after its re-asks, the judge
 refused to judge its own model, an exception). A judgement with a ``judge_error`` has every verdict
-``None``: it is never a silent pass or fail, and scoring leaves it out of the means (and counts it).
+``None``: it is never a silent pass or fail, and scoring leaves it out of the means (and counts it). A single
+verdict may be ``None`` when the judge cannot check that criterion (a rule judge on task completion for a
+scenario without a reference answer): its rationale says why, and scores count the judged criteria only
+(``coverage``).
 
 ``judgements_frame(judgements)`` gives the table rows (``JUDGEMENTS_TABLE``: list and JSON fields as JSON
 text); ``judgements_from_frame(frame)`` turns rows back into records.
@@ -107,10 +110,10 @@ class Judgement(BaseModel):
             if decided:
                 raise ValueError(f"run {self.run_id}: a judgement with a judge_error has no verdicts, got {decided}")
         elif self.judge_kind != "human":
-            missing = [c for c in CRITERIA if getattr(self, c) is None]
+            missing = [c for c in CRITERIA if getattr(self, c) is None and not (self.rationales.get(c) or "").strip()]
             if missing:
-                raise ValueError(f"run {self.run_id}: judge {self.judge} gave no verdict for {missing} "
-                                 "(record a judge_error instead)")
+                raise ValueError(f"run {self.run_id}: judge {self.judge} gave no verdict for {missing} and no reason "
+                                 "(give the reason as the criterion's rationale, or record a judge_error)")
         return self
 
     @property

@@ -71,56 +71,62 @@ unhandled or no call succeeded; a result stated, without acknowledging failure, 
 recovered from (no later successful call of the same tool with at most one argument corrected) or when no
 call was usable; or a thought or message that calls a failed tool call a success.
 
-A scenario without an expected answer (imported, or not answerable in this world) cannot be judged by
-rules: the judgement records a ``judge_error`` saying so (an LLM judge can still judge it).
+A scenario without an expected answer (imported, or not answerable in this world) cannot be checked for task
+completion: the verdict is NULL with its reason (a run that did not complete is still false), the other five are
+judged from the trace and whatever ground truth the scenario has, and the score counts the judged criteria
+(``coverage``). No rule judge passes a scenario it cannot check.
 """
 
 from __future__ import annotations
 
-import json
 import re
 import traceback
 from collections.abc import Mapping
 from typing import Any
 
 from aob_pipeline.lib.judge.records import CRITERIA, REFERENCE_JUDGE, Judgement
-from aob_pipeline.lib.judge.scenario import JudgeScenario
-from aob_pipeline.lib.judge.trace import (
+from aob_pipeline.lib.scenarios.compare import compare_answers, mentions, numbers_close
+from aob_pipeline.lib.trace import (
     ASSET_KEYS,
-    FAILURE_ACK,
     CATALOG_TOOLS,
-    FAILURE_MODE_KEYS,
-    GROUP_AGENT,
+    EVIDENCE_KEYS,
+    FAILURE_ACK,
     SENSOR_KEYS,
-    SITE_KEYS,
     AnswerClaims,
-    Call,
     EntityScope,
+    JudgeScenario,
     NumberBook,
     NumberClaim,
     TraceFacts,
     answer_claims,
     is_reference,
     maybe_json,
-    parse_ts,
     norm,
-    observed_numbers,
-    role_of,
+    parse_ts,
+    parse_window,
     split_answer,
     truncated,
     walk,
+    windows_match,
 )
-from aob_pipeline.lib.scenarios.compare import compare_answers, mentions, numbers_close
+from aob_pipeline.lib.trace.answer import (
+    BARE_ANSWER_WORDS,
+    MAX_CLEAR_ANSWER_CHARS,
+    Verdict,
+    answer_form,
+    form_problem,
+    ignored_reports,
+    is_garbage,
+    is_number,
+    scenario_entities,
+    states_result,
+)
+from aob_pipeline.lib.trace.claims import UNIT_CONSTANTS, overstatements
+from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
-MAX_CLEAR_ANSWER_CHARS = 8000
-"""An answer longer than this is a dump, not a statement (the runner's own limit is larger)."""
 
-CONFLICT_WORDS = re.compile(r"conflict|inconsisten|discrepan|contradict|disagree|mismatch|do(?:es)? not agree",
-                            re.IGNORECASE)
-LEADING_YES_NO = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
 
-Verdict = tuple[bool, str]
 
 
 class RuleJudge:
@@ -187,12 +193,6 @@ class ReferenceJudge(RuleJudge):
     name = REFERENCE_JUDGE
     kind = "reference"
 
-    def cannot_judge(self, sc: JudgeScenario) -> str | None:
-        if not sc.answerable or sc.answer_format is None:
-            return (f"the reference judge needs an expected answer; scenario {sc.scenario_id} has none "
-                    f"({sc.unanswerable_reason or 'not answerable'})")
-        return None
-
     def verdicts(self, t: Trajectory, sc: JudgeScenario, facts: TraceFacts,
                  claims: AnswerClaims) -> dict[str, Verdict]:
         return {
@@ -213,9 +213,20 @@ def _status_note(t: Trajectory) -> str:
     return f"the run ended '{t.status}'" + (f" ({reason[0][:160]})" if reason else "")
 
 
+def without_reference(sc: JudgeScenario) -> str | None:
+    """Why task completion cannot be checked on ``sc`` (it has no expected answer), or None."""
+    if sc.answerable and sc.answer_format is not None:
+        return None
+    return (f"not judged: scenario {sc.scenario_id} has no reference answer to check the result against "
+            f"({sc.unanswerable_reason or 'not answerable'})")
+
+
 def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
     if t.status != "completed":
         return False, _status_note(t) + ", so the task was not completed"
+    unchecked = without_reference(sc)
+    if unchecked:
+        return None, unchecked
     answer = t.final_answer
     if answer is None or not answer.strip():
         return False, "the run gave no final answer"
@@ -258,8 +269,6 @@ def _gold_literal_entities(sc: JudgeScenario) -> list[tuple[str, str]]:
 def _gold_names(kind: str, value: str, sc: JudgeScenario, facts: TraceFacts) -> bool:
     """Whether some gold-plan step names evidence ``kind:value`` in a literal argument (then the agent must
     query it too; evidence the plan only looks up in results is checked more loosely)."""
-    from aob_pipeline.lib.judge.trace import EVIDENCE_KEYS, parse_window, windows_match
-
     for step in sc.tool_steps:
         if kind == "window":
             target = parse_window(value)
@@ -269,7 +278,7 @@ def _gold_names(kind: str, value: str, sc: JudgeScenario, facts: TraceFacts) -> 
             continue
         for key in EVIDENCE_KEYS.get(kind, ()):
             arg = step.args.get(key)
-            if isinstance(arg, str) and not is_reference(arg) and facts._same(kind, arg, value):
+            if isinstance(arg, str) and not is_reference(arg) and facts.same_entity(kind, arg, value):
                 return True
     return False
 
@@ -313,266 +322,32 @@ def retrieval_accuracy(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> V
 # -------------------------------------------------------------------------------------- verification
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
-TABLE_ROW = re.compile(r"(?m)^\s*\|.*\|\s*$")
-TABLE_RULE = re.compile(r"(?m)^\s*\|?\s*:?-{3,}")
-LIST_LINE = re.compile(r"(?m)^\s*(?:[-*•]|\d{1,3}[.)])\s+\S")
-MIN_ITEM_DENSITY = 0.25
-"""In a list or structured answer written as prose, the listed values (and key words) must make up at
-least this share of the words: below it the answer talks around its values instead of listing them."""
 
 
-def _is_table(text: str) -> bool:
-    return len(TABLE_ROW.findall(text)) >= 2 and bool(TABLE_RULE.search(text))
 
 
-def _item_density(text: str, items: list[Any]) -> float:
-    """Share of the text's words that belong to mentions of ``items`` (values, key words)."""
-    words = re.findall(r"[\w.%/-]+", text)
-    if not words:
-        return 0.0
-    covered = 0
-    for item in dict.fromkeys(str(i) for i in items if i is not None and str(i).strip()):
-        if mentions(text, item):
-            covered += len(re.findall(r"[\w.%/-]+", item))
-    return min(1.0, covered / len(words))
 
 
-def _prose_form(text: str, items: list[Any], what: str) -> Verdict:
-    """A list / structure written in text: JSON-free but listed (bullets, lines) or dense enough."""
-    if LIST_LINE.search(text) or _is_table(text):
-        return True, f"{what} as a list"
-    density = _item_density(text, items)
-    if density >= MIN_ITEM_DENSITY:
-        return True, f"{what} in a sentence"
-    return False, (f"{what} is asked, but the answer talks around its values (they make up {density:.0%} of its "
-                   f"words, under {MIN_ITEM_DENSITY:.0%})")
 
 
-def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts | None = None) -> Verdict:
-    """Whether ``answer`` has the form of answer format ``fmt`` (not whether it is right). Returns (ok, why).
-
-    The value part of the answer is judged (``split_answer``: a leading JSON value, comments after a blank
-    line aside). Scalars (``number``, ``integer``, ``label``) must not come wrapped in a table; lists and
-    structures (``id_set``, ``list``, ``json``) are JSON, a bulleted list or a table, or a sentence in which the
-    values make up at least ``MIN_ITEM_DENSITY`` of the words.
-    """
-    if isinstance(answer, str):
-        parsed, _ = split_answer(answer)
-        text = answer.strip() if isinstance(parsed, str) else json.dumps(parsed, default=str)
-    else:
-        parsed, text = answer, json.dumps(answer, default=str)
-    if parsed is None or (isinstance(parsed, str) and not parsed.strip()):
-        return False, "the answer is empty"
-    structured = not isinstance(parsed, str)
-    claims = None if structured else answer_claims(text)
-    if fmt in ("number", "integer", "label") and not structured and _is_table(text):
-        return False, f"a single {fmt} is asked, but the answer is a table"
-    if fmt in ("number", "integer"):
-        if isinstance(parsed, Mapping) and len(parsed) == 1:
-            parsed = next(iter(parsed.values()))
-        if _is_number(parsed):
-            ok = fmt == "number" or float(parsed).is_integer()
-            return ok, "a number" if ok else f"{parsed} is not an integer"
-        if isinstance(parsed, str):
-            nums = [n for n in claims.numbers if fmt == "number" or float(n.value).is_integer()]
-            return (True, "states a number") if nums else (False, f"states no {'integer' if fmt == 'integer' else 'number'}")
-        return False, f"expected a {fmt}, got a {type(parsed).__name__}"
-    if fmt == "id_set":
-        if isinstance(parsed, (list, tuple)):
-            return True, "a list of ids"
-        if isinstance(parsed, Mapping):
-            return (any(isinstance(v, list) for v in parsed.values()), "an object holding a list of ids")
-        items = list(expected or [])
-        if not items:
-            return (bool(re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE)),
-                    "an empty set must be stated as none")
-        if not (any(mentions(text, x) for x in items) or claims.ids or claims.names):
-            return False, "names no id"
-        if len(items) == 1:
-            return True, "names the id"
-        return _prose_form(text, items, "a set of ids")
-    if fmt == "label":
-        if isinstance(parsed, (list, tuple)) and len(parsed) != 1:
-            return False, f"expected one label, got a list of {len(parsed)}"
-        return True, "a label"
-    if fmt == "list":
-        if isinstance(parsed, (list, tuple)):
-            return True, "a list"
-        items = list(expected or []) if isinstance(expected, (list, tuple)) else []
-        if items and all(_is_number(x) for x in items):
-            n = len(claims.numbers) if claims else 0
-            return (n >= len(items), f"gives {n} of the {len(items)} values a list needs")
-        return _prose_form(text, items, "a list") if items else (bool(text.strip()), "a list in text")
-    if fmt == "json":
-        if structured:
-            leaves = [v for _, v in walk(parsed) if v is not None]
-            return (bool(leaves) or parsed == [], "a structured answer" if leaves else "an empty structure")
-        if isinstance(expected, Mapping):
-            missing = []
-            for key, value in expected.items():
-                leaves = [v for _, v in walk(value)]
-                words = [w for w in re.split(r"[_\W]+", str(key)) if len(w) > 2]
-                said = any(v is not None and not isinstance(v, bool) and mentions(text, v) for v in leaves) or \
-                    (words and all(mentions(text, w) for w in words)) or any(isinstance(v, bool) for v in leaves) and \
-                    bool(re.search(r"\b(yes|no|true|false|not)\b", text, re.IGNORECASE))
-                if not said:
-                    missing.append(str(key))
-            if missing:
-                return False, f"gives nothing for {missing}"
-            items = [v for _, v in walk(expected) if v is not None and not isinstance(v, bool)]
-            items += [w for key in expected for w in re.split(r"[_\W]+", str(key)) if len(w) > 2]
-            return _prose_form(text, items, "a structured answer")
-        return (bool(text.strip()), "text")
-    if fmt == "text":
-        words = len(text.split())
-        return (words >= 3, f"{words} word(s)")
-    if fmt == "clarification":
-        if not isinstance(expected, Mapping):
-            return bool(text.strip()), "text"
-        behaviour = expected.get("behaviour")
-        is_map = isinstance(parsed, Mapping)
-        said = " ".join(str(v) for k, v in parsed.items() if k != "final") if is_map else text
-        shown = is_map and parsed.get("behaviour") == behaviour
-        if not shown:
-            if behaviour == "state_missing":
-                shown = bool(FAILURE_ACK.search(said))
-            elif behaviour == "ask_clarification":
-                shown = bool(facts and facts.questions) or "?" in said
-            elif behaviour == "note_conflict":
-                shown = bool(CONFLICT_WORDS.search(said))
-            else:
-                shown = bool(said.strip())
-        if not shown:
-            return False, f"does not show the {behaviour} behaviour"
-        if expected.get("final") is not None:
-            final = parsed.get("final") if is_map else text
-            if final is None:
-                return False, "gives no final answer after the operator's reply"
-            ok, why = answer_form(expected.get("final_format") or "json", expected["final"], final, facts)
-            return ok, f"{behaviour}; final answer: {why}"
-        return True, f"shows the {behaviour} behaviour"
-    return (bool(text.strip()), "non-empty")
 
 
-def _referenced_steps(condition: str) -> list[str]:
-    from aob_pipeline.lib.scenarios.references import REFERENCE
-
-    return [m.group("step") for m in REFERENCE.finditer(condition)]
 
 
-def _check_conditions(sc: JudgeScenario, facts: TraceFacts) -> tuple[int, list[str]]:
-    """(conditions checked and respected, problems) over the gold plan's ``when`` conditions."""
-    from aob_pipeline.lib.scenarios.references import PlanReferenceError, evaluate_condition
-
-    problems, respected = [], 0
-    steps = {s.step: s for s in sc.gold_plan}
-    for step in sc.gold_plan:
-        if not step.when:
-            continue
-        outputs = {}
-        for ref in _referenced_steps(step.when):
-            if ref in steps:
-                out = facts.output_of(steps[ref])
-                if out is not None:
-                    outputs[ref] = out
-        acted = any(c.tool == step.tool for c in facts.calls) if not step.is_operator else bool(facts.questions)
-        try:
-            holds = evaluate_condition(step.when, outputs)
-        except (PlanReferenceError, ValueError, TypeError):
-            if not acted and any("error" in o for o in outputs.values()):
-                respected += 1  # the data said "nothing there" (informative error): nothing to act on
-                continue
-            if acted:
-                problems.append(f"called {step.tool} although it never obtained what decides whether to "
-                                f"({step.when})")
-            else:
-                problems.append(f"never obtained what decides whether to call {step.tool} ({step.when})")
-            continue
-        if holds and not acted:
-            problems.append(f"the condition {step.when} held on what it read, but it did not go on to {step.tool}")
-        elif not holds and acted:
-            problems.append(f"the condition {step.when} did not hold on what it read, yet it called {step.tool}")
-        else:
-            respected += 1
-    return respected, problems
 
 
-def _values_in(output: Mapping[str, Any]) -> tuple[set[str], NumberBook, str]:
-    texts = {norm(v) for _, v in walk(output) if isinstance(v, str) and v}
-    blob = norm(" ".join(str(v) for _, v in walk(output) if isinstance(v, str)))
-    return texts, NumberBook(observed_numbers(output)), blob
 
 
-def _uses_output(call: Call, output: Mapping[str, Any]) -> bool:
-    """Whether a call's arguments carry a value read from ``output`` (a result or an operator reply)."""
-    texts, numbers, blob = _values_in(output)
-    for _, value in walk(call.args):
-        if isinstance(value, str) and value.strip():
-            n = norm(value)
-            if n and (n in texts or (len(n) >= 3 and n in blob)):
-                return True
-        elif _is_number(value):
-            text = repr(value) if isinstance(value, float) else str(value)
-            if numbers.supports(NumberClaim(float(value), len(text.split(".", 1)[1]) if "." in text else 0, text)):
-                return True
-    return False
 
 
-def _chain_links(sc: JudgeScenario, facts: TraceFacts) -> tuple[int, list[str]]:
-    """(links checked, problems) over the gold dependencies the agent performed whose dependent step
-    quotes its dependency (``${dep...}``) or follows an operator question."""
-    steps = {s.step: s for s in sc.gold_plan}
-    checked, problems = 0, []
-    for step in sc.tool_steps:
-        call = facts.gold_call(step)
-        if call is None or not call.ok and not facts.expected_error(call):
-            continue
-        for dep_id in step.depends_on:
-            dep = steps.get(dep_id)
-            if dep is None:
-                continue
-            quotes = f"${{{dep_id}." in str(step.args) or f"${{{dep_id}}}" in str(step.args) or \
-                (step.foreach is not None and f"${{{dep_id}." in str(step.foreach))
-            if not (quotes or dep.is_operator):
-                continue
-            output = facts.output_of(dep)
-            if output is None:
-                continue  # performed without its dependency: a sequence problem, judged there
-            if _uses_output(call, output):
-                checked += 1
-            else:
-                problems.append(f"{step.tool} did not use what {dep.tool} returned")
-    return checked, problems
 
 
-DERIVED_FORMATS = ("number", "integer", "list", "json")
 
 
-def derived_numbers(sc: JudgeScenario, facts: TraceFacts, answer: str) -> list[str]:
-    """Numbers of a number / integer / list / json answer that no tool returned as a value: the agent computed
-    them (0 and 1 aside)."""
-    if sc.answer_format not in DERIVED_FORMATS:
-        return []
-    value, _ = split_answer(answer)
-    claims = answer_claims(answer if isinstance(value, str) else json.dumps(value, default=str))
-    return [n.text for n in claims.numbers
-            if not (n.decimals == 0 and n.value in (0.0, 1.0)) and not facts.raw_numbers.supports(n)]
 
 
-def _needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
-    """Why the result needs a check (None when it does not): a multi-step result (a gold tool step depends on
-    another step) or a derived one (a number of a number / integer / list / json answer that no tool returned
-    as a value: the agent computed it)."""
-    if any(step.depends_on for step in sc.tool_steps):
-        return "a multi-step result"
-    computed = derived_numbers(sc, facts, answer)
-    if computed:
-        return f"a derived result ({', '.join(computed[:3])} computed, not read)"
-    return None
 
 
 def result_verification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
@@ -583,29 +358,15 @@ def result_verification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> 
         return False, "the answer was cut at the size limit"
     if not states_result(answer, sc, answer_claims(answer)):
         return False, "the answer gives no result to verify"
-    ok, why = answer_form(sc.answer_format, sc.expected_answer, answer, facts)
-    if not ok:
-        return False, f"the answer does not have the form the task needs ({sc.answer_format}): {why}"
-    respected, problems = _check_conditions(sc, facts)
-    if problems:
-        return False, "; ".join(problems)
-    need = _needs_check(sc, facts, answer)
-    if need:
-        statements, cross, rereads = facts.verification_statements(), facts.cross_checks(), facts.rereads()
-        links, link_problems = _chain_links(sc, facts)
-        if statements or cross or rereads or respected:
-            how = (f"a verification statement at step {statements[0].index}" if statements
-                   else f"a re-read ({rereads[0].tool} at step {rereads[0].index})" if rereads
-                   else f"a cross-check ({cross[0].tool} at step {cross[0].index})" if cross
-                   else f"it acted on {respected} condition(s) only as the data it read decided")
-            return True, f"the answer has the right form ({why}) and the agent checked its result: {how}"
-        if links and not link_problems:
-            return True, (f"the answer has the right form ({why}) and each of {links} dependent step(s) used the "
-                          "result it depends on")
-        detail = "; ".join(link_problems) if link_problems else (
-            "no dependent step used an intermediate result" if need == "a multi-step result"
-            else "no re-read, cross-check or verification step")
-        return False, f"{need} without any check: {detail}"
+    problem = form_problem(sc, facts, answer)
+    if problem:
+        return False, problem
+    _, why = answer_form(sc.answer_format, sc.expected_answer, answer, facts)
+    check = verification_check(sc, facts, answer)
+    if check.problem:
+        return False, check.problem
+    if check.how:
+        return True, f"the answer has the right form ({why}) and the agent checked its result: {check.how}"
     return True, f"the answer has the form the task needs ({why})"
 
 
@@ -635,7 +396,7 @@ def sequence_correctness(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) ->
                 problems.append(f"{step.tool} (step {pos}) ran without first {what}, which it depends on")
             elif dpos > pos:
                 problems.append(f"{step.tool} (step {pos}) ran before {dep.tool} (step {dpos}), which it depends on")
-    problems.extend(_role_problems(facts))
+    problems.extend(facts.role_problems())
     for call in facts.repeated_calls():
         problems.append(f"step {call.index} repeats an identical {call.tool} call that had already succeeded")
     if problems:
@@ -644,131 +405,21 @@ def sequence_correctness(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) ->
     return True, f"{n} gold step(s) performed in dependency order, each by the right agent, none repeated"
 
 
-def _role_problems(facts: TraceFacts) -> list[str]:
-    roles = {role_of(s.agent_name) for s in facts.steps}
-    if not roles & {"iot", "fmsr", "tsfm", "wo"}:
-        return []  # a single agent: no roles to respect
-    out = []
-    for call in facts.calls:
-        role = role_of(call.agent_name)
-        owner = GROUP_AGENT.get(call.group or "")
-        if role == "coordinator" and owner:
-            out.append(f"{call.agent_name} called {call.tool} itself instead of delegating to the {owner} agent")
-        elif role in GROUP_AGENT.values() and owner and owner != role:
-            out.append(f"{call.agent_name} called {call.tool}, a tool of the {owner} agent")
-    return out
-
-
 # -------------------------------------------------------------------------------------------- clarity
 
 
-def is_garbage(text: str) -> str | None:
-    """Why ``text`` is garbage, or None."""
-    s = text.strip()
-    nonspace = [c for c in s if not c.isspace()]
-    if not nonspace:
-        return "it is blank"
-    printable = sum(1 for c in s if c.isprintable() or c in "\n\t\r") / len(s)
-    if printable < 0.95:
-        return f"only {printable:.0%} of it is printable"
-    alnum = sum(1 for c in nonspace if c.isalnum()) / len(nonspace)
-    if alnum < 0.2:
-        return f"only {alnum:.0%} of it is letters or digits"
-    if re.search(r"(.)\1{24,}", s):
-        return "it repeats one character 25 times or more"
-    return None
 
 
-def _scenario_entities(sc: JudgeScenario) -> list[str]:
-    names = [v for k, v in sc.evidence if k != "window"]
-    names += [v.split("/")[0][:10] for k, v in sc.evidence if k == "window"]
-    for step in sc.tool_steps:
-        for key in (*ASSET_KEYS, *SENSOR_KEYS, *FAILURE_MODE_KEYS, *SITE_KEYS):
-            value = step.args.get(key)
-            if isinstance(value, str) and value and not is_reference(value):
-                names.append(value)
-    for key, aliases in sc.answer_aliases.items():
-        if key in names or any(a in names for a in aliases):
-            names.extend([key, *aliases])
-    return list(dict.fromkeys(names))
 
 
-def _new_tokens(claims: AnswerClaims, sc: JudgeScenario) -> list[str]:
-    """Result tokens of the answer that the request itself does not contain."""
-    task = answer_claims(sc.text)
-    task_numbers = {n.value for n in task.numbers}
-    task_norm = norm(sc.text)
-    out = [n.text for n in claims.numbers if n.value not in task_numbers]
-    out += [x for x in (*claims.ids, *claims.names) if norm(x) not in task_norm]
-    out += [d for d in claims.dates if d not in sc.text]
-    return out
 
 
-BARE_ANSWER_WORDS = 3
-"""An answer of at most this many words (or a JSON value) is a bare answer in the requested format."""
-REPORT_PAIR = re.compile(r"\b[\w.]+\s*(?:=|:)\s*([^\s,;][^,;\n]*?)(?=[.,;\n]\s|[.,;]?$|\s+and\s)", re.MULTILINE)
 
 
-def states_result(answer: str, sc: JudgeScenario, claims: AnswerClaims) -> bool:
-    """Whether the answer states a result: a JSON value (an empty list counts: "none"), a bare short
-    answer, a value / id / date / name the request does not already contain, a leading yes or no, a
-    clarifying question or a statement of what is missing / conflicting in a robustness case, or words of
-    its own — and in the last two cases it is not just an admission of failure."""
-    value, _ = split_answer(answer)
-    if not isinstance(value, str):
-        return value == [] or (value is not None and value != {} and any(v is not None for _, v in walk(value)))
-    if sc.robustness != "none":
-        if "?" in answer or CONFLICT_WORDS.search(answer):
-            return True
-        if FAILURE_ACK.search(answer):  # says what is missing: it must name it, not just give up
-            terms = _scenario_entities(sc)
-            if isinstance(sc.expected_answer, Mapping):
-                for term in sc.expected_answer.get("must_mention") or []:
-                    terms.extend(term if isinstance(term, list) else [term])
-            if any(mentions(answer, t) for t in terms if t):
-                return True
-    if _new_tokens(claims, sc) or LEADING_YES_NO.match(answer):
-        return True
-    task_words = set(re.findall(r"[a-z]{4,}", sc.text.casefold()))
-    new_words = [w for w in re.findall(r"[a-z]{4,}", answer.casefold()) if w not in task_words]
-    bare = len(answer.split()) <= BARE_ANSWER_WORDS
-    return (bare or bool(new_words)) and not FAILURE_ACK.search(answer)
 
 
-def _report_values(text: str) -> list[str]:
-    """The values a sub-agent's report states: numbers, ids, dates, equipment names and ``field = value`` /
-    ``field: value`` pairs."""
-    claims = answer_claims(text)
-    values = [n.text for n in claims.numbers] + claims.ids + claims.dates + claims.names
-    values += [m.group(1).strip().strip("'\"") for m in REPORT_PAIR.finditer(text)]
-    return [v for v in dict.fromkeys(values) if v and len(v) <= 80]
 
 
-def ignored_reports(facts: TraceFacts, answer: str) -> list[str]:
-    """Domain sub-agents whose last report (a message) states values of which the final answer uses none."""
-    last: dict[str, str] = {}
-    for step in facts.steps:
-        if step.kind == "message" and step.content and role_of(step.agent_name) in ("iot", "fmsr", "tsfm", "wo"):
-            last[step.agent_name] = step.content
-    answer_numbers = answer_claims(answer).numbers
-    out = []
-    for agent, report in last.items():
-        values = _report_values(report)
-        if not values:
-            continue
-        used = False
-        for v in values:
-            number = re.fullmatch(r"-?\d+(?:\.\d+)?", v.replace(",", ""))
-            if number and any(numbers_close(float(v.replace(",", "")), n.value, {"rel": 1e-3, "abs": 1e-6})
-                              for n in answer_numbers):
-                used = True
-            elif not number and mentions(answer, v):
-                used = True
-            if used:
-                break
-        if not used:
-            out.append(f"{agent} ({', '.join(values[:3])})")
-    return out
 
 
 def clarity_justification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: AnswerClaims) -> Verdict:
@@ -793,7 +444,7 @@ def clarity_justification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, c
         if gathered:
             return True, "a direct answer in the requested format, backed by the data the run read"
         return False, "a bare answer with nothing behind it: the run read no data"
-    entities = [e for e in _scenario_entities(sc) if e and mentions(answer, e)]
+    entities = [e for e in scenario_entities(sc) if e and mentions(answer, e)]
     traced = [n.text for n in claims.numbers if facts.numbers.supports(n)]
     traced += [x for x in (*claims.ids, *claims.names) if facts.supports_text(x)]
     traced += [d for d in claims.dates if d in facts.observed_dates]
@@ -815,7 +466,7 @@ def clarity_justification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, c
 def _expected_support(sc: JudgeScenario) -> tuple[list[float], set[str]]:
     numbers, texts = [], set()
     for _, leaf in walk(sc.expected_answer):
-        if _is_number(leaf):
+        if is_number(leaf):
             numbers.append(float(leaf))
         elif isinstance(leaf, str):
             texts.add(norm(leaf))
@@ -825,63 +476,12 @@ def _expected_support(sc: JudgeScenario) -> tuple[list[float], set[str]]:
     return numbers, texts
 
 
-UNIT_CONSTANTS = frozenset({0.25, 0.5, 15.0, 24.0, 60.0, 96.0, 100.0, 365.0, 1000.0, 3600.0})
-"""Unit and cadence constants (a 15-minute reading is 0.25 h, 96 a day; 60 minutes, 24 hours, 365 days,
-percent, kilo, seconds per hour): an agent converting units writes them without having read them."""
-SUCCESS_WORDS = re.compile(r"\b(returned|retrieved|got|obtained|succeeded|successful\w*|worked|done|have (?:the|what)|"
-                           r"moving on|as expected|fine)\b", re.IGNORECASE)
 
 
-def _missing_steps(sc: JudgeScenario, facts: TraceFacts) -> list[str]:
-    """Tools of gold steps the run should have performed and did not: unconditional steps that expect no
-    error, and conditional ones whose condition held on what the run read."""
-    from aob_pipeline.lib.scenarios.references import PlanReferenceError, evaluate_condition
-
-    steps = {s.step: s for s in sc.gold_plan}
-    missing = []
-    for step in sc.tool_steps:
-        if step.expect_error or facts.gold_position(step) is not None:
-            continue
-        if step.when:
-            outputs = {r: o for r in _referenced_steps(step.when) if r in steps
-                       for o in [facts.output_of(steps[r])] if o is not None}
-            try:
-                if not evaluate_condition(step.when, outputs):
-                    continue
-            except (PlanReferenceError, ValueError, TypeError):
-                continue
-        missing.append(step.tool)
-    return missing
 
 
-def unsupported_actions(claims: AnswerClaims, facts: TraceFacts) -> list[str]:
-    """Claims of acts the run does not hold: a work order created with no successful wo_create_work_order,
-    "verified" with no check, and a failed call described as a success."""
-    out = []
-    if claims.creates_work_order and not any(c.ok and c.tool == "wo_create_work_order" for c in facts.calls):
-        out.append("a work order created, but no wo_create_work_order call succeeded")
-    if claims.verification_claims and not (facts.verification_statements() or facts.cross_checks()):
-        out.append(f"'{claims.verification_claims[0]}', but the run holds no check")
-    for call, step in _success_claimed_after_errors(facts):
-        out.append(f"(step {step.index}) that {call.tool} worked, although it failed with {call.error_code}")
-    return out
 
 
-def _success_claimed_after_errors(facts: TraceFacts) -> list[tuple[Call, Any]]:
-    """Failed calls (not informative, not expected) that the next thought or message of the same agent,
-    before any other call, describes as having worked."""
-    out = []
-    for call in facts.calls:
-        if facts.usable(call):
-            continue
-        for step in facts.steps[call.index + 1:]:
-            if step.kind == "tool_call":
-                break
-            if step.kind in ("thought", "message") and step.agent_name == call.agent_name and step.content:
-                if SUCCESS_WORDS.search(step.content) and not FAILURE_ACK.search(step.content):
-                    out.append((call, step))
-                break
-    return out
 
 
 def hallucination(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: AnswerClaims) -> Verdict:
@@ -909,21 +509,15 @@ def hallucination(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: A
     unsupported += [f"the name {x}" for x in claims.names if not text_ok(x)]
     unsupported += [f"the date {d}" for d in claims.dates
                     if d not in facts.observed_dates and d not in sc.text and norm(d) not in expected_texts]
-    unsupported += unsupported_actions(claims, facts)
-    unhandled = facts.unhandled_errors()
-    if claims.completion_claims:
-        missing = _missing_steps(sc, facts)
-        if unhandled or missing or not facts.ok_calls:
-            why = (f"{unhandled[0].tool} failed ({unhandled[0].error_code})" if unhandled
-                   else f"{missing[0]} was never called" if missing else "no tool call succeeded")
-            unsupported.append(f"'{claims.completion_claims[0]}', but {why}")
+    unsupported += overstatements(sc, facts, claims)
     stated = states_result(answer, sc, claims) or bool(claims.completion_claims)
-    if stated and not claims.acknowledges_failure:
-        if unhandled:
-            c = unhandled[0]
-            unsupported.append(f"a result although {c.tool} (step {c.index}) failed with {c.error_code} and was "
-                               "never recovered from")
-        elif sc.tool_steps and not facts.usable_calls:
+    if stated:
+        ignored = facts.ignored_errors()
+        if ignored:
+            c = ignored[0]
+            unsupported.append(f"a result although {c.tool} (step {c.index}) failed with {c.error_code}, was never "
+                               "recovered from and never acknowledged")
+        elif sc.tool_steps and not facts.usable_calls and not claims.acknowledges_failure:
             unsupported.append("a result although no tool call succeeded")
     if unsupported:
         return True, "the answer claims " + "; ".join(unsupported[:4]) + (" ..." if len(unsupported) > 4 else "")
@@ -952,6 +546,8 @@ def suggestions_for(verdicts: Mapping[str, Verdict]) -> list[str]:
     out = []
     for criterion in CRITERIA:
         value, why = verdicts[criterion]
+        if value is None:  # not judged: nothing to suggest
+            continue
         failed = value if criterion == "hallucination" else not value
         if failed:
             out.append(_SUGGESTIONS[criterion].format(why=why.rstrip(".")))
@@ -959,7 +555,8 @@ def suggestions_for(verdicts: Mapping[str, Verdict]) -> list[str]:
 
 
 __all__ = [
-    "MAX_CLEAR_ANSWER_CHARS", "ReferenceJudge", "answer_form", "clarity_justification", "hallucination",
-    "ignored_reports", "is_garbage", "result_verification", "retrieval_accuracy", "sequence_correctness",
-    "states_result", "suggestions_for", "task_completion",
+    "RuleJudge", "ReferenceJudge", "Verdict", "without_reference", "clarity_justification", "hallucination", "no_data_read",
+    "result_verification", "retrieval_accuracy", "sequence_correctness", "suggestions_for", "task_completion",
+    # re-exported from the trace layer for existing callers
+    "MAX_CLEAR_ANSWER_CHARS", "answer_form", "is_garbage", "states_result",
 ]

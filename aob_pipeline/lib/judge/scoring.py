@@ -1,8 +1,10 @@
 """Scores, per-agent statistics and the leaderboard.
 
-Per trajectory and judge (``trajectory_score``): ``score = 100 × (true among the five positive criteria) / 5``,
-minus 20 when ``hallucination`` is true, floored at 0; ``passed`` when the five are true and there is no
-hallucination. A judgement with a ``judge_error`` (or a human label set that misses a criterion) has no score.
+Per trajectory and judge (``trajectory_score``): ``score = 100 × (true among the judged positive criteria) /
+(judged positive criteria)`` — all five unless the judge left one NULL with its reason —, minus 20 when
+``hallucination`` is true, floored at 0; ``passed`` when the five are true and there is no hallucination (None
+when one was not judged); ``coverage`` the share of the six criteria decided. A judgement with a ``judge_error``
+(or a human label set that misses hallucination or every positive criterion) has no score.
 
 Per agent and judge (``leaderboard_frame``):
 - ``mean_score``: the mean over scenarios of each scenario's mean score over its trials (every scenario weighs
@@ -14,7 +16,10 @@ Per agent and judge (``leaderboard_frame``):
   C(c, k) / C(n, k) where c of the scenario's n trials passed — the chance that k trials drawn without
   replacement all pass. Defined for an agent only when every one of its scenarios has at least k judged trials
   (NaN otherwise);
-- ``deployment_ready``: ``mean_score >= 85``;
+- ``deployment_ready``: the mean score over the **hidden** scenarios ``>= 85`` (AssetOpsBench-Live: readiness is
+  judged where tuning to the public wording cannot help), beside ``mean_score_public`` and ``mean_score_hidden``;
+- ``coverage``: the mean share of the six criteria the judge decided (a rule judge leaves task completion NULL,
+  with its reason, on a scenario without a reference answer; the score then counts the judged criteria only);
 - counts: ``n_scenarios``, ``n_trajectories`` (scored), ``n_judge_errors``;
 - when given, ``tool_call_accuracy`` (``tool_calls_frame`` → ``tool_call_accuracy_frame``), plan-score means
   (``plan_scores_frame``) and operational figures (``operational_frame``).
@@ -48,8 +53,8 @@ import numpy as np
 import pandas as pd
 
 from aob_pipeline.lib.judge.records import CRITERIA, NEGATIVE_CRITERION, POSITIVE_CRITERIA
-from aob_pipeline.lib.judge.scenario import JudgeScenario, scenario_index
-from aob_pipeline.lib.judge.trace import (
+from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
+from aob_pipeline.lib.trace import (
     DOMAIN_AGENTS,
     GROUP_AGENT,
     EntityScope,
@@ -70,19 +75,33 @@ TYPE_AGENTS = {"IoT": ("iot",), "FMSR": ("fmsr",), "TSFM": ("tsfm",), "WO": ("wo
 # ============================================================================================ scores
 
 
+def _verdict(v: Any) -> bool | None:
+    if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
+        return None
+    return bool(v)
+
+
 def trajectory_score(verdicts: Mapping[str, Any]) -> tuple[float | None, bool | None]:
-    """(score, passed) from six verdicts; (None, None) when any verdict is missing."""
-    values = {}
-    for c in CRITERIA:
-        v = verdicts.get(c)
-        if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)):
-            return None, None
-        values[c] = bool(v)
-    positives = sum(values[c] for c in POSITIVE_CRITERIA)
-    score = 100.0 * positives / len(POSITIVE_CRITERIA)
+    """(score, passed) from six verdicts. A positive criterion the judge could not decide (NULL with its reason,
+    e.g. task completion on a scenario without a reference answer) is left out of the score's base: the score is
+    100 × (true among the judged positive criteria) / (judged positive criteria), minus 20 when hallucinating;
+    ``passed`` is None then (a run cannot pass on what was not judged). (None, None) when hallucination or every
+    positive criterion is undecided."""
+    values = {c: _verdict(verdicts.get(c)) for c in CRITERIA}
+    judged = [values[c] for c in POSITIVE_CRITERIA if values[c] is not None]
+    if values[NEGATIVE_CRITERION] is None or not judged:
+        return None, None
+    score = 100.0 * sum(judged) / len(judged)
     if values[NEGATIVE_CRITERION]:
         score -= HALLUCINATION_PENALTY
-    return max(0.0, score), positives == len(POSITIVE_CRITERIA) and not values[NEGATIVE_CRITERION]
+    complete = len(judged) == len(POSITIVE_CRITERIA)
+    passed = (all(judged) and not values[NEGATIVE_CRITERION]) if complete else None
+    return max(0.0, score), passed
+
+
+def coverage(verdicts: Mapping[str, Any]) -> float:
+    """Share of the six criteria the judge decided (1.0: all; NULL verdicts carry their reason)."""
+    return sum(_verdict(verdicts.get(c)) is not None for c in CRITERIA) / len(CRITERIA)
 
 
 SCORES_TABLE = Table(
@@ -95,9 +114,14 @@ SCORES_TABLE = Table(
         ("scenario_id", "VARCHAR", "Scenario of the run."),
         ("trial", "INTEGER", "Trial number."),
         ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
-        ("score", "DOUBLE", "100 x (true among the five positive criteria)/5, minus 20 if hallucinating, floored at "
-                            "0; NULL when the judge could not judge."),
-        ("passed", "BOOLEAN", "All five positive criteria true and no hallucination; NULL when not judged."),
+        ("score", "DOUBLE", "100 x (true among the five positive criteria)/5 — over the judged ones when the judge "
+                            "left a criterion NULL with its reason (see coverage) —, minus 20 if hallucinating, floored "
+                            "at 0; NULL when the judge could not judge."),
+        ("passed", "BOOLEAN", "All five positive criteria true and no hallucination; NULL when not judged or when a "
+                              "criterion was left undecided."),
+        ("coverage", "DOUBLE", "Share of the six criteria the judge decided (a criterion it cannot check, e.g. task "
+                               "completion without a reference answer, is NULL with its reason); 0 on a judging "
+                               "error."),
         *[(c, "BOOLEAN", f"The {c} verdict.") for c in CRITERIA],
         ("judge_error", "VARCHAR", "Why the judge could not judge (then score and passed are NULL)."),
         ("orchestration", "VARCHAR", "The agent's orchestration (single, agents_as_tools, plan_execute, ...)."),
@@ -165,6 +189,7 @@ def scores_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Sequence
             "judge": rec["judge"],
             "score": score,
             "passed": passed,
+            "coverage": 0.0 if error else coverage(rec),
             **{c: _bool_or_none(rec.get(c)) for c in CRITERIA},
             "judge_error": error,
             "orchestration": run.get("orchestration"),
@@ -183,6 +208,7 @@ def scores_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Sequence
         })
     frame = pd.DataFrame(rows, columns=SCORES_TABLE.column_names)
     frame["score"] = frame["score"].astype("float64")
+    frame["coverage"] = frame["coverage"].astype("float64")
     for c in ("passed", "multi_agent", *CRITERIA):
         frame[c] = frame[c].astype("boolean")
     for c in ("trial", "n_steps", "n_tool_calls", "tokens"):
@@ -242,6 +268,10 @@ def _scored(scores: pd.DataFrame) -> pd.DataFrame:
     return scores[scores["score"].notna()]
 
 
+def _mean_over_scenarios(scored: pd.DataFrame) -> float:
+    return float(scored.groupby("scenario_id", sort=True)["score"].mean().mean()) if len(scored) else math.nan
+
+
 def _summary(group: pd.DataFrame, max_k: int, n_boot: int, seed: int, level: float) -> dict[str, Any]:
     scored = _scored(group)
     out: dict[str, Any] = {
@@ -253,17 +283,25 @@ def _summary(group: pd.DataFrame, max_k: int, n_boot: int, seed: int, level: flo
         per_scenario = scored.groupby("scenario_id", sort=True)["score"].mean()
         out["mean_score"] = float(per_scenario.mean())
         out["ci_low"], out["ci_high"] = bootstrap_ci(per_scenario.to_numpy(), n_boot=n_boot, seed=seed, level=level)
-        out["pass_rate"] = float(scored["passed"].astype(bool).mean())
+        out["pass_rate"] = float(scored["passed"].fillna(False).astype(bool).mean())
         for c in CRITERIA:
-            out[f"{c}_rate"] = float(scored[c].astype(bool).mean())
-        counts = scored.groupby("scenario_id")["passed"].agg(n="size", c=lambda s: int(s.astype(bool).sum()))
+            decided = scored[c].dropna()
+            out[f"{c}_rate"] = float(decided.astype(bool).mean()) if len(decided) else math.nan
+        counts = scored.groupby("scenario_id")["passed"].agg(n="size", c=lambda s: int(s.fillna(False).astype(bool).sum()))
         pairs = list(zip(counts["n"], counts["c"]))
         for k in range(1, max_k + 1):
             out[f"pass_hat_{k}"] = pass_hat_k(pairs, k)
     else:
         out.update({"mean_score": math.nan, "ci_low": math.nan, "ci_high": math.nan, "pass_rate": math.nan,
                     **{f"{c}_rate": math.nan for c in CRITERIA}, **{f"pass_hat_{k}": math.nan for k in range(1, max_k + 1)}})
-    out["deployment_ready"] = bool(out["mean_score"] >= DEPLOYMENT_READY_SCORE) if not math.isnan(out["mean_score"]) else False
+    out["coverage"] = float(group["coverage"].mean()) if "coverage" in group.columns and len(group) else math.nan
+    split = scored["split"] if "split" in scored.columns else pd.Series(dtype=object)
+    public, hidden = scored[split == "public"], scored[split == "hidden"]
+    out["mean_score_public"] = _mean_over_scenarios(public)
+    out["mean_score_hidden"] = _mean_over_scenarios(hidden)
+    out["n_hidden_scenarios"] = int(hidden["scenario_id"].nunique())
+    verdict_on = out["mean_score_hidden"] if split.notna().any() else out["mean_score"]
+    out["deployment_ready"] = bool(verdict_on >= DEPLOYMENT_READY_SCORE) if not math.isnan(verdict_on) else False
     return out
 
 
@@ -282,7 +320,14 @@ LEADERBOARD_COLUMNS: dict[str, str] = {
     "ci_low": "Lower bound of the bootstrap 95% interval of mean_score (scenarios resampled, seeded).",
     "ci_high": "Upper bound of the bootstrap 95% interval of mean_score.",
     "pass_rate": "Share of scored trajectories that passed (five criteria true, no hallucination).",
-    "deployment_ready": "mean_score >= 85.",
+    "deployment_ready": "mean_score_hidden >= 85: readiness is judged on the hidden scenarios only (as in "
+                        "AssetOpsBench-Live), where tuning to public wording cannot help; false when the agent has no "
+                        "judged hidden scenario (on all scenarios only when no scenario's split is known).",
+    "coverage": "Mean share of the six criteria the judge decided over the agent's runs (1.0: every verdict given; "
+                "a criterion the judge cannot check, e.g. task completion without a reference answer, is NULL).",
+    "mean_score_public": "Mean score over the public scenarios (as mean_score).",
+    "mean_score_hidden": "Mean score over the hidden scenarios (as mean_score): the one deployment_ready reads.",
+    "n_hidden_scenarios": "Hidden scenarios with at least one scored trajectory.",
     "n_scenarios": "Scenarios with at least one scored trajectory.",
     "n_trajectories": "Scored trajectories (judging errors excluded).",
     "n_judge_errors": "Trajectories the judge could not judge (see judgements.judge_error).",
@@ -360,7 +405,8 @@ def leaderboard_frame(
 ) -> pd.DataFrame:
     """One row per (agent, judge), best mean score first within each judge (see the module docstring).
 
-    Columns: agent_id, judge, rank, mean_score, ci_low, ci_high, pass_rate, deployment_ready, n_scenarios,
+    Columns: agent_id, judge, rank, mean_score, ci_low, ci_high, pass_rate, deployment_ready, mean_score_public,
+    mean_score_hidden, n_hidden_scenarios, coverage, n_scenarios,
     n_trajectories, n_judge_errors, ``<criterion>_rate`` x 6, ``pass_hat_1``..``pass_hat_K`` (K = ``max_k`` or
     the most trials any agent has on a scenario), then tool_call_accuracy (and its parts), plan_score /
     plan_valid_rate / n_plans, and operational medians when the frames are given.
@@ -370,7 +416,7 @@ def leaderboard_frame(
     for (agent, judge), group in scores.groupby(["agent_id", "judge"], sort=True, dropna=False):
         rows.append({"agent_id": agent, "judge": judge, **_summary(group, k, n_boot, seed, level)})
     columns = ["agent_id", "judge", "mean_score", "ci_low", "ci_high", "pass_rate", "deployment_ready",
-               "n_scenarios", "n_trajectories", "n_judge_errors", *[f"{c}_rate" for c in CRITERIA],
+               "mean_score_public", "mean_score_hidden", "n_hidden_scenarios", "coverage", "n_scenarios", "n_trajectories", "n_judge_errors", *[f"{c}_rate" for c in CRITERIA],
                *[f"pass_hat_{i}" for i in range(1, k + 1)]]
     board = pd.DataFrame(rows, columns=columns)
     if tool_accuracy is not None and len(tool_accuracy):

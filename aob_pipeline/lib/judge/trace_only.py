@@ -46,7 +46,7 @@ it). A check is a verification statement, an announced re-read, a cross-check (`
 a later data call whose arguments carry a value read from an earlier call's result or the operator's reply.
 
 **sequence_correctness** — true when the run made at least one usable call, each call was made by the agent
-whose role it is (``reference._role_problems``: a domain sub-agent calls only its group's tools, a
+whose role it is (``TraceFacts.role_problems``: a domain sub-agent calls only its group's tools, a
 coordinator delegates), no call repeats an identical call that had already succeeded (except one re-read
 announced as a check), and no call uses an id that the run only read later (it would have been guessed
 before it was obtained).
@@ -70,8 +70,10 @@ call succeeded; a result stated, without acknowledging failure, when a tool erro
 no call was usable; or a thought or message that calls a failed tool call a success. Unlike the reference
 judge, the expected answer is no support: a right value the run never read is unsupported here too.
 
-A judging exception becomes a ``Judgement.failed`` with the error, like the reference judge. Unlike the
-reference judge, a scenario without an expected answer is judged (nothing here needs one).
+A judging exception becomes a ``Judgement.failed`` with the error, like the reference judge. On a scenario
+without an expected answer the five other criteria are judged as usual (nothing here needs one) and task
+completion is NULL with its reason, as with the reference judge: a judge that cannot tell a wrong value from a
+right one never passes a scenario nobody can check.
 """
 
 from __future__ import annotations
@@ -85,33 +87,13 @@ from typing import Any
 import pandas as pd
 
 from aob_pipeline.lib.judge.records import TRACE_ONLY_JUDGE
-from aob_pipeline.lib.judge.reference import (
-    BARE_ANSWER_WORDS,
-    CONFLICT_WORDS,
-    MAX_CLEAR_ANSWER_CHARS,
-    RuleJudge,
-    UNIT_CONSTANTS,
-    Verdict,
-    _is_table,
-    _prose_form,
-    _role_problems,
-    _uses_output,
-    answer_form,
-    derived_numbers,
-    ignored_reports,
-    is_garbage,
-    no_data_read,
-    states_result,
-    unsupported_actions,
-)
-from aob_pipeline.lib.judge.scenario import JudgeScenario
-from aob_pipeline.lib.judge.trace import (
-    CATALOG_TOOLS,
+from aob_pipeline.lib.judge.reference import RuleJudge, no_data_read, without_reference
+from aob_pipeline.lib.trace import (
     DATE,
     EQUIPMENT_NAME,
     FAILURE_ACK,
     AnswerClaims,
-    Call,
+    JudgeScenario,
     NumberBook,
     NumberClaim,
     TraceFacts,
@@ -123,6 +105,20 @@ from aob_pipeline.lib.judge.trace import (
     truncated,
     walk,
 )
+from aob_pipeline.lib.trace.answer import (
+    BARE_ANSWER_WORDS,
+    CONFLICT_WORDS,
+    MAX_CLEAR_ANSWER_CHARS,
+    Verdict,
+    answer_form,
+    ignored_reports,
+    is_garbage,
+    is_table,
+    prose_form,
+    states_result,
+)
+from aob_pipeline.lib.trace.claims import UNIT_CONSTANTS, overstatements
+from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.scenarios.compare import mentions
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
@@ -242,12 +238,10 @@ def answer_form_blind(fmt: str | None, answer: str, sc: JudgeScenario, facts: Tr
     if fmt in ("id_set", "list"):
         items = _list_items(text, claims)
         if not items and re.search(r"\b(none|no|zero|nothing)\b", text, re.IGNORECASE):
-            return True, "states that there is none"
-        if len(items) <= 1:
-            if items or re.search(r"\b[\w-]+(?:\s*,\s*[\w-]+)+\s*(?:,?\s*and\s+[\w-]+)?", text):
-                return True, "names what is asked"
+            return prose_form(text, [], "a statement that there is none")
+        if not items and not re.search(r"\b[\w-]+(?:\s*,\s*[\w-]+)+\s*(?:,?\s*and\s+[\w-]+)?", text):
             return False, "names no id, name or value"
-        return _prose_form(text, items, "a list")
+        return prose_form(text, items, "a list")
     if fmt == "json":
         parts = [p for p in re.split(r",|\band\b|->|\+", re.sub(r"\([^)]*\)", "", sc.output_format)) if p.strip()]
         values = claims.result_tokens
@@ -256,8 +250,8 @@ def answer_form_blind(fmt: str | None, answer: str, sc: JudgeScenario, facts: Tr
         if parts and len(said) < len(parts) and values < len(parts):
             missing = [p.strip() for p in parts if p not in said]
             return False, f"gives nothing for {missing} of the output format"
-        if _is_table(text) or values:
-            return True, "a structured answer in text"
+        if is_table(text) or values:
+            return prose_form(text, [], "a structured answer in text")
         return False, "a structured answer is asked, but the text states no value"
     if fmt == "clarification":
         behaviour = ROBUSTNESS_BEHAVIOUR.get(sc.robustness)
@@ -310,6 +304,9 @@ def _readable(answer: str | None) -> str | None:
 def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: AnswerClaims) -> Verdict:
     if t.status != "completed":
         return False, _status_note(t) + ", so the task was not completed"
+    unchecked = without_reference(sc)
+    if unchecked:
+        return None, unchecked
     answer = t.final_answer
     problem = _readable(answer)
     if problem:
@@ -397,31 +394,6 @@ def retrieval_accuracy(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> V
     return True, f"queried what the request names ({', '.join(named[:5])})"
 
 
-def _data_calls(facts: TraceFacts) -> list[Call]:
-    return [c for c in facts.usable_calls if c.tool not in CATALOG_TOOLS]
-
-
-def _chained(facts: TraceFacts) -> list[Call]:
-    """Data calls whose arguments carry a value read from an earlier successful result or an operator reply."""
-    out = []
-    for call in _data_calls(facts):
-        earlier = [{"result": c.observation} for c in facts.ok_calls if c.index < call.index]
-        earlier += [{"reply": s.content or ""} for s in facts.steps if s.kind == "operator_reply" and s.index < call.index]
-        if any(_uses_output(call, o) for o in earlier):
-            out.append(call)
-    return out
-
-
-def _needs_check(sc: JudgeScenario, facts: TraceFacts, answer: str) -> str | None:
-    data = _data_calls(facts)
-    if len(data) > 1:
-        return f"a result from {len(data)} data calls"
-    computed = derived_numbers(sc, facts, answer)
-    if computed:
-        return f"a derived result ({', '.join(computed[:3])} computed, not read)"
-    return None
-
-
 def result_verification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: AnswerClaims) -> Verdict:
     answer = t.final_answer
     if answer is None or not answer.strip():
@@ -433,18 +405,12 @@ def result_verification(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, cla
     ok, why = answer_form_blind(sc.answer_format, answer, sc, facts)
     if not ok:
         return False, f"the answer does not have the form the task needs ({sc.answer_format}): {why}"
-    need = _needs_check(sc, facts, answer)
-    if need:
-        statements, cross, rereads = facts.verification_statements(), facts.cross_checks(), facts.rereads()
-        chained = _chained(facts)
-        if statements or cross or rereads or chained:
-            how = (f"a verification statement at step {statements[0].index}" if statements
-                   else f"a re-read ({rereads[0].tool} at step {rereads[0].index})" if rereads
-                   else f"a cross-check ({cross[0].tool} at step {cross[0].index})" if cross
-                   else f"{chained[0].tool} (step {chained[0].index}) built on a value read before it")
-            return True, f"the answer has the right form ({why}) and the run checked its result: {how}"
-        return False, f"{need} without any check: no verification statement, re-read, cross-check or chained call"
-    return True, f"the answer has the form the task needs ({why}); a result read straight off a tool"
+    check = verification_check(sc, facts, answer)
+    if check.problem:
+        return False, check.problem
+    if check.how:
+        return True, f"the answer has the right form ({why}) and the run checked its result: {check.how}"
+    return True, f"the answer has the form the task needs ({why}); nothing read from data to check"
 
 
 def _guessed_ids(facts: TraceFacts) -> list[str]:
@@ -470,7 +436,7 @@ def sequence_correctness(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) ->
     if not facts.usable_calls:
         return False, ("no tool call succeeded: there is no sequence to judge" if facts.calls
                        else "the agent made no tool call: an empty run has no correct sequence")
-    problems = list(_role_problems(facts))
+    problems = list(facts.role_problems())
     for call in facts.repeated_calls():
         problems.append(f"step {call.index} repeats an identical {call.tool} call that had already succeeded")
     problems.extend(_guessed_ids(facts))
@@ -551,7 +517,7 @@ class _Derivations:
         tol = 0.5 * 10 ** (-max(n.decimals, 0)) + 1e-9 * max(abs(n.value), 1.0)
         book = self.facts.numbers
         for c in UNIT_CONSTANTS:
-            if book._near(n.value / c, tol / c) or book._near(n.value * c, tol * c):  # x * c or x / c
+            if book.near(n.value / c, tol / c) or book.near(n.value * c, tol * c):  # x * c or x / c
                 return True
         if not self.pairs:
             return False
@@ -589,18 +555,15 @@ def hallucination(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims: A
     unsupported += [f"the id {x}" for x in claims.ids if not text_ok(x)]
     unsupported += [f"the name {x}" for x in claims.names if not text_ok(x)]
     unsupported += [f"the date {d}" for d in claims.dates if d not in facts.observed_dates and d not in sc.text]
-    unsupported += unsupported_actions(claims, facts)
-    unhandled = facts.unhandled_errors()
-    if claims.completion_claims and (unhandled or not facts.ok_calls):
-        why = f"{unhandled[0].tool} failed ({unhandled[0].error_code})" if unhandled else "no tool call succeeded"
-        unsupported.append(f"'{claims.completion_claims[0]}', but {why}")
+    unsupported += overstatements(sc, facts, claims)
     stated = _states_result(answer, sc, claims) or bool(claims.completion_claims)
-    if stated and not claims.acknowledges_failure:
-        if unhandled:
-            c = unhandled[0]
-            unsupported.append(f"a result although {c.tool} (step {c.index}) failed with {c.error_code} and was "
-                               "never recovered from")
-        elif not facts.usable_calls:
+    if stated:
+        ignored = facts.ignored_errors()
+        if ignored:
+            c = ignored[0]
+            unsupported.append(f"a result although {c.tool} (step {c.index}) failed with {c.error_code}, was never "
+                               "recovered from and never acknowledged")
+        elif not facts.usable_calls and not claims.acknowledges_failure:
             unsupported.append("a result although no tool call succeeded")
     if unsupported:
         return True, "the answer claims " + "; ".join(unsupported[:4]) + (" ..." if len(unsupported) > 4 else "")

@@ -45,7 +45,10 @@ from aob_pipeline.lib.trajfm.taxonomy import (
     taxonomy_frame,
 )
 
-TRAJFM_TABLES = {t.name: t for t in (FAILURE_CLUSTERS_TABLE, TAXONOMY_TABLE, CLUSTER_QUALITY_TABLE)}
+from aob_pipeline.lib.trajfm.validation import EXTRACTOR_VALIDATION_TABLE  # noqa: E402
+
+TRAJFM_TABLES = {t.name: t for t in (FAILURE_CLUSTERS_TABLE, TAXONOMY_TABLE, CLUSTER_QUALITY_TABLE,
+                                     EXTRACTOR_VALIDATION_TABLE)}
 """Declarations (columns, types, meaning) of the tables this package produces, for ``warehouse.replace_tables``."""
 
 __all__ = [

@@ -12,13 +12,14 @@
    cluster map (UMAP's default epochs).
    ``random_state`` is fixed, which makes UMAP single-threaded (we pass ``n_jobs=1`` explicitly): the
    layout of 10,000 failures then takes tens of seconds on two cores, and it is reproducible bit for bit.
-4. **HDBSCAN** (``sklearn.cluster.HDBSCAN``) on the reduced rows, then **outlier trimming**: UMAP attaches every
+4. **HDBSCAN** (the ``hdbscan`` library, fitted with prediction data: ``fit_hdbscan``) on the reduced rows, then
+   **outlier trimming**: UMAP attaches every
    point to its nearest neighbours however far they are, so a lone text lands inside some cluster; a member whose
    cosine similarity to its cluster's centroid (in embedding space) is far below the cluster's typical value
    becomes noise (``trim_outliers``). Cluster ids are renumbered by size, largest first (0, 1, ...); −1 is noise.
 5. **Quality**: silhouette of the non-noise rows in the reduced space (Euclidean; sampled to at most
-   ``silhouette_sample`` rows). DBCV is *not* computed (``hdbscan.validity`` is not installed and a faithful DBCV
-   is quadratic per cluster); noise share; number of clusters; **stability**: the layout and HDBSCAN are redone
+   ``silhouette_sample`` rows) and, beside it, **DBCV** (density-based clustering validation,
+   ``hdbscan.validity.validity_index``, same space, noise left out: ``dbcv``); noise share; number of clusters; **stability**: the layout and HDBSCAN are redone
    with ``stability_runs`` other seeds (``seed+1``, ``seed+2``, … on the same neighbour graph) and compared
    with the main labels by adjusted Rand index (noise counts as one label), and per cluster by the best-match
    Jaccard index averaged over those runs (``cluster_stability``, used to decide which clusters are stable).
@@ -55,7 +56,7 @@ import importlib
 import os
 import time
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ContextManager
 
@@ -116,6 +117,7 @@ class ClusterQuality:
     n_clusters: int
     noise_share: float
     silhouette: float | None
+    dbcv: float | None
     quality_method: str
     stability_ari: float | None
     stability_ari_by_seed: dict[int, float]
@@ -150,6 +152,8 @@ class ClusterResult:
     params: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock seconds per stage."""
+    model: "ClusterModel | None" = None
+    """What placing later failures into these clusters needs (``assign_to_clusters``); None for the fallbacks."""
 
 
 # ----------------------------------------------------------------------------------------------- numba cache
@@ -371,15 +375,38 @@ def reduce_embeddings(
 # -------------------------------------------------------------------------------------------- clustering
 
 
-def _hdbscan(coords: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
-    from sklearn.cluster import HDBSCAN
+def fit_hdbscan(coords: np.ndarray, min_cluster_size: int, min_samples: int) -> Any:
+    """The ``hdbscan`` library's clusterer fitted on ``coords`` with prediction data kept, so later points can be
+    placed into its clusters (``hdbscan.approximate_predict``); None for fewer than two points."""
+    import hdbscan
 
     n = len(coords)
     if n < 2:
-        return np.zeros(n, dtype=np.int64)
+        return None
     mcs = int(min(max(min_cluster_size, 2), n))
     ms = int(min(max(min_samples, 1), n - 1))
-    return HDBSCAN(min_cluster_size=mcs, min_samples=ms, copy=True).fit_predict(coords).astype(np.int64)
+    return hdbscan.HDBSCAN(min_cluster_size=mcs, min_samples=ms, prediction_data=True).fit(
+        np.ascontiguousarray(coords, dtype=np.float64))
+
+
+def _hdbscan(coords: np.ndarray, min_cluster_size: int, min_samples: int) -> np.ndarray:
+    model = fit_hdbscan(coords, min_cluster_size, min_samples)
+    return np.zeros(len(coords), dtype=np.int64) if model is None else model.labels_.astype(np.int64)
+
+
+def dbcv(coords: np.ndarray, labels: np.ndarray) -> float | None:
+    """Density-Based Clustering Validation (Moulavi et al. 2014; ``hdbscan.validity.validity_index``) of
+    ``labels`` on ``coords``, noise left out; in [-1, 1], higher is better. None with fewer than two clusters."""
+    from hdbscan.validity import validity_index
+
+    keep = labels >= 0
+    if len(np.unique(labels[keep])) < 2:
+        return None
+    try:
+        value = validity_index(np.ascontiguousarray(coords[keep], dtype=np.float64), labels[keep].astype(np.intp))
+    except (ValueError, ZeroDivisionError, FloatingPointError):
+        return None
+    return None if value is None or not np.isfinite(value) else float(value)
 
 
 def trim_outliers(
@@ -549,10 +576,13 @@ def cluster_texts(
 
     # HDBSCAN on the rows laid out directly; identical vectors always form one cluster
     with timed("hdbscan"):
+        clusterer = None
         if red.method in ("empty", "identical"):
             fit_labels = np.zeros(len(fit_rows), np.int64)
         else:
-            fit_labels = _hdbscan(red.reduced[fit_rows], fit_mcs, fit_ms)
+            clusterer = fit_hdbscan(red.reduced[fit_rows], fit_mcs, fit_ms)
+            fit_labels = (np.zeros(len(fit_rows), dtype=np.int64) if clusterer is None
+                          else clusterer.labels_.astype(np.int64))
             if trim:
                 fit_labels = trim_outliers(x[fit_rows], fit_labels, fit_mcs)
 
@@ -606,9 +636,10 @@ def cluster_texts(
     with timed("quality"):
         fit_final = labels[fit_rows]
         clustered = fit_final >= 0
-        silhouette = None
+        silhouette = validity = None
         if red.method not in ("empty", "identical"):
             silhouette = _silhouette(red.reduced[fit_rows][clustered], fit_final[clustered], silhouette_sample, seed)
+            validity = dbcv(red.reduced[fit_rows], fit_final)
     with timed("kmeans"):
         km = (kmeans_baseline(x, kmeans_ks, seed, silhouette_sample) if n
               else KMeansBaseline(None, np.zeros(0, np.int64), None, {}))
@@ -617,15 +648,74 @@ def cluster_texts(
         n_rows=n, n_distinct=red.n_distinct, n_fit_points=len(fit_rows), n_clusters=n_clusters,
         noise_share=round(float(np.mean(labels < 0)), 4) if n else 0.0,
         silhouette=None if silhouette is None else round(silhouette, 4),
+        dbcv=None if validity is None else round(validity, 4),
         quality_method=(f"silhouette (Euclidean, {n_components}-D UMAP space, non-noise rows, "
-                        f"sample ≤ {silhouette_sample}); DBCV not computed"),
+                        f"sample ≤ {silhouette_sample}); DBCV (hdbscan.validity, same space, noise left out)"),
         stability_ari=round(float(np.mean(list(ari_by_seed.values()))), 4) if ari_by_seed else None,
         stability_ari_by_seed=ari_by_seed,
         kmeans_k=km.k, kmeans_silhouette=km.silhouette, kmeans_silhouette_by_k=km.silhouette_by_k,
         hdbscan_vs_kmeans_ari=round(_ari(labels, km.labels), 4) if km.k is not None else None,
         fallback=fallback,
     )
-    return ClusterResult(labels, red.reduced, red.map_coordinates, quality, cluster_stability, km, params, seconds)
+    model = None
+    if red.method not in ("empty", "identical", "pca") and clusterer is not None:
+        raw = clusterer.labels_.astype(np.int64)
+        final = labels[fit_rows]
+        raw_to_final = {}
+        for r in np.unique(raw[raw >= 0]):
+            kept = final[(raw == r) & (final >= 0)]
+            if kept.size:
+                values, counts = np.unique(kept, return_counts=True)
+                raw_to_final[int(r)] = int(values[np.argmax(counts)])
+        model = ClusterModel(clusterer, _unit_rows(x[fit_rows]), np.asarray(red.reduced[fit_rows]), raw_to_final)
+    return ClusterResult(labels, red.reduced, red.map_coordinates, quality, cluster_stability, km, params, seconds,
+                         model)
+
+
+@dataclass
+class ClusterModel:
+    """A clustering kept for later nights: the ``hdbscan`` clusterer fitted (with prediction data) in the reduced
+    space, the fit points' unit embeddings and reduced coordinates, and the map from the clusterer's labels to the
+    final cluster ids (after outlier trimming and renumbering by size)."""
+
+    clusterer: Any
+    fit_embeddings: np.ndarray
+    fit_reduced: np.ndarray
+    raw_to_final: dict[int, int]
+
+
+ASSIGN_NEIGHBOURS = 15
+"""Fit points whose reduced coordinates place a new failure (similarity-weighted, as UMAP places new points)."""
+
+
+MIN_ASSIGN_STRENGTH = 0.5
+"""A new failure joins a cluster only with at least this HDBSCAN membership strength (the fit points of a clear
+cluster have ~1.0; a failure of a kind never seen lands between clusters with ~0.1 and stays unassigned)."""
+
+
+def assign_to_clusters(model: ClusterModel, embeddings: np.ndarray, k: int = ASSIGN_NEIGHBOURS,
+                       min_strength: float = MIN_ASSIGN_STRENGTH) -> tuple[np.ndarray, np.ndarray]:
+    """(cluster ids, membership strengths) of new failure embeddings in an existing clustering, without
+    re-clustering: each row is placed in the reduced space as the cosine-similarity-weighted mean of its ``k``
+    nearest fit points, then ``hdbscan.approximate_predict`` gives its cluster and membership strength (−1: noise,
+    or a strength under ``min_strength``: the row fits no existing cluster); the clusterer's label is mapped to the
+    final cluster id. A nightly run keeps
+    cluster ids and names this way and re-clusters only when too many new rows stay unassigned."""
+    import hdbscan
+
+    x = _unit_rows(_check_embeddings(embeddings))
+    if len(x) == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0)
+    sims = x @ model.fit_embeddings.T
+    k = int(min(max(k, 1), sims.shape[1]))
+    idx = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+    weights = np.clip(np.take_along_axis(sims, idx, axis=1), 1e-6, None)
+    coords = (weights[:, :, None] * model.fit_reduced[idx]).sum(axis=1) / weights.sum(axis=1, keepdims=True)
+    raw, strength = hdbscan.approximate_predict(model.clusterer, coords)
+    strength = np.asarray(strength, dtype=float)
+    ids = np.asarray([model.raw_to_final.get(int(r), -1) if r >= 0 else -1 for r in raw], dtype=np.int64)
+    ids[strength < min_strength] = -1
+    return ids, strength
 
 
 def _weighted_vote(neighbour_labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
@@ -662,7 +752,7 @@ CLUSTER_QUALITY_TABLE = Table(
     "failure_cluster_quality",
     "Quality of the failure clustering of a run, one row per figure (also attached to the asset as metadata).",
     (
-        Column("metric", "VARCHAR", "Figure: n_rows, n_distinct, n_fit_points, n_clusters, noise_share, silhouette, stability_ari, stability_ari[seed], kmeans_k, kmeans_silhouette, kmeans_silhouette[k], hdbscan_vs_kmeans_ari, and the parameters (param.*).", False),
+        Column("metric", "VARCHAR", "Figure: n_rows, n_distinct, n_fit_points, n_clusters, noise_share, silhouette, dbcv (density-based clustering validation, beside silhouette), stability_ari, stability_ari[seed], kmeans_k, kmeans_silhouette, kmeans_silhouette[k], hdbscan_vs_kmeans_ari, the parameters (param.*), and nightly.kept_earlier_clusters / nightly.new_rows / nightly.unassigned_share (whether this run kept the earlier cluster ids, and why in note).", False),
         Column("value", "DOUBLE", "Its value (NULL when it could not be computed, e.g. silhouette with one cluster)."),
         Column("note", "VARCHAR", "How it was computed (the quality method, a fallback rule)."),
     ),
@@ -676,7 +766,7 @@ def quality_frame(result: ClusterResult) -> pd.DataFrame:
     for key, value in result.quality.as_metadata().items():
         if key in ("quality_method", "fallback"):
             continue
-        note = result.quality.quality_method if key == "silhouette" else None
+        note = result.quality.quality_method if key in ("silhouette", "dbcv") else None
         rows.append({"metric": key, "value": None if value is None else float(value), "note": note})
     if result.quality.fallback:
         rows.append({"metric": "fallback", "value": None, "note": result.quality.fallback})
@@ -686,3 +776,40 @@ def quality_frame(result: ClusterResult) -> pd.DataFrame:
         else:
             rows.append({"metric": f"param.{key}", "value": None, "note": str(value)})
     return pd.DataFrame(rows, columns=CLUSTER_QUALITY_TABLE.column_names)
+
+
+MAX_UNASSIGNED_SHARE = 0.25
+"""A nightly run re-clusters when more than this share of its new failure rows fit no existing cluster."""
+
+
+@dataclass(frozen=True)
+class KeptClusters:
+    """A nightly clustering that kept the earlier one: labels per row (earlier ids), whether each row is new,
+    and the share of new rows left unassigned (noise)."""
+
+    labels: np.ndarray
+    new: np.ndarray
+    unassigned_share: float
+
+
+def keep_clusters(model: ClusterModel | None, previous: Mapping[str, int], texts: Sequence[str],
+                  embeddings: np.ndarray, max_unassigned: float = MAX_UNASSIGNED_SHARE) -> tuple[KeptClusters | None, str]:
+    """Cluster ids for ``texts`` that keep an earlier clustering: a text clustered before keeps its id
+    (``previous``: text -> cluster id); a new one is placed with ``assign_to_clusters``. Returns (None, why) when
+    the earlier clustering cannot be kept — none was kept, or more than ``max_unassigned`` of the new rows fit no
+    existing cluster (then the caller re-clusters everything) — else (``KeptClusters``, what happened)."""
+    if model is None or not previous:
+        return None, "no earlier clustering to keep"
+    texts = list(texts)
+    new = np.asarray([t not in previous for t in texts], dtype=bool)
+    labels = np.asarray([previous.get(t, -1) for t in texts], dtype=np.int64)
+    share = 0.0
+    if new.any():
+        ids, _ = assign_to_clusters(model, np.asarray(embeddings)[new])
+        share = float(np.mean(ids < 0))
+        if share > max_unassigned:
+            return None, (f"{share:.0%} of the {int(new.sum())} rows with a new failure text fit no existing cluster "
+                          f"(more than {max_unassigned:.0%}): re-clustered")
+        labels[new] = ids
+    return KeptClusters(labels, new, share), (f"kept the earlier clusters: {int(new.sum())} rows with a new failure text "
+                                              f"assigned, {share:.0%} of them to no cluster")

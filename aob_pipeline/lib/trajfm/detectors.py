@@ -1,4 +1,11 @@
-"""Offline failure detectors: what the structure of a trace proves, without a model.
+"""Offline failure detectors: what the structure of a trace proves, without a model — rule sets over the trace
+layer (``aob_pipeline.lib.trace``).
+
+Where a failure mode and a judge criterion speak of the same fact — verification, an ignored tool error, role,
+repetition, the answer's form, overstated completion — the detector reads the very fact the judges read
+(``TraceFacts.repeated_calls``, ``ignored_errors``, ``role_violations``; ``trace.answer.form_problem``;
+``trace.verification.verification_check``; ``trace.claims.overstatements``), so a finding and a verdict never
+contradict each other (``trace.coherence`` measures it).
 
 Each detector is a small function ``detect_<what>(trajectory, scenario) -> list[Detection]`` that looks only at
 the recorded steps (and, where the rule needs it, at the scenario's answer format, gold plan or robustness
@@ -8,31 +15,31 @@ extractor's findings. ``OfflineExtractor.extract(trajectory, scenario)`` runs th
 
 The detectors, what each raises, and the trace structure that proves it:
 
-- ``detect_repeated_identical_calls`` → MAST ``step_repetition``: a tool call with the same agent, tool and
-  arguments as an earlier call that succeeded, with no verification announced in between.
-- ``detect_unhandled_tool_error`` → "Lack of error handling for tool failure": a failed tool call that the agent
-  neither retries at once, nor asks the operator about, nor speaks of (its code, its bad argument, or words like
-  error / failed / not found) in its next thought or any later text.
+- ``detect_repeated_identical_calls`` → MAST ``step_repetition``: a tool call with the same tool and arguments as
+  an earlier call that succeeded, except one re-read announced as a check (``TraceFacts.repeated_calls``).
+- ``detect_unhandled_tool_error`` → "Lack of error handling for tool failure": a failed call described as having
+  worked by the next thought, or a failed call never recovered from nor acknowledged afterwards
+  (``TraceFacts.ignored_errors``).
 - ``detect_ineffective_error_recovery`` → "Ineffective error recovery": a failed tool call that the agent retried
   without ever getting that tool to work (or retried with the failing arguments unchanged).
-- ``detect_success_claimed_after_error`` → "Overstatement of task completion": a tool never succeeded after
-  failing, and the final answer claims success (successfully, completed, verified, all ...) mentioning no failure.
-- ``detect_unsupported_claims`` → "Overstatement of task completion": the final answer claims a work order was
-  created (no ``wo_create_work_order`` call succeeded) or that the work was verified (no step verifies).
+- ``detect_unsupported_claims`` → "Overstatement of task completion": the answer claims work the run does not
+  hold — a work order created, a verification, completion with errors unhandled or gold steps missing
+  (``trace.claims.overstatements``).
 - ``detect_misquoted_tool_result`` → MAST ``action_reasoning_mismatch``: a sentence of the answer names a tool and
   states a number no tool of the run returned (nor a count, sum, mean, minimum or maximum of a list one returned).
-- ``detect_output_format`` → "Extraneous or confusing output formatting": the final answer does not take the shape
-  the scenario's answer format asks for (no number, a table for one value, prose for a list, broken JSON, empty).
+- ``detect_output_format`` → "Extraneous or confusing output formatting": the final answer lacks the form the
+  scenario's answer format needs (``trace.answer.form_problem``: no number, a table for one value, prose for a
+  list, broken JSON, cut at the size limit).
 - ``detect_invalid_action`` → "Invalid action formatting": a tool call rejected as ``unknown_tool``,
   ``invalid_arguments`` or ``start_after_end``.
 - ``detect_role_violation`` → MAST ``disobey_role_specification``: a domain agent (iot, fmsr, tsfm, wo) calls a
-  tool of another group, an orchestrator (supervisor, planner) calls a domain tool itself, or the runtime
-  refused such a call (``[refused]``).
+  tool of another group, a coordinator (supervisor, planner) calls a domain tool itself, or the runtime
+  refused such a call (``[refused]``) (``TraceFacts.role_violations``).
 - ``detect_ignored_subagent_output`` → MAST ``ignored_other_agent_input``: a sub-agent's reply carries key values
   (numbers, ids, ``name = value``) none of which reaches a later step of another agent or the final answer.
-- ``detect_missing_verification`` → MAST ``no_or_incorrect_verification``: a multi-step scenario (2+ tool steps
-  in the gold plan) whose trace has no verification step (no thought or message that checks / verifies /
-  confirms, no read-back after a write).
+- ``detect_missing_verification`` → MAST ``no_or_incorrect_verification``: a result read from data given without
+  an act of verifying (an announced re-read or cross-check, a read-back after a write), or the task's conditions
+  acted on against what the run read (``trace.verification.verification_check``).
 - ``detect_premature_termination`` → MAST ``premature_termination``: the gold plan needs tools of a group (iot,
   fmsr, tsfm, wo, knowledge) that the run never called.
 - ``detect_missing_clarification`` → MAST ``fail_to_ask_for_clarification``: a ``vague_request`` or
@@ -52,12 +59,19 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any, Literal
 
 from aob_pipeline.lib.scenarios.compare import numbers_in
+from aob_pipeline.lib.trace import DOMAIN_TOOL_GROUPS, INFORMATIVE_ERROR_CODES, role_of
+from aob_pipeline.lib.trace import tool_group as _registry_tool_group
+from aob_pipeline.lib.trace.answer import form_problem, states_result
+from aob_pipeline.lib.trace.coherence import SHARED_MODES
+from aob_pipeline.lib.trace.scenario import JudgeScenario
+from aob_pipeline.lib.trace.claims import overstatements, success_claimed_after_errors
+from aob_pipeline.lib.trace.reading import read_trace
+from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.scenarios.model import ASK_OPERATOR, Scenario
 from aob_pipeline.lib.trajectories.schema import Step, Trajectory
 from aob_pipeline.lib.trajfm.evidence import TraceEvidence, render_step
@@ -87,40 +101,6 @@ from aob_pipeline.lib.trajfm.findings import (
     no_flags,
 )
 
-DOMAIN_TOOL_GROUPS: dict[str, tuple[str, ...]] = {
-    "iot": ("iot",),
-    "fmsr": ("fmsr", "knowledge"),
-    "tsfm": ("tsfm",),
-    "wo": ("wo",),
-}
-"""Tool groups each domain agent may call (the same split as the Claude orchestrations' domain agents:
-the FMSR agent also reads the maintenance manual, group ``knowledge``)."""
-
-ORCHESTRATOR_NAMES: frozenset[str] = frozenset({"supervisor", "planner", "orchestrator"})
-"""Agent names of orchestrators in multi-agent runs: they delegate and never call domain tools themselves."""
-
-TOOL_ERROR_ACKNOWLEDGEMENT = re.compile(
-    r"\b(error|errors|fail|failed|fails|failure|failing|could not|couldn't|cannot|can't|unable|not found|"
-    r"not available|unavailable|does not exist|doesn't exist|no such|has no|have no|there is no|unknown|missing|"
-    r"invalid|not possible|did not|didn't|no data|no results?|retry|retried|try again|trying again|instead|"
-    r"wrong|mistake|typo|correct(?:ed|ing)?|rejected)\b",
-    re.IGNORECASE,
-)
-"""Words by which a later step or the final answer shows the agent noticed a tool failure."""
-
-SUCCESS_CLAIM = re.compile(
-    r"\b(successfully|success|succeeded|completed|complete|done|all (?:steps|tasks|data|checks|requested)|"
-    r"fully|verified|confirmed|retrieved)\b",
-    re.IGNORECASE,
-)
-"""Words by which a final answer claims the work was done."""
-
-VERIFICATION_LANGUAGE = re.compile(
-    r"\b(verif(?:y|ied|ies|ying|ication)|double[- ]check(?:ed|ing)?|cross[- ]check(?:ed|ing)?|re-?check(?:ed|ing)?|"
-    r"sanity[- ]check(?:ed)?|validat(?:e|ed|ing|ion)|confirm(?:s|ed|ing)?|consistent with|matches the)\b",
-    re.IGNORECASE,
-)
-"""Words by which a thought, message or answer shows a verification step."""
 
 MISSING_OR_UNCLEAR = re.compile(
     r"\b(missing|not found|no such|does not exist|doesn't exist|do not exist|not available|unavailable|"
@@ -131,18 +111,12 @@ MISSING_OR_UNCLEAR = re.compile(
 )
 """Words by which an agent states what is missing or unclear in a request (in place of asking the operator)."""
 
-WRITE_TOOLS: dict[str, tuple[str, ...]] = {"wo_create_work_order": ("wo_list_work_orders", "wo_list_events")}
-"""Tools that write (record) something, with the tools that read it back (a read-back is a verification)."""
 
 INVALID_ACTION_CODES = frozenset({"unknown_tool", "invalid_arguments", "start_after_end"})
 """Error codes that mean the call itself was malformed: no such tool, arguments breaking the schema, a window
 that ends before it starts."""
-INFORMATIVE_ERROR_CODES = frozenset({"not_enough_data", "empty_window"})
-"""Errors that are an answer, not a failure ("nothing in that window"): never reported as unhandled."""
 INTERNAL_ERROR_CODE = "internal_error"
 CLARIFYING_ROBUSTNESS = frozenset({"vague_request", "missing_sensor"})
-MIN_VERIFIED_PLAN_STEPS = 2
-"""A scenario is multi-step (and its run should show a verification) from this many tool steps in the gold plan."""
 EVIDENCE_CHARS = 240
 """Longest quote a detector takes from a text (a prefix of it, cut at a word boundary)."""
 
@@ -183,26 +157,23 @@ class Detection:
 
 
 def domain_of(agent_name: str | None) -> str | None:
-    """The domain agent a step's ``agent_name`` stands for (``iot``, ``fmsr``, ``tsfm``, ``wo``), or None.
-
-    Accepts the names the orchestrations use: ``iot``, ``iot_agent``, ``IoT agent``, ``wo-agent``...
-    """
-    if not agent_name:
-        return None
-    name = re.sub(r"[\s_-]*agent$", "", agent_name.strip().casefold())
-    return name if name in DOMAIN_TOOL_GROUPS else None
+    """The domain agent a step's ``agent_name`` stands for (``iot``, ``fmsr``, ``tsfm``, ``wo``), or None
+    (``trace.role_of``: ``iot``, ``iot_agent``, ``IoT agent``, ``wo-agent``...)."""
+    role = role_of(agent_name)
+    return role if role in DOMAIN_TOOL_GROUPS else None
 
 
-@lru_cache(maxsize=512)
 def tool_group(tool: str) -> str | None:
-    """The registered group of ``tool`` (iot, fmsr, tsfm, wo, knowledge), or None for an unknown tool."""
-    from aob_pipeline.lib.tools.base import ToolError
-    from aob_pipeline.lib.tools.registry import get_tool
+    """The registered group of ``tool`` (iot, fmsr, tsfm, wo, knowledge), or None (``trace.tool_group``)."""
+    return _registry_tool_group(tool)
 
-    try:
-        return get_tool(tool).group
-    except ToolError:
-        return None
+
+def _step_at(trajectory: Trajectory, index: int) -> Step:
+    """The step with ``index``."""
+    for step in trajectory.steps:
+        if step.index == index:
+            return step
+    raise KeyError(f"run {trajectory.run_id} has no step {index}")
 
 
 def _canonical(value: Any) -> str:
@@ -270,11 +241,16 @@ def answering_agent(trajectory: Trajectory) -> str:
     return step.agent_name if step else "agent"
 
 
+MIN_ANSWER_QUOTE = 3
+"""An answer with fewer word characters (``0``, ``[]``) is quoted through the final step's rendered line: a quote
+that short would be found anywhere in a trace and proves nothing."""
+
+
 def answer_evidence(trajectory: Trajectory) -> str:
-    """A quote of the final answer: its beginning, or the final step's rendered line when the answer has no word
-    (``[]``, ``{}``), or "" when the run has no answer at all."""
+    """A quote of the final answer: its beginning, or the final step's rendered line when the answer is too short
+    to quote on its own (``0``, ``[]``, ``{}``: ``MIN_ANSWER_QUOTE``), or "" when the run has no answer at all."""
     answer = final_text(trajectory)
-    if re.search(r"\w", answer):
+    if len(re.findall(r"\w", answer)) >= MIN_ANSWER_QUOTE:
         return quote(answer)
     step = final_step(trajectory)
     return render_step(step) if step is not None else ""
@@ -357,44 +333,28 @@ def _step_text(step: Step) -> str:
 # ------------------------------------------------------------------------------------------- detectors
 
 
-def detect_repeated_identical_calls(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Step repetition: the same agent calls the same tool with the same arguments after that call succeeded.
+def detect_repeated_identical_calls(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Step repetition: a call repeats an identical call (same tool and arguments) that had already succeeded.
 
-    Proof: two ``tool_call`` steps with equal (agent name, tool, canonical JSON arguments), the earlier without
-    an error, and between them no thought or message of that agent announcing a verification
-    (``VERIFICATION_LANGUAGE``: a deliberate re-read to verify is not a repetition). Repeating a *failed* call is
-    error recovery, judged by ``detect_ineffective_error_recovery``. One detection per run, at the first
-    repetition, counting all repeated calls.
+    Proof: ``TraceFacts.repeated_calls`` — the fact the judges' sequence correctness reads — except one re-read
+    announced as a check (a thought or message of the same agent stating a verification just before it).
+    Repeating a *failed* call is error recovery, judged by ``detect_ineffective_error_recovery``. One detection
+    per run, at the first repetition, counting all repeated calls.
     """
-    succeeded: dict[tuple[str, str, str], int] = {}
-    repeats: list[tuple[Step, int]] = []
-    for step in trajectory.tool_calls:
-        key = (step.agent_name, str(step.tool), _canonical(step.arguments))
-        if key in succeeded:
-            if not _verification_between(trajectory, succeeded[key], step.index, step.agent_name):
-                repeats.append((step, succeeded[key]))
-            succeeded[key] = step.index
-        elif step.error is None:
-            succeeded[key] = step.index
+    facts = read_trace(trajectory, scenario).facts
+    repeats = facts.repeated_calls()
     if not repeats:
         return []
-    step, first = repeats[0]
+    call = repeats[0]
+    first = next(c.index for c in facts.ok_calls if c.signature == call.signature and c.index < call.index)
     more = f" ({len(repeats)} repeated calls in all)" if len(repeats) > 1 else ""
+    step = _step_at(trajectory, call.index)
     return [Detection(
         "detect_repeated_identical_calls", "mast", STEP_REPETITION,
-        f"{step.agent_name} called {step.tool} at step {step.index} with the same arguments as its successful call "
+        f"{call.agent_name} called {call.tool} at step {call.index} with the same arguments as the successful call "
         f"at step {first}{more}.",
-        step.index, call_text(step), step.agent_name,
+        call.index, call_text(step), call.agent_name,
     )]
-
-
-def _verification_between(trajectory: Trajectory, start: int, end: int, agent_name: str) -> bool:
-    """Whether ``agent_name`` announced a verification in a thought or message between steps ``start`` and ``end``."""
-    for step in trajectory.steps[start + 1:end]:
-        if (step.kind in ("thought", "message") and step.agent_name == agent_name and step.content
-                and VERIFICATION_LANGUAGE.search(step.content)):
-            return True
-    return False
 
 
 def _later_steps(trajectory: Trajectory, after: int) -> list[Step]:
@@ -405,57 +365,36 @@ RETRY_WINDOW = 3
 """A retry is a call of the failed tool among the agent's next this-many steps (after an optional look-up call)."""
 
 
-def _bad_values(step: Step, trajectory: Trajectory) -> list[str]:
-    """String argument values of a failed call that no successful call of the same tool used (the likely culprits)."""
-    good = {str(v).casefold() for s in trajectory.tool_calls if s.tool == step.tool and s.error is None
-            for v in s.arguments.values() if isinstance(v, str)}
-    return [v for v in step.arguments.values() if isinstance(v, str) and len(v) >= 3 and v.casefold() not in good]
+def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Lack of error handling: a failed tool call the agent ignored.
 
-
-def error_handled(step: Step, trajectory: Trajectory) -> bool:
-    """Whether the agent reacted to the failed tool call ``step`` (see ``detect_unhandled_tool_error``)."""
-    later = _later_steps(trajectory, step.index)
-    own = [s for s in later if s.agent_name == step.agent_name]
-    if own and own[0].kind == "tool_call" and any(
-            s.kind == "tool_call" and s.tool == step.tool for s in own[:RETRY_WINDOW]):
-        return True
-    if any(s.kind == "ask_operator" for s in later):
-        return True
-    first_text = next((s for s in own if s.kind in ("thought", "message")), None)
-    if first_text is not None and first_text.content and TOOL_ERROR_ACKNOWLEDGEMENT.search(first_text.content):
-        return True
-    code = (error_code(step) or "").casefold()
-    specifics = [code] + [v.casefold() for v in _bad_values(step, trajectory)]
-    texts = [s.content for s in later if s.kind in ("thought", "message", "final") and s.content]
-    texts.append(final_text(trajectory))
-    return any(term and term in text.casefold() for text in texts for term in specifics)
-
-
-def detect_unhandled_tool_error(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Lack of error handling: a failed tool call the agent never reacts to.
-
-    Proof: a ``tool_call`` with an ``error`` (other than an informative one, ``INFORMATIVE_ERROR_CODES``: no data
-    in the window is an answer, not a failure) that the agent does not handle (``error_handled``). Handled means
-    any of: the agent's next step is a tool call and the failed tool is called again within its next
-    ``RETRY_WINDOW`` steps (a retry, possibly after a look-up); a question to the operator follows; the agent's
-    first thought or message after the failure speaks of it (``TOOL_ERROR_ACKNOWLEDGEMENT``: error, failed, not
-    found, instead, try again...); or a later text or the final answer names the error code or the failing
-    argument value. A later call of the same tool after a silent or confident thought is not a retry: it is
-    indistinguishable from the next item of a sequence of calls. The first unhandled error is reported.
+    Proof, either (the facts the judges' hallucination reads): a thought or message right after a failed call
+    describing it as having worked (``claims.success_claimed_after_errors``: the agent carries on as if it had);
+    or ``TraceFacts.ignored_errors`` — a failed call (not an informative "no data" error, not the error a
+    robustness scenario's gold plan expects) that no later call recovered from (the same tool succeeding with at
+    most one argument corrected) and that nothing afterwards acknowledges (no question to the operator, no
+    thought, message or final answer speaking of a failure or naming its code or failing value).
     """
-    for step in trajectory.tool_calls:
-        if step.error is None or error_code(step) in INFORMATIVE_ERROR_CODES:
-            continue
-        if error_handled(step, trajectory):
-            continue
-        who = ATTRIBUTION_TOOL if error_code(step) == INTERNAL_ERROR_CODE else step.agent_name
+    facts = read_trace(trajectory, scenario).facts
+    claimed = success_claimed_after_errors(facts)
+    if claimed:
+        call, step = claimed[0]
         return [Detection(
             "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
-            f"{step.tool} failed at step {step.index} ({error_code(step)}) and the agent neither retried, asked "
-            f"the operator nor mentioned the failure afterwards.",
-            step.index, quote(error_message(step)), who,
+            "A tool call failed and the agent carried on as if it had worked.",
+            step.index, quote(step.content or ""), step.agent_name,
         )]
-    return []
+    ignored = facts.ignored_errors()
+    if not ignored:
+        return []
+    call = ignored[0]
+    step = _step_at(trajectory, call.index)
+    who = ATTRIBUTION_TOOL if call.error_code == INTERNAL_ERROR_CODE else call.agent_name
+    return [Detection(
+        "detect_unhandled_tool_error", "additional", LACK_OF_TOOL_ERROR_HANDLING,
+        "A tool call failed; the run never recovered from it nor acknowledged the failure.",
+        call.index, quote(error_message(step)), who,
+    )]
 
 
 def detect_ineffective_error_recovery(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
@@ -485,103 +424,37 @@ def detect_ineffective_error_recovery(trajectory: Trajectory, scenario: Scenario
     return []
 
 
-def unrecovered_errors(trajectory: Trajectory) -> list[Step]:
-    """Failed tool calls (informative errors left out) after which the same tool never succeeded."""
-    calls = trajectory.tool_calls
-    out = []
-    for position, step in enumerate(calls):
-        if step.error is None or error_code(step) in INFORMATIVE_ERROR_CODES:
-            continue
-        if not any(s.tool == step.tool and s.error is None for s in calls[position + 1:]):
-            out.append(step)
-    return out
-
-
-def detect_success_claimed_after_error(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Overstatement of task completion: success claimed although a tool failed for good.
-
-    Proof: an unrecovered tool error (``unrecovered_errors``) and a final answer with a success claim
-    (``SUCCESS_CLAIM``) that mentions no failure at all (no ``TOOL_ERROR_ACKNOWLEDGEMENT`` word, no error code).
-    Errors the scenario itself expects (a missing-sensor case's ``unknown_sensor``) count only when the answer
-    says nothing about them either.
-    """
-    answer = final_text(trajectory)
-    failed = unrecovered_errors(trajectory)
-    if not answer or not failed:
-        return []
-    codes = {(error_code(s) or "").casefold() for s in failed}
-    if TOOL_ERROR_ACKNOWLEDGEMENT.search(answer) or any(c and c in answer.casefold() for c in codes):
-        return []
-    claim = sentence_with(answer, SUCCESS_CLAIM)
-    if claim is None:
-        return []
-    first = failed[0]
-    return [Detection(
-        "detect_success_claimed_after_error", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
-        f"The final answer claims success although {first.tool} failed at step {first.index} "
-        f"({error_code(first)}) and never succeeded afterwards.",
-        _final_index(trajectory), claim, answering_agent(trajectory),
-    )]
-
-
-WORK_ORDER_CLAIM = re.compile(
-    r"\b(?:created|raised|opened|submitted|drafted|logged|filed|issued)\b[^.!?\n]{0,60}\bwork[- ]orders?\b|"
-    r"\bwork[- ]orders?\b[^.!?\n]{0,40}\b(?:created|raised|opened|submitted|drafted|logged|filed|issued)\b",
-    re.IGNORECASE,
-)
-"""A sentence saying a work order was created (drafted, raised, ...)."""
-
-VERIFICATION_CLAIM = re.compile(
-    r"\b(?:verified|double[- ]checked|cross[- ]checked|re-?checked|validated|checked (?:every|all|each))\b",
-    re.IGNORECASE,
-)
-"""A sentence saying the work was verified."""
-
-HEDGE = re.compile(
-    r"\b(?:no|not|never|without|cannot|didn't|won't|isn't|wasn't|should|could|would|recommend(?:ed)?|suggest(?:ed)?|"
-    r"may|might|consider|if|whether|once)\b|n't\b",
-    re.IGNORECASE,
-)
-"""Words that make a sentence a negation, a recommendation or a condition rather than a claim of something done."""
-
 CREATE_WORK_ORDER_TOOL = "wo_create_work_order"
 
 
-def _claims(text: str, pattern: re.Pattern[str]) -> list[str]:
-    """Sentences of ``text`` that match ``pattern`` and are plain claims (no ``HEDGE`` word)."""
-    out = []
-    for match in _SENTENCE.finditer(text):
-        sentence = match.group(0).strip()
-        if sentence and pattern.search(sentence) and not HEDGE.search(sentence):
-            out.append(quote(sentence))
-    return out
+def _claimed_kind(claim: str) -> str:
+    """Which kind of act an overstatement claims (descriptions name the kind; the evidence quotes the claim, so
+    findings of one failure mode read alike and cluster together)."""
+    if claim.startswith("a work order created"):
+        return "a work order created"
+    if "holds no check" in claim:
+        return "a verification"
+    return "the task completed"
 
 
-def detect_unsupported_claims(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Overstatement of task completion: the answer claims work that no step of the run did.
+def detect_unsupported_claims(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Overstatement of task completion: the final answer claims work that the run does not hold.
 
-    Proof, either: a sentence of the final answer claims a work order was created (``WORK_ORDER_CLAIM``, not
-    negated, conditional or recommended: ``HEDGE``) and no ``wo_create_work_order`` call succeeded; or a sentence
-    claims the work was verified (``VERIFICATION_CLAIM``: verified, double-checked, checked every...) and no step
-    of the run verifies (``shows_verification``).
+    Proof: ``claims.overstatements`` — the fact the judges' hallucination reads: a work order claimed created with
+    no successful ``wo_create_work_order``; "verified" with no act of verifying in the run; completion claimed
+    ("all steps completed", "task complete") while a tool error is unhandled, a gold step the run should have
+    performed is missing, or no call succeeded. (A failed call described as a success is an ignored tool error:
+    ``detect_unhandled_tool_error``.)
     """
-    answer = final_text(trajectory)
-    if not answer.strip():
+    reading = read_trace(trajectory, scenario)
+    found = overstatements(reading.scenario, reading.facts, reading.claims, error_claims=False)
+    evidence = answer_evidence(trajectory)
+    if not found or not evidence:
         return []
-    created = any(s.tool == CREATE_WORK_ORDER_TOOL and s.error is None for s in trajectory.tool_calls)
-    found: list[tuple[str, str]] = []
-    if not created:
-        found += [(c, "a work order was created, but no wo_create_work_order call succeeded")
-                  for c in _claims(answer, WORK_ORDER_CLAIM)]
-    if not shows_verification(trajectory):
-        found += [(c, "the work was verified, but no step of the run verifies anything")
-                  for c in _claims(answer, VERIFICATION_CLAIM)]
-    if not found:
-        return []
-    claim, why = found[0]
     return [Detection(
         "detect_unsupported_claims", "additional", OVERSTATEMENT_OF_TASK_COMPLETION,
-        f"The final answer claims {why}.", _final_index(trajectory), claim, answering_agent(trajectory),
+        f"The final answer claims {_claimed_kind(found[0])} that the run does not hold.", _final_index(trajectory),
+        evidence, answering_agent(trajectory),
     )]
 
 
@@ -655,111 +528,25 @@ def detect_misquoted_tool_result(trajectory: Trajectory, scenario: Scenario | No
     return []
 
 
-def _parse_json(text: str) -> tuple[bool, Any]:
-    try:
-        return True, json.loads(text)
-    except (json.JSONDecodeError, ValueError):
-        return False, None
+def detect_output_format(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """Extraneous or confusing output formatting: the answer lacks the form the task needs.
 
-
-_TABLE_SEPARATOR = re.compile(r"^\s*\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)+\|?\s*$", re.MULTILINE)
-_BULLET = re.compile(r"^\s*(?:[-*•]|\d+[.)])\s+\S", re.MULTILINE)
-_LEAD_IN = re.compile(r"^[^:,.;!?\n]{0,60}:\s*")
-MAX_ITEM_WORDS = 6
-"""An enumeration's items have at most this many words (longer pieces are sentences: prose, not a list)."""
-
-
-def has_markdown_table(text: str) -> bool:
-    """True when ``text`` holds a Markdown table (a ``|---|---|`` separator row)."""
-    return _TABLE_SEPARATOR.search(text) is not None
-
-
-def _json_somewhere(text: str) -> Any:
-    """The first JSON array or object in ``text`` (whole text, a code fence, or a line), or None."""
-    candidates = [text.strip()]
-    candidates += [m.group(1).strip() for m in re.finditer(r"```[a-zA-Z]*\s*(.*?)```", text, re.DOTALL)]
-    candidates += [line.strip() for line in text.splitlines()]
-    for candidate in candidates:
-        if candidate[:1] in "[{":
-            ok, value = _parse_json(candidate)
-            if ok and isinstance(value, (list, dict)):
-                return value
-    return None
-
-
-def is_enumeration(text: str) -> bool:
-    """True when the first paragraph of ``text`` reads as a list: after an optional short lead-in ending with a
-    colon (``The sensors are:``, at most 60 characters, no other punctuation), pieces separated by commas,
-    semicolons, ``and`` or new lines, each of at most ``MAX_ITEM_WORDS`` words."""
-    head = text.strip().split("\n\n", 1)[0]
-    body = _LEAD_IN.sub("", head, count=1)
-    pieces = [p.strip(" .") for p in re.split(r"[,;\n]|\band\b", body) if p.strip(" .")]
-    return bool(pieces) and all(len(p.split()) <= MAX_ITEM_WORDS for p in pieces)
-
-
-def format_problem(answer: str, answer_format: str) -> str | None:
-    """Why ``answer`` does not take the shape ``answer_format`` asks for (None when it does). Lenient: the
-    shape is checked, not the content, and free text is accepted wherever a reader can still find the value.
-
-    - any format: an empty answer; an answer whose value part (the whole answer, else its first paragraph or
-      line; inside a code fence if fenced) starts as JSON (``{``/``[``) and is not valid JSON;
-    - ``number`` / ``integer``: no number (integer) written in it (unless the answer asks a question back), or the
-      value buried in a Markdown table;
-    - ``label``: a Markdown table or a JSON structure where one short value was asked;
-    - ``id_set`` / ``list`` / ``json``: no structure at all — no JSON array or object, no bullet or numbered
-      lines, no table, and a first paragraph that is prose rather than an enumeration (``is_enumeration``);
-    - ``text`` / ``clarification``: only the checks for any format.
+    Proof: ``answer.form_problem`` — the fact the judges' result verification reads first: the answer was cut
+    at the size limit, or does not have the form of the scenario's answer format (no number where one is asked,
+    a table around a single value, prose talking around the values of a list, nothing for a part of a structured
+    answer, no behaviour in a robustness case). Needs a scenario with an answer format.
     """
-    text = answer.strip()
-    if not text:
-        return "the final answer is empty"
-    fence = re.fullmatch(r"```[a-zA-Z]*\s*(.*?)\s*```", text, re.DOTALL)
-    inner = fence.group(1).strip() if fence else text
-    value_part = inner.split("\n\n", 1)[0].strip()
-    if value_part[:1] in "[{" and not any(_parse_json(c)[0] for c in (inner, value_part, value_part.split("\n", 1)[0])):
-        return "the final answer starts as JSON but is not valid JSON"
-    if answer_format in ("number", "integer", "label") and has_markdown_table(text):
-        return "the value asked for is buried in a Markdown table"
-    if answer_format in ("number", "integer"):
-        found = numbers_in(text)
-        if answer_format == "integer":
-            found = [x for x in found if float(x).is_integer()]
-        if not found and "?" not in text:
-            what = "an integer" if answer_format == "integer" else "a number"
-            return f"the task asks for {what} and the answer has none"
-    elif answer_format == "label":
-        ok, parsed = _parse_json(value_part)
-        if ok and isinstance(parsed, (dict, list)) and not (isinstance(parsed, dict) and len(parsed) == 1):
-            return "the task asks for one label and the answer is a JSON structure"
-    elif answer_format in ("id_set", "list", "json"):
-        structured = (_json_somewhere(text) is not None or _BULLET.search(text) is not None
-                      or has_markdown_table(text) or is_enumeration(text))
-        if not structured:
-            what = "a structured (JSON) answer" if answer_format == "json" else "a list"
-            return f"the task asks for {what} and the answer is prose with no list or structure in it"
-    return None
-
-
-def detect_output_format(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """Extraneous or confusing output formatting: the answer cannot be read in the required format.
-
-    Proof: the run completed with a final answer and ``format_problem(answer, scenario.answer.format)`` names a
-    problem. Needs a scenario with an answer spec (imported scenarios have none and are skipped).
-    """
-    if scenario is None or scenario.answer is None or trajectory.status != "completed":
+    reading = read_trace(trajectory, scenario)
+    sc = reading.scenario
+    if sc is None or sc.answer_format is None:
         return []
-    answer = final_text(trajectory)
-    if trajectory.final_answer is None and final_step(trajectory) is None:
-        return []
-    problem = format_problem(answer, scenario.answer.format)
-    if problem is None:
-        return []
+    problem = form_problem(sc, reading.facts, trajectory.final_answer)
     evidence = answer_evidence(trajectory)
-    if not evidence:
+    if problem is None or not evidence:
         return []
     return [Detection(
         "detect_output_format", "additional", EXTRANEOUS_OUTPUT_FORMATTING,
-        f"The output format asked for is '{scenario.output_format}' ({scenario.answer.format}), but {problem}.",
+        f"The answer does not have the form the task needs ({sc.answer_format} asked).",
         _final_index(trajectory), evidence, answering_agent(trajectory),
     )]
 
@@ -785,38 +572,24 @@ def detect_invalid_action(trajectory: Trajectory, scenario: Scenario | None = No
 _REFUSED = re.compile(r"^\s*\[refused\]", re.IGNORECASE)
 
 
-def detect_role_violation(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
+def detect_role_violation(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
     """Disobey role specification: an agent calls a tool outside its role.
 
-    Proof, any of: a ``tool_call`` by a domain agent (``domain_of(agent_name)`` is iot, fmsr, tsfm or wo) of a
-    registered tool whose group is not one of ``DOMAIN_TOOL_GROUPS[domain]``; a ``tool_call`` of a registered
-    domain tool by an orchestrator (``ORCHESTRATOR_NAMES``) in a multi-agent run; a ``[refused]`` message, which
-    the runtime records when it blocks such a call. Single agents (name ``agent``) may call every tool.
+    Proof: ``TraceFacts.role_violations`` — the fact the judges' sequence correctness reads: in a run with named
+    domain sub-agents, a domain agent calling a tool of another group (the FMSR agent also reads the manual), a
+    coordinator (supervisor, planner, orchestrator) calling a domain tool itself, or a ``[refused]`` message by
+    which the runtime blocked such a call. Single agents may call every tool.
     """
-    for step in trajectory.steps:
-        if step.kind == "message" and step.content and _REFUSED.match(step.content):
-            return [Detection(
-                "detect_role_violation", "mast", DISOBEY_ROLE_SPECIFICATION,
-                f"{step.agent_name} tried to call a tool of another agent (refused by the runtime, step {step.index}).",
-                step.index, quote(step.content), step.agent_name,
-            )]
-        if step.kind != "tool_call":
-            continue
-        group = tool_group(str(step.tool))
-        if group is None:
-            continue
-        domain = domain_of(step.agent_name)
-        if domain is not None and group not in DOMAIN_TOOL_GROUPS[domain]:
-            why = f"the {domain} agent called {step.tool}, a tool of the {group} group"
-        elif domain is None and step.agent_name.strip().casefold() in ORCHESTRATOR_NAMES:
-            why = f"the orchestrator {step.agent_name} called the domain tool {step.tool} itself instead of delegating"
-        else:
-            continue
-        return [Detection(
-            "detect_role_violation", "mast", DISOBEY_ROLE_SPECIFICATION,
-            f"At step {step.index} {why}.", step.index, call_text(step), step.agent_name,
-        )]
-    return []
+    violations = read_trace(trajectory, scenario).facts.role_violations()
+    if not violations:
+        return []
+    index, why = violations[0]
+    step = _step_at(trajectory, index)
+    evidence = call_text(step) if step.kind == "tool_call" else quote(step.content or "")
+    return [Detection(
+        "detect_role_violation", "mast", DISOBEY_ROLE_SPECIFICATION, f"At step {index} {why}.", index, evidence,
+        step.agent_name,
+    )]
 
 
 _ADDRESS = re.compile(r"^\s*\[to [^\]]+\]\s*")
@@ -850,45 +623,31 @@ def detect_ignored_subagent_output(trajectory: Trajectory, scenario: Scenario | 
     return []
 
 
-def _plan_tool_steps(scenario: Scenario) -> list[Any]:
-    return [s for s in scenario.gold_plan if s.tool != ASK_OPERATOR]
+def detect_missing_verification(trajectory: Trajectory, scenario: Any = None) -> list[Detection]:
+    """No or incorrect verification: a result that needs a check was given without one, or the run acted on the
+    task's conditions against what the data it read said.
 
-
-def shows_verification(trajectory: Trajectory) -> bool:
-    """Whether a step of the run verifies: a thought or message in ``VERIFICATION_LANGUAGE``, or a read-back of
-    something the run wrote (``WRITE_TOOLS``). The final answer's own words are a claim, not a step, and do not
-    count."""
-    for step in trajectory.steps:
-        if step.kind in ("thought", "message") and step.content and VERIFICATION_LANGUAGE.search(step.content):
-            return True
-    calls = trajectory.tool_calls
-    for position, step in enumerate(calls):
-        readers = WRITE_TOOLS.get(str(step.tool))
-        if readers and step.error is None and any(s.tool in readers for s in calls[position + 1:]):
-            return True
-    return False
-
-
-def detect_missing_verification(trajectory: Trajectory, scenario: Scenario | None = None) -> list[Detection]:
-    """No or incorrect verification: a multi-step task answered without any verification step.
-
-    Proof: the scenario's gold plan has ``MIN_VERIFIED_PLAN_STEPS`` or more tool steps, the run gave a final
-    answer, and no step shows a verification (``shows_verification``): no thought or message using verification
-    language (``VERIFICATION_LANGUAGE``: verify, double-check, cross-check, confirm, consistent with...), and no
-    read-back of something the run wrote (``WRITE_TOOLS``, e.g. listing work orders after creating one). A final
-    answer that only *says* it verified does not count (``detect_unsupported_claims`` reports that claim).
+    Proof: ``verification.verification_check`` — the fact the judges' result verification reads — names a
+    problem, on a run whose final answer states a result (``answer.states_result``; an answer that gives no
+    result has nothing to verify). What counts as a check, and when a result needs one, is defined there.
     """
-    if scenario is None or len(_plan_tool_steps(scenario)) < MIN_VERIFIED_PLAN_STEPS:
+    reading = read_trace(trajectory, scenario)
+    sc, answer = reading.scenario, trajectory.final_answer
+    if sc is None or not answer or not answer.strip() or not states_result(answer, sc, reading.claims):
         return []
+    check = verification_check(sc, reading.facts, answer)
     evidence = answer_evidence(trajectory)
-    if not evidence or not final_text(trajectory).strip() or shows_verification(trajectory):
+    if check.verified or not evidence:
         return []
     return [Detection(
         "detect_missing_verification", "mast", NO_OR_INCORRECT_VERIFICATION,
-        f"The task takes {len(_plan_tool_steps(scenario))} tool steps, and the run answered without checking its "
-        f"result in any step.",
+        f"The run answered without verifying its result: {check.problem}.",
         _final_index(trajectory), evidence, answering_agent(trajectory),
     )]
+
+
+def _plan_tool_steps(scenario: Any) -> list[Any]:
+    return [s for s in scenario.gold_plan if s.tool != ASK_OPERATOR]
 
 
 def _needed_groups(scenario: Scenario) -> dict[str, list[str]]:
@@ -901,7 +660,7 @@ def _needed_groups(scenario: Scenario) -> dict[str, list[str]]:
     for step in _plan_tool_steps(scenario):
         if step.step in conditional:
             continue
-        group = tool_group(step.tool) or step.agent
+        group = tool_group(step.tool) or getattr(step, "agent", None) or "unknown"
         needed.setdefault(group, [])
         if step.tool not in needed[group]:
             needed[group].append(step.tool)
@@ -1039,7 +798,6 @@ DETECTORS: tuple[Detector, ...] = (
     detect_repeated_identical_calls,
     detect_unhandled_tool_error,
     detect_ineffective_error_recovery,
-    detect_success_claimed_after_error,
     detect_unsupported_claims,
     detect_misquoted_tool_result,
     detect_output_format,
@@ -1100,16 +858,22 @@ class OfflineExtractor:
     ``extract(trajectory, scenario)`` never calls a model and never fails on a well-formed trajectory. Every
     detection's evidence is checked against the trace like an LLM finding (a detection that fails the check is
     dropped and counted in ``evidence_rejections``; it would be a detector bug). At most two additional modes are
-    kept, the earliest by step.
+    kept: those sharing a fact with a judge criterion (``trace.coherence.SHARED_MODES``) first, then the earliest by
+    step.
     """
 
     name = OFFLINE_EXTRACTOR
 
-    def __init__(self, detectors: Sequence[Detector] = DETECTORS):
+    def __init__(self, detectors: Sequence[Detector] = DETECTORS,
+                 judge_scenarios: Mapping[str, JudgeScenario] | None = None):
         self.detectors = tuple(detectors)
+        self.judge_scenarios = dict(judge_scenarios or {})
+        """Scenario id -> the scenario as the judges see it (expected answer included), so the detectors read the
+        same facts as the reference judge; without it a rendered ``Scenario`` is read without its answer."""
 
-    def extract(self, trajectory: Trajectory, scenario: Scenario | None = None) -> Finding:
+    def extract(self, trajectory: Trajectory, scenario: Any = None) -> Finding:
         taxonomy = default_taxonomy()
+        scenario = self.judge_scenarios.get(str(trajectory.scenario_id), scenario)
         detections = run_detectors(trajectory, scenario, self.detectors)
         checker = TraceEvidence(trajectory)
         kept = [d for d in detections if checker.contains(d.evidence)]
@@ -1121,8 +885,8 @@ class OfflineExtractor:
                 flags[d.label] = True
                 details.setdefault(d.label, ModeDetail(d.label, d.description, d.step, d.evidence, d.attributed_to,
                                                        d.detector))
-        extra = sorted((d for d in kept if d.kind == "additional"),
-                       key=lambda d: (d.step is None, d.step if d.step is not None else 0))
+        extra = sorted((d for d in kept if d.kind == "additional"),  # modes sharing a judge's fact first
+                       key=lambda d: (d.label not in SHARED_MODES, d.step is None, d.step if d.step is not None else 0))
         seen: set[str] = set()
         for d in extra:
             if d.label in seen or len(additional) >= MAX_ADDITIONAL_MODES:

@@ -9,7 +9,8 @@
   terms per cluster. A word frequent in one cluster and rare elsewhere scores high; the top ``n_keywords`` are
   the cluster's keywords. Noise (−1) is one class too, so words common to every failure do not win anywhere.
 - **Label**: the title whose embedding is nearest (cosine) the cluster centroid (the normalised mean of its
-  members' embeddings). Two clusters with the same nearest title are told apart by their top keywords.
+  members' embeddings). Two clusters with the same nearest title are told apart by their top keywords (more of
+  them, or the cluster id, until the name is unique: ``distinct_label``).
 - **Example titles**: up to 3 distinct titles nearest the centroid.
 - **Map position**: the mean 2-D map coordinate of the members.
 """
@@ -134,6 +135,19 @@ FAILURE_CLUSTERS_TABLE = Table(
 )
 
 
+def distinct_label(title: str, keywords: Sequence[str], cluster_id: int, used: set[str]) -> str:
+    """A name for a cluster that no earlier cluster has: the title; else the title with its top two keywords; else
+    with more of its keywords (up to four); else with the cluster id. Distinct clusters get distinct names."""
+    if title not in used:
+        return title
+    for k in (2, 3, 4):
+        if keywords[:k]:
+            candidate = f"{title} ({', '.join(keywords[:k])})"
+            if candidate not in used:
+                return candidate
+    return f"{title} (cluster {cluster_id})"
+
+
 def cluster_table(
     titles: Sequence[str],
     embeddings: np.ndarray,
@@ -172,9 +186,7 @@ def cluster_table(
     for c in by_size:  # larger clusters keep the plain title when two share it
         members = np.flatnonzero(labels == c)
         examples = nearest_titles(titles, x, members, centroids[c], n_examples)
-        label = examples[0]
-        if label in used_labels:
-            label = f"{label} ({', '.join(keywords.get(c, [])[:2]) or f'cluster {c}'})"
+        label = distinct_label(examples[0], keywords.get(c, []), c, used_labels)
         used_labels.add(label)
         names[c] = (label, examples)
     for c in ids:

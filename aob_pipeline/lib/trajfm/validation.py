@@ -13,8 +13,7 @@ fault                    expected finding                            offline det
 =======================  ==========================================  ==============================================
 skipped_verification     MAST no_or_incorrect_verification           detect_missing_verification
 ignored_tool_error       "Lack of error handling for tool failure"   detect_unhandled_tool_error
-overstated_completion    "Overstatement of task completion"          detect_unsupported_claims,
-                                                                     detect_success_claimed_after_error
+overstated_completion    "Overstatement of task completion"          detect_unsupported_claims
 step_repetition          MAST step_repetition                        detect_repeated_identical_calls
 wrong_output_format      "Extraneous or confusing output             detect_output_format
                          formatting" or MAST disobey_task_spec.
@@ -104,7 +103,7 @@ FAULT_EXPECTATIONS: dict[str, FaultExpectation] = {e.fault: e for e in (
     FaultExpectation("overstated_completion", titles=(OVERSTATEMENT_OF_TASK_COMPLETION,),
                      title_pattern=r"\b(overstat\w*|false(ly)? claim\w*|unsupported claim"
                                    r"|claim\w* .*(not done|unverified))",
-                     detectors=("detect_unsupported_claims", "detect_success_claimed_after_error")),
+                     detectors=("detect_unsupported_claims",)),
     FaultExpectation("step_repetition", mast=(STEP_REPETITION,), title_pattern=r"\b(repeat\w*|redundant|duplicate)\b",
                      detectors=("detect_repeated_identical_calls",)),
     FaultExpectation("wrong_output_format", mast=(DISOBEY_TASK_SPECIFICATION,), titles=(EXTRANEOUS_OUTPUT_FORMATTING,),
@@ -322,3 +321,53 @@ def cluster_recovery(
         ari_without_noise=_ari(list(joined.loc[~noise, "fault"]), list(joined.loc[~noise, "cluster_id"])),
         contingency=contingency,
     )
+
+
+# ---------------------------------------------------------------------------------- the validation table
+
+from aob_pipeline.lib.world.schema import Column, Table  # noqa: E402 - the table declaration goes with its frame
+
+EXTRACTOR_VALIDATION_TABLE = Table(
+    "extractor_validation",
+    "Self-validation of failure analysis in every run, one row per figure: each extractor's precision, recall and "
+    "F1 per planted fault (the fault-injecting agents' labelled runs), its baseline rate on clean runs, and how well "
+    "the failure clusters recover the planted fault families (ARI) with distinct names; beside judge_sensitivity.",
+    (
+        Column("extractor", "VARCHAR", "'offline' (the structural detectors), an LLM extractor's model, or 'clusters' "
+                                       "for the cluster-recovery figures.", False),
+        Column("metric", "VARCHAR", "precision, recall, f1, baseline_rate (share of clean runs flagged for the "
+                                    "fault's finding), planted_runs; for clusters: ari (noise rows as singletons), "
+                                    "ari_without_noise, rows, families, clusters, noise_share, distinct_name_share "
+                                    "(distinct cluster names / clusters).", False),
+        Column("fault", "VARCHAR", "Planted fault the figure is about; 'all' for the cluster figures.", False),
+        Column("value", "DOUBLE", "The figure (NULL when undefined: precision with nothing flagged, recall with "
+                                  "nothing planted)."),
+    ),
+    key=("extractor", "metric", "fault"),
+)
+
+
+def extractor_validation_frame(findings: pd.DataFrame, planted: pd.DataFrame, cluster_members: pd.DataFrame | None,
+                               clusters: pd.DataFrame | None) -> pd.DataFrame:
+    """The ``extractor_validation`` rows (``EXTRACTOR_VALIDATION_TABLE``) from ``failure_findings``,
+    ``planted_faults_frame(trajectories)``, ``failure_cluster_members`` and ``failure_clusters``."""
+    rows: list[dict[str, Any]] = []
+
+    def add(extractor: str, metric: str, fault: str, value: Any) -> None:
+        missing = value is None or (isinstance(value, float) and pd.isna(value))
+        rows.append({"extractor": extractor, "metric": metric, "fault": fault,
+                     "value": None if missing else float(value)})
+
+    scores = extractor_scores(findings, planted)
+    for r in scores.to_dict("records"):
+        for metric in ("precision", "recall", "f1", "baseline_rate", "planted_runs"):
+            add(r["extractor"], metric, r["fault"], r[metric])
+    if cluster_members is not None and len(cluster_members):
+        rec = cluster_recovery(findings, cluster_members, planted)
+        for metric in ("ari", "ari_without_noise", "rows", "families", "clusters", "noise_share"):
+            add("clusters", metric, "all", getattr(rec, metric))
+    if clusters is not None and len(clusters) and "label" in clusters.columns:
+        named = clusters[clusters["cluster_id"] >= 0]
+        if len(named):
+            add("clusters", "distinct_name_share", "all", named["label"].nunique() / len(named))
+    return pd.DataFrame(rows, columns=EXTRACTOR_VALIDATION_TABLE.column_names)

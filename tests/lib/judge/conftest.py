@@ -71,9 +71,9 @@ def gold(step: str, agent: str, tool: str, args: dict[str, Any], **extra: Any) -
 
 
 def plan(*steps: dict[str, Any]) -> tuple:
-    from aob_pipeline.lib.judge.scenario import _gold_step
+    from aob_pipeline.lib.judge.scenario import gold_step
 
-    return tuple(_gold_step(s, "test") for s in steps)
+    return tuple(gold_step(s, "test") for s in steps)
 
 
 HISTORY = {"asset_id": "CWC04006", "name": "Chiller 6", "sensor": "Supply Temperature", "unit": "degF",
@@ -92,9 +92,15 @@ def single() -> JudgeScenario:
     )
 
 
+def verify(tool: str, args: dict[str, Any], obs: Any, agent: str = "agent") -> list[dict[str, Any]]:
+    """A verification act: a thought announcing a check, then the identical call again (a re-read)."""
+    return [thought(f"Verification: re-reading {tool} with the same arguments to check the result.", agent=agent),
+            call(tool, args, obs, agent=agent)]
+
+
 def single_ok(**kw: Any) -> Trajectory:
-    return traj([call("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW},
-                      HISTORY)],
+    args = {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}
+    return traj([call("iot_sensor_history", args, HISTORY), verify("iot_sensor_history", args, HISTORY)],
                 "Chiller 6's average Supply Temperature on 2020-06-30 was 44.51 degF.", **kw)
 
 
@@ -139,7 +145,8 @@ def chain_steps(agents: tuple[str, str, str] = ("tsfm_agent", "fmsr_agent", "wo_
 
 def chain_ok(**kw: Any) -> Trajectory:
     kw.setdefault("scenario_id", "T-002")
-    return traj(chain_steps(), json.dumps({"create": True, "primary_code": "MT012"}), **kw)
+    read_back = call("wo_list_work_orders", {"asset": "Chiller 9"}, {"work_orders": [DRAFT]}, agent="wo_agent")
+    return traj([*chain_steps(), read_back], json.dumps({"create": True, "primary_code": "MT012"}), **kw)
 
 
 SENSORS = {"asset_id": "CWC04006", "name": "Chiller 6", "count": 2,
@@ -182,7 +189,8 @@ def vague_ok(**kw: Any) -> Trajectory:
     kw.setdefault("scenario_id", "T-004")
     return traj([ask("Which chiller do you mean, and which measurement?",
                      "I mean Chiller 6 - what was its average Supply Temperature yesterday?"),
-                 call("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}, HISTORY)],
+                 call("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}, HISTORY),
+                 verify("iot_sensor_history", {"asset": "Chiller 6", "sensor": "Supply Temperature", **WINDOW}, HISTORY)],
                 "I asked which chiller you meant; for Chiller 6 the average Supply Temperature yesterday was 44.51 degF.",
                 **kw)
 
@@ -190,7 +198,7 @@ def vague_ok(**kw: Any) -> Trajectory:
 @pytest.fixture
 def mk() -> SimpleNamespace:
     return SimpleNamespace(
-        call=call, error=error, thought=thought, message=message, ask=ask, traj=traj, scenario=scenario, gold=gold,
+        call=call, error=error, thought=thought, verify=verify, message=message, ask=ask, traj=traj, scenario=scenario, gold=gold,
         plan=plan, single=single, single_ok=single_ok, chain=chain, chain_steps=chain_steps, chain_ok=chain_ok,
         missing_sensor=missing_sensor, missing_ok=missing_ok, vague=vague, vague_ok=vague_ok, WINDOW=WINDOW,
         HISTORY=HISTORY, ANOMALIES=ANOMALIES, DETAILS=DETAILS, DRAFT=DRAFT, SENSORS=SENSORS,

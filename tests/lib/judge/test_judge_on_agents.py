@@ -21,7 +21,7 @@ SCENARIOS = [
     "TSFM-001", "TSFM-011", "WO-001", "WO-002", "WO-018", "WO-020", "MA-001", "MA-002", "MA-003", "MA-004",
     "MA-009", "ROB-001", "ROB-002", "ROB-012", "ROB-015", "ROB-023", "ROB-032",
 ]
-DERIVED = {"IOT-026"}  # run hours computed from Run Status readings: the oracle computes it without a check
+DERIVED: set[str] = set()  # the oracle verifies every result it reads from data (a re-read), derived ones included
 AGENTS = ["oracle", "do_nothing", "oracle+invented_value", "oracle+role_violation"]
 
 
@@ -51,7 +51,9 @@ def test_do_nothing_scores_zero_and_faults_are_caught(field):
     scores = scores_frame(judgements, runs, table)
     accuracy = tool_call_accuracy_frame(tool_calls_frame(trajectories, table))
     board = leaderboard_frame(scores, tool_accuracy=accuracy, n_boot=300).set_index("agent_id")
-    assert board.loc["oracle", "mean_score"] >= 95 and board.loc["oracle", "deployment_ready"]
+    assert board.loc["oracle", "mean_score"] >= 95 and board.loc["oracle", "coverage"] == 1.0
+    # readiness is judged on hidden scenarios only: this field's scenarios are public, so nobody is ready
+    assert not board["deployment_ready"].any() and board.loc["oracle", "n_hidden_scenarios"] == 0
     assert board.loc["oracle", "ci_low"] <= board.loc["oracle", "mean_score"] <= board.loc["oracle", "ci_high"]
     assert board.loc["oracle", "tool_call_accuracy"] == 1.0
     assert board.loc["do_nothing", "mean_score"] <= 5 and board.loc["do_nothing", "pass_rate"] == 0

@@ -318,8 +318,13 @@ def test_completion_claims_need_the_whole_plan(mk):
 
 def test_unjudgeable_inputs_become_judge_errors(mk):
     unanswerable = mk.scenario(answerable=False, expected_answer=None, unanswerable_reason="imported scenario")
-    j = JUDGE.judge(mk.single_ok(), unanswerable)
-    assert j.judge_error and "imported scenario" in j.judge_error and j.task_completion is None
+    j = JUDGE.judge(mk.single_ok(), unanswerable)  # no reference: task completion NULL with its reason, the rest judged
+    assert j.judge_error is None and j.task_completion is None
+    assert "no reference answer" in j.rationales["task_completion"] and "imported scenario" in j.rationales["task_completion"]
+    assert j.retrieval_accuracy is not None and j.hallucination is not None
+    assert not any(s.startswith("Answer exactly") for s in j.suggestions)
+    failed = JUDGE.judge(mk.single_ok(status="failed"), unanswerable)
+    assert failed.task_completion is False  # a run that did not complete is not complete, reference or not
     j = JUDGE.judge(mk.single_ok(), None)
     assert j.judge_error and "not in the scenarios table" in j.judge_error
     j = JUDGE.judge(mk.single_ok(scenario_id="OTHER-1"), mk.single())

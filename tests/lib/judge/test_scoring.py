@@ -35,7 +35,10 @@ GOOD = dict.fromkeys(CRITERIA[:5], True) | {"hallucination": False}
     (dict.fromkeys(CRITERIA[:5], False) | {"hallucination": True}, 0.0, False),  # floored, not -20
     (GOOD | {"task_completion": False, "retrieval_accuracy": False, "result_verification": False,
              "sequence_correctness": False, "hallucination": True}, 0.0, False),  # 20 - 20
-    (GOOD | {"task_completion": None}, None, None),
+    (GOOD | {"task_completion": None}, 100.0, None),  # not judged: scored on the four judged, cannot pass
+    (GOOD | {"task_completion": None, "retrieval_accuracy": False}, 75.0, None),
+    (GOOD | {"hallucination": None}, None, None),
+    (dict.fromkeys(CRITERIA[:5]) | {"hallucination": False}, None, None),
 ])
 def test_score_arithmetic(verdicts, score, passed):
     assert trajectory_score(verdicts) == (score, passed)
@@ -93,7 +96,7 @@ def _fixture_scores():
                                                                             scenario_id="S3", trial=0)])])
     scenarios = pd.DataFrame([
         {"scenario_id": "S1", "type": "IoT", "text": "x", "category": "Data Query", "sub_agents": ["iot"],
-         "robustness": "none", "split": "public", "answerable": True, "gold_plan": "[]"},
+         "robustness": "none", "split": "hidden", "answerable": True, "gold_plan": "[]"},
         {"scenario_id": "S2", "type": "multi-agent", "text": "y", "category": "Diagnosis", "sub_agents": ["iot", "wo"],
          "robustness": "missing_sensor", "split": "public", "answerable": True, "gold_plan": "[]"},
     ])
@@ -123,8 +126,12 @@ def test_leaderboard(tmp_path):
     assert a["pass_hat_2"] == pytest.approx((1 / 3 + 1) / 2)
     assert a["deployment_ready"] and a["rank"] == 1
     assert a["ci_low"] <= a["mean_score"] <= a["ci_high"]
+    assert a["mean_score_hidden"] == pytest.approx((100 + 80 + 100) / 3) and a["mean_score_public"] == 100.0
+    assert a["n_hidden_scenarios"] == 1 and a["coverage"] == 1.0
     b = board.set_index("agent_id").loc["b"]
     assert b["mean_score"] == pytest.approx(70.0) and not b["deployment_ready"]
+    # readiness is the hidden scenarios' verdict: b's public score (100) does not make it ready
+    assert b["mean_score_public"] == 100.0 and b["mean_score_hidden"] == pytest.approx(40.0)
     assert b["n_judge_errors"] == 1 and b["n_trajectories"] == 2 and b["n_scenarios"] == 2
     assert b["hallucination_rate"] == pytest.approx(0.5)
     assert math.isnan(b["pass_hat_2"])  # b has one trial per scenario
@@ -208,3 +215,23 @@ def test_judgements_frame_matches_the_table_contract():
         Judgement(run_id="r", judge="reference", task_completion=True)
     with pytest.raises(ValueError, match="has no verdicts"):
         Judgement(run_id="r", judge="reference", judge_error="x", task_completion=True)
+
+
+def test_a_criterion_left_undecided_lowers_coverage_and_readiness_reads_hidden_scenarios_only():
+    why = {"rationales": {"task_completion": "not judged: no reference answer"}}
+    rows = [_row("c1", "c", "S1", 0, task_completion=None) | why, _row("c2", "c", "S2", 0, task_completion=None) | why]
+    frame = _judgements(rows)
+    with pytest.raises(ValueError, match="no reason"):  # an undecided verdict must say why
+        _judgements([_row("c3", "c", "S1", 0, task_completion=None)])
+    scenarios = pd.DataFrame([
+        {"scenario_id": "S1", "type": "IoT", "text": "x", "category": "Data Query", "sub_agents": ["iot"],
+         "robustness": "none", "split": "public", "answerable": False, "gold_plan": "[]"},
+        {"scenario_id": "S2", "type": "IoT", "text": "y", "category": "Data Query", "sub_agents": ["iot"],
+         "robustness": "none", "split": "public", "answerable": False, "gold_plan": "[]"},
+    ])
+    scores = scores_frame(frame, None, scenarios)
+    assert scores["coverage"].tolist() == pytest.approx([5 / 6, 5 / 6]) and scores["passed"].isna().all()
+    row = leaderboard_frame(scores, n_boot=50).set_index("agent_id").loc["c"]
+    assert row["coverage"] == pytest.approx(5 / 6) and row["mean_score"] == 100.0
+    assert row["pass_rate"] == 0.0 and not row["deployment_ready"]  # public only: no hidden verdict to be ready on
+    assert math.isnan(row["task_completion_rate"])

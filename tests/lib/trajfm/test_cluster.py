@@ -64,7 +64,8 @@ def test_same_seed_gives_identical_labels_and_coordinates(blob_data, blob_result
 def test_quality_figures(blob_result):
     q = blob_result.quality
     assert q.silhouette is not None and q.silhouette > 0.5
-    assert "silhouette" in q.quality_method and "DBCV not computed" in q.quality_method
+    assert "silhouette" in q.quality_method and "DBCV" in q.quality_method
+    assert q.dbcv is not None and q.dbcv > 0.3  # three well-separated blobs: valid by density too
     assert set(q.stability_ari_by_seed) == {43, 44}
     assert q.stability_ari >= 0.9
     assert set(blob_result.cluster_stability) == {0, 1, 2}
@@ -197,3 +198,57 @@ def test_umap_numba_functions_are_cached_on_disk():
     dispatcher = layouts._nb_optimize_layout_euclidean_single_epoch
     assert type(dispatcher._cache).__name__ != "NullCache"
     assert enable_umap_numba_cache() == 0  # idempotent: nothing left to switch on
+
+
+def test_dbcv_is_the_hdbscan_validity_index_and_needs_two_clusters():
+    from aob_pipeline.lib.trajfm.cluster import dbcv, fit_hdbscan
+
+    rng = np.random.default_rng(0)
+    points = np.vstack([rng.normal(0, 0.1, (40, 3)), rng.normal(5, 0.1, (40, 3))])
+    model = fit_hdbscan(points, 10, 5)
+    assert set(model.labels_) == {0, 1} and model.prediction_data_ is not None
+    good = dbcv(points, model.labels_.astype(np.int64))
+    shuffled = dbcv(points, rng.permutation(model.labels_).astype(np.int64))
+    assert good > 0.5 and (shuffled is None or shuffled < good)
+    assert dbcv(points, np.zeros(len(points), dtype=np.int64)) is None
+
+
+def test_new_failures_are_assigned_to_the_existing_clusters_without_reclustering(blob_data, blob_result):
+    from aob_pipeline.lib.trajfm.cluster import assign_to_clusters
+
+    x, truth = blob_data
+    model = blob_result.model
+    assert model is not None and model.clusterer.prediction_data_ is not None
+    # more failures of the same kinds, drawn anew around the same centres: they keep the clusters' ids
+    rng = np.random.default_rng(5)
+    again = x[[0, 75, 130]] + 0.02 * rng.normal(size=(3, DIM)).astype(np.float32)
+    ids, strength = assign_to_clusters(model, again)
+    expected = [int(np.bincount(blob_result.labels[truth == t][blob_result.labels[truth == t] >= 0]).argmax())
+                for t in truth[[0, 75, 130]]]
+    assert ids.tolist() == expected and (strength > 0).all()
+    # a failure of a kind never seen (a direction far from every blob) fits no cluster
+    stranger = rng.normal(size=(1, DIM)).astype(np.float32)
+    far_ids, far_strength = assign_to_clusters(model, stranger)
+    assert far_ids.tolist() == [-1] and far_strength[0] < 0.5
+    assert (assign_to_clusters(model, x)[0] == blob_result.labels).mean() >= 0.95  # the fit points keep their ids
+
+
+def test_a_nightly_run_keeps_earlier_cluster_ids_and_reclusters_when_too_much_is_new(blob_data, blob_result):
+    from aob_pipeline.lib.trajfm.cluster import keep_clusters
+
+    x, _ = blob_data
+    texts = [f"text {i}" for i in range(len(x))]
+    previous = {t: int(c) for t, c in zip(texts, blob_result.labels)}
+    rng = np.random.default_rng(9)
+    fresh = x[:5] + 0.02 * rng.normal(size=(5, DIM)).astype(np.float32)  # one new agent's failures, known kinds
+    kept, why = keep_clusters(blob_result.model, previous, [*texts, *[f"new {i}" for i in range(5)]],
+                              np.vstack([x, fresh]))
+    assert kept is not None and "kept" in why
+    assert kept.labels[:len(x)].tolist() == blob_result.labels.tolist()  # every earlier row keeps its id
+    assert kept.new.sum() == 5 and set(kept.labels[len(x):]) == {int(blob_result.labels[0])}
+    # a night of mostly unseen kinds of failure: the earlier clustering is not kept
+    strangers = rng.normal(size=(40, DIM)).astype(np.float32)
+    strangers /= np.linalg.norm(strangers, axis=1, keepdims=True)
+    redo, why = keep_clusters(blob_result.model, previous, [f"odd {i}" for i in range(40)], strangers)
+    assert redo is None and "re-clustered" in why
+    assert keep_clusters(None, previous, texts, x)[0] is None

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from aob_pipeline.lib.trace.answer import form_problem
+from aob_pipeline.lib.trace.reading import read_trace
 from aob_pipeline.lib.trajfm import detectors as d
 from aob_pipeline.lib.trajfm.evidence import evidence_in_trace
 from aob_pipeline.lib.trajfm.findings import (
@@ -72,9 +74,10 @@ def test_different_arguments_or_a_failed_first_call_or_a_verification_are_not_re
                        tb.thought("Verification: re-reading iot_sensor_history to check the result."),
                        tb.call("iot_sensor_history", HISTORY, READINGS))
     assert d.detect_repeated_identical_calls(verified) == []
+    # another agent repeating a completed call repeats it too (the judges' sequence correctness reads the same fact)
     other_agent = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS, agent="iot_agent"),
-                          tb.call("iot_sensor_history", HISTORY, READINGS, agent="tsfm_agent"))
-    assert d.detect_repeated_identical_calls(other_agent) == []
+                          tb.call("iot_sensor_history", HISTORY, READINGS, agent="iot_agent_2"))
+    assert one(d.detect_repeated_identical_calls(other_agent), STEP_REPETITION).attributed_to == "iot_agent_2"
 
 
 # ------------------------------------------------------------------------------------------- tool errors
@@ -88,8 +91,13 @@ def test_a_tool_error_nobody_reacts_to_is_unhandled():
                 tb.thought("iot_sensor_history returned what I needed; moving on with the result."),
                 tb.call("iot_sensor_history", {**HISTORY, "sensor": "Return Temperature"}, READINGS), final="44.3")
     found = one(d.detect_unhandled_tool_error(t), LACK_OF_TOOL_ERROR_HANDLING)
-    assert found.step == 1 and found.kind == "additional" and found.attributed_to == "agent"
+    # the thought that carries on as if the call had worked is the proof, quoted at its step
+    assert found.step == 2 and found.kind == "additional" and found.attributed_to == "agent"
+    assert found.evidence.startswith("iot_sensor_history returned what I needed")
     assert_quoted(found, t)
+    silent = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
+                     tb.call("iot_sensor_history", BAD, error=UNKNOWN_ASSET), final="44.3")
+    assert one(d.detect_unhandled_tool_error(silent), LACK_OF_TOOL_ERROR_HANDLING).step == 1
 
 
 @pytest.mark.parametrize("after", [
@@ -131,17 +139,28 @@ def test_retries_that_never_succeed_are_ineffective_recovery():
 
 def test_success_claimed_after_a_lasting_error_is_overstatement():
     t = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
-                final="All data was retrieved successfully: 3 work orders.")
-    found = one(d.detect_success_claimed_after_error(t), OVERSTATEMENT_OF_TASK_COMPLETION)
-    assert found.evidence.startswith("All data was retrieved successfully")
+                final="The task is complete: 3 work orders.")
+    found = one(d.detect_unsupported_claims(t), OVERSTATEMENT_OF_TASK_COMPLETION)
+    assert found.evidence.startswith("The task is complete") and "the task completed" in found.description
     assert_quoted(found, t)
+    # a confident result without a completion claim: the error was ignored (lack of error handling), not overstated
+    confident = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
+                        final="All data was retrieved successfully: 3 work orders.")
+    assert d.detect_unsupported_claims(confident) == []
+    one(d.detect_unhandled_tool_error(confident), LACK_OF_TOOL_ERROR_HANDLING)
     honest = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
                      final="The work-order lookup failed, so I completed only part of the task.")
-    assert d.detect_success_claimed_after_error(honest) == []
+    assert d.detect_unsupported_claims(honest) == []
     recovered = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
                         tb.call("wo_list_work_orders", {"asset": "Chiller 6"}, {"work_orders": []}),
-                        final="Retrieved successfully: no work orders.")
-    assert d.detect_success_claimed_after_error(recovered) == []
+                        final="The task is complete: no work orders.")
+    assert d.detect_unsupported_claims(recovered) == []
+    # a failed call described as a success is an ignored tool error, not an overstatement of completion
+    thought = tb.traj(tb.call("wo_list_work_orders", {"asset": "Chiller 6-X9"}, error=UNKNOWN_ASSET),
+                      tb.thought("wo_list_work_orders returned what I needed; moving on."), final="3")
+    assert d.detect_unsupported_claims(thought) == []
+    found = one(d.detect_unhandled_tool_error(thought), LACK_OF_TOOL_ERROR_HANDLING)
+    assert found.step == 1 and found.evidence.startswith("wo_list_work_orders returned")
 
 
 def test_claims_of_work_no_step_did_are_overstatement():
@@ -181,19 +200,22 @@ def test_a_number_attributed_to_a_tool_that_never_returned_it_is_a_mismatch():
 
 
 @pytest.mark.parametrize("answer_format, answer, problem", [
-    ("number", "I looked at the data and it is fine.", "has none"),
-    ("number", "| # | value |\n|---|---|\n| 1 | 44.3 |", "Markdown table"),
+    ("number", "I looked at the data and it is fine.", "states no number"),
+    ("number", "| # | value |\n|---|---|\n| 1 | 44.3 |", "is a table"),
     ("label", '{"code": "MT010", "count": 3}', "JSON structure"),
     ("id_set", "Well, after looking into it, here is the story in words rather than a list: it comes down to "
-               "Chiller 6, Chiller 9 and also Chiller 3, more or less.", "prose"),
+               "Chiller 6, Chiller 9 and also Chiller 3, more or less.", "is prose"),
     ("json", '{"alerts": 3, "followed": ', "not valid JSON"),
-    ("text", "   ", "empty"),
 ])
 def test_answers_not_in_the_required_format(answer_format, answer, problem):
     s = tb.scenario(answer_format=answer_format, output_format=answer_format)
     t = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS), final=answer)
     found = one(d.detect_output_format(t, s), EXTRANEOUS_OUTPUT_FORMATTING)
-    assert problem in found.description
+    # the description names the format asked (findings of one mode read alike and cluster together); the reason is
+    # the trace layer's, the same the judges' result verification gives
+    assert f"({answer_format} asked)" in found.description
+    reading = read_trace(t, s)
+    assert problem in form_problem(reading.scenario, reading.facts, t.final_answer)
     assert_quoted(found, t)
 
 
@@ -213,10 +235,12 @@ def test_answers_in_the_required_format(answer_format, answer):
     assert d.detect_output_format(t, s) == []
 
 
-def test_format_is_not_judged_without_an_answer_spec_or_a_completed_run():
+def test_format_is_not_judged_without_an_answer_spec_or_an_answer():
     s = tb.scenario(answer_format="number")
     assert d.detect_output_format(tb.traj(final="no number here"), None) == []
     assert d.detect_output_format(tb.traj(status="failed", status_reason="step limit"), s) == []
+    # a blank answer has no form to judge: the judges say "no final answer", not a format problem
+    assert d.detect_output_format(tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS), final="   "), s) == []
 
 
 def test_malformed_actions_are_invalid_action_formatting():
@@ -235,7 +259,7 @@ def test_a_domain_agent_calling_another_groups_tool_disobeys_its_role():
                 tb.call("wo_list_work_orders", {"asset": "Chiller 6"}, {"work_orders": []}, agent="iot_agent"),
                 final="44.3", orchestration="agents_as_tools")
     found = one(d.detect_role_violation(t), DISOBEY_ROLE_SPECIFICATION)
-    assert found.step == 1 and found.attributed_to == "iot_agent" and "wo group" in found.description
+    assert found.step == 1 and found.attributed_to == "iot_agent" and "a tool of the wo agent" in found.description
     assert_quoted(found, t)
 
 
@@ -299,27 +323,46 @@ def test_a_sub_agent_report_passed_to_another_agent_is_not_ignored_and_plain_age
 # ------------------------------------------------------------------------------------------- verification
 
 
-def test_a_multi_step_task_answered_without_verifying_lacks_verification():
+def test_a_result_read_from_data_without_an_act_of_checking_lacks_verification():
     s = tb.scenario(plan=[("iot", "iot_sensor_history"), ("tsfm", "tsfm_detect_anomalies")])
     t = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS), tb.call("tsfm_detect_anomalies", HISTORY, {"n": 0}),
                 final="No anomalies; I verified it.")
     found = one(d.detect_missing_verification(t, s), NO_OR_INCORRECT_VERIFICATION)
+    assert "without any check" in found.description
     assert_quoted(found, t)
+    # words are a claim, not an act: a thought saying it checked does not verify
+    said = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
+                   tb.thought("Cross-checking the reading against the history."), final="44.3")
+    one(d.detect_missing_verification(said, tb.scenario()), NO_OR_INCORRECT_VERIFICATION)
+    # a single-step read needs a check too (every result read from data does)
+    one(d.detect_missing_verification(tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS), final="44.3"),
+                                      tb.scenario()), NO_OR_INCORRECT_VERIFICATION)
 
 
-def test_verification_steps_single_step_tasks_and_read_backs_need_no_verification_finding():
+def test_an_announced_re_read_cross_check_or_read_back_is_a_verification():
     s = tb.scenario(plan=[("iot", "iot_sensor_history"), ("tsfm", "tsfm_detect_anomalies")])
     base = [tb.call("iot_sensor_history", HISTORY, READINGS), tb.call("tsfm_detect_anomalies", HISTORY, {"n": 0})]
-    checked = tb.traj(*base, tb.thought("Cross-checking the anomaly count against the readings."), final="None.")
-    assert d.detect_missing_verification(checked, s) == []
-    single = tb.traj(*base, final="None.")
-    assert d.detect_missing_verification(single, tb.scenario()) == []
+    reread = tb.traj(*base, tb.thought("Verification: re-reading iot_sensor_history to check the result."),
+                     tb.call("iot_sensor_history", HISTORY, READINGS), final="None.")
+    assert d.detect_missing_verification(reread, s) == []
+    cross = tb.traj(*base, tb.thought("Let me cross-check the anomaly count against the raw readings."),
+                    tb.call("iot_sensor_history", {**HISTORY, "end": "2020-06-03"}, READINGS), final="None.")
+    assert d.detect_missing_verification(cross, s) == []
+    unannounced = tb.traj(*base, tb.call("iot_sensor_history", {**HISTORY, "end": "2020-06-03"}, READINGS),
+                          final="None.")
+    one(d.detect_missing_verification(unannounced, s), NO_OR_INCORRECT_VERIFICATION)
     wo = tb.scenario(plan=[("iot", "iot_sensor_history"), ("wo", "wo_create_work_order")])
     read_back = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
                         tb.call("wo_create_work_order", {"asset": "Chiller 6"}, {"wo_id": "D-1"}),
                         tb.call("wo_list_work_orders", {"asset": "Chiller 6"}, {"work_orders": [{"wo_id": "D-1"}]}),
                         final="Created D-1.")
     assert d.detect_missing_verification(read_back, wo) == []
+    # a robustness behaviour (clarification) and a run that gives no result have nothing to verify
+    missing = tb.scenario(robustness="missing_sensor")
+    assert d.detect_missing_verification(tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
+                                                 final="Chiller 6 has no such sensor."), missing) == []
+    assert d.detect_missing_verification(tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
+                                                 final="I could not find it."), tb.scenario()) == []
 
 
 # ------------------------------------------------------------------------------------------- termination
@@ -422,7 +465,9 @@ def test_offline_extractor_builds_one_finding_with_flags_modes_and_attribution()
 
 
 def test_a_clean_run_has_no_failure_and_is_structurally_complete():
-    t = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS), final="The average was 44.3 degF.")
+    t = tb.traj(tb.call("iot_sensor_history", HISTORY, READINGS),
+                tb.thought("Verification: re-reading iot_sensor_history with the same arguments to check the result."),
+                tb.call("iot_sensor_history", HISTORY, READINGS), final="The average was 44.3 degF.")
     finding = d.OfflineExtractor().extract(t, tb.scenario())
     assert not finding.has_failure and finding.attributed_to is None and finding.task_completed is True
     assert "found no failure" in finding.summary

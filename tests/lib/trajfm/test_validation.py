@@ -144,3 +144,27 @@ def test_expectations_match_the_llm_titles_they_should_and_no_other():
     fmt = FAULT_EXPECTATIONS["wrong_output_format"]
     assert fmt.matches_title("Wrong output format") and not fmt.matches_title("Invalid action formatting")
     assert json.dumps(FAULT_EXPECTATIONS["invented_value"].mast) == '["action_reasoning_mismatch"]'
+
+
+def test_the_validation_table_has_precision_recall_per_fault_and_cluster_recovery_with_distinct_names():
+    from aob_pipeline.lib.trajfm.validation import EXTRACTOR_VALIDATION_TABLE, extractor_validation_frame
+
+    runs = ([labelled(i, "ignored_tool_error") for i in range(3)] + [labelled(10 + i, "overstated_completion")
+                                                                       for i in range(3)] + [labelled(20)])
+    findings = [finding(t, titles=[LACK_OF_TOOL_ERROR_HANDLING if i < 3 else OVERSTATEMENT_OF_TASK_COMPLETION])
+                for i, t in enumerate(runs[:6])] + [finding(runs[6])]
+    frame = findings_frame(findings)
+    members = pd.DataFrame({"run_id": [t.run_id for t in runs[:6]],
+                            "title": [LACK_OF_TOOL_ERROR_HANDLING] * 3 + [OVERSTATEMENT_OF_TASK_COMPLETION] * 3,
+                            "cluster_id": [0, 0, 0, 1, 1, 1]})
+    names = pd.DataFrame({"cluster_id": [-1, 0, 1], "label": ["Unclustered (noise)", "a", "b"]})
+    table = extractor_validation_frame(frame, planted_faults_frame(runs), members, names)
+    assert list(table.columns) == EXTRACTOR_VALIDATION_TABLE.column_names
+    value = table.set_index(["extractor", "metric", "fault"])["value"]
+    assert value[("offline", "recall", "ignored_tool_error")] == 1.0
+    assert value[("offline", "precision", "overstated_completion")] == 1.0
+    assert pd.isna(value[("offline", "precision", "step_repetition")])  # nothing flagged: undefined, not 0
+    assert value[("clusters", "ari", "all")] == pytest.approx(1.0)
+    assert value[("clusters", "distinct_name_share", "all")] == 1.0
+    same = extractor_validation_frame(frame, planted_faults_frame(runs), members, names.assign(label="x"))
+    assert same.set_index(["metric"]).loc["distinct_name_share", "value"] == 0.5  # two clusters, one name

@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 
-from aob_pipeline.lib.judge.scenario import OPERATOR_TOOL, GoldStep, JudgeScenario
+from aob_pipeline.lib.trace.scenario import OPERATOR_TOOL, GoldStep, JudgeScenario
 from aob_pipeline.lib.trajectories.schema import Step, Trajectory
 
 # ------------------------------------------------------------------------------------------ vocabulary
@@ -73,7 +73,12 @@ consult them about other entities to find its way; only data reads are held to t
 GROUP_AGENT = {"iot": "iot", "fmsr": "fmsr", "knowledge": "fmsr", "tsfm": "tsfm", "wo": "wo"}
 """Which domain agent owns each tool group (the maintenance manual belongs to the FMSR agent)."""
 DOMAIN_AGENTS = ("iot", "fmsr", "tsfm", "wo")
+DOMAIN_TOOL_GROUPS: dict[str, tuple[str, ...]] = {
+    agent: tuple(g for g, owner in GROUP_AGENT.items() if owner == agent) for agent in DOMAIN_AGENTS}
+"""Tool groups each domain agent may call (``GROUP_AGENT`` read the other way)."""
 COORDINATOR_NAMES = ("supervisor", "planner", "orchestrator", "coordinator")
+REFUSED = re.compile(r"^\s*\[refused\]", re.IGNORECASE)
+"""A message by which the runtime refused a call of another agent's tool."""
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]+")
 _TRUNCATION_MARK = "…[truncated]"
@@ -86,6 +91,13 @@ FAILURE_ACK = re.compile(
     r"(\berror\w*|\bfail\w*|could ?n[o']t|\bcannot\b|can't|\bunable\b|not (?:available|found|possible|exist\w*)|"
     r"\bunavailable\b|\bmissing\b|\bno data\b|\bno (?:such|readings?|records?)\b|\bunknown\b|does ?n[o']t (?:have|exist)|"
     r"\bhas no\b|\bhave no\b|\bno [\w%-]+ sensor\b|\bnot have\b|\bnot (?:listed|present)\b)", re.IGNORECASE)
+ERROR_NOTICED = re.compile(
+    r"\b(error|errors|fail|failed|fails|failure|failing|could not|couldn't|cannot|can't|unable|not found|"
+    r"not available|unavailable|does not exist|doesn't exist|no such|has no|have no|there is no|unknown|missing|"
+    r"invalid|not possible|did not|didn't|no data|no results?|retry|retried|try again|trying again|instead|"
+    r"wrong|mistake|typo|correct(?:ed|ing)?|rejected)\b", re.IGNORECASE)
+"""Words by which a later step or the final answer shows the agent noticed a tool failure (besides
+``FAILURE_ACK``): a retry announced, a correction, a wrong or invalid argument named."""
 COMPLETION_CLAIM = re.compile(
     r"(\ball (?:the )?(?:steps|tasks|checks)\b[^.\n]{0,30}\b(?:complete|completed|done|executed|finished|performed)\b|"
     r"\btask (?:is |has been |was )?(?:fully |successfully )?(?:complete|completed|done|finished)\b|"
@@ -412,7 +424,7 @@ class NumberBook:
     def __len__(self) -> int:
         return len(self._values)
 
-    def _near(self, target: float, tol: float) -> bool:
+    def near(self, target: float, tol: float) -> bool:
         i = bisect_left(self._values, target - tol)
         return i < len(self._values) and self._values[i] <= target + tol
 
@@ -427,7 +439,7 @@ class NumberBook:
         for i, target in enumerate(candidates):
             decimals = claim.decimals + (2 if i == 1 else (-2 if i == 2 else 0))
             tol = 0.5 * 10 ** (-max(decimals, 0)) + 1e-9 * max(abs(target), 1.0)
-            if self._near(target, tol):
+            if self.near(target, tol):
                 return True
         return False
 
@@ -740,19 +752,19 @@ class TraceFacts:
                 target in self.observed_norms
         for call in calls:
             for v in call.arg_values(keys):
-                if self._same(kind, v, value):
+                if self.same_entity(kind, v, value):
                     return True
             if call.ok and isinstance(call.observation, Mapping):
                 for k in keys:
                     v = call.observation.get(k)
-                    if isinstance(v, str) and self._same(kind, v, value):
+                    if isinstance(v, str) and self.same_entity(kind, v, value):
                         return True
         if anywhere or kind in ("code", "failure_mode", "rule"):
             target = norm(value)
             return any(norm(t) == target for c in calls if c.ok for _, t in walk(c.observation) if isinstance(t, str))
         return False
 
-    def _same(self, kind: str, a: Any, b: Any) -> bool:
+    def same_entity(self, kind: str, a: Any, b: Any) -> bool:
         if kind == "asset":
             return self.aliases.same(a, b)
         if kind == "sensor":
@@ -849,6 +861,65 @@ class TraceFacts:
                 done.add(call.signature)
         return out
 
+    def role_violations(self) -> list[tuple[int, str]]:
+        """(step index, what happened) for each call made by an agent whose role it is not, in a run with named
+        domain sub-agents: a domain agent calling another group's tool (the FMSR agent also reads the manual), a
+        coordinator calling a domain tool itself, or a call the runtime refused as another agent's (a
+        ``[refused]`` message). A single agent (no domain or coordinator name) has no roles to respect."""
+        roles = {role_of(s.agent_name) for s in self.steps}
+        if not roles & {*DOMAIN_AGENTS, "coordinator"}:
+            return []
+        out = []
+        for step in self.steps:
+            if step.kind in ("message", "thought") and step.content and REFUSED.match(step.content):
+                out.append((step.index, f"{step.agent_name} tried to call a tool of another agent (refused at step "
+                                        f"{step.index})"))
+        for call in self.calls:
+            role = role_of(call.agent_name)
+            owner = GROUP_AGENT.get(call.group or "")
+            if role == "coordinator" and owner:
+                out.append((call.index, f"{call.agent_name} called {call.tool} itself instead of delegating to the "
+                                        f"{owner} agent"))
+            elif role in DOMAIN_AGENTS and owner and owner != role:
+                out.append((call.index, f"{call.agent_name} called {call.tool}, a tool of the {owner} agent"))
+        return sorted(out, key=lambda item: item[0])
+
+    def role_problems(self) -> list[str]:
+        """What ``role_violations`` found, in step order."""
+        return [text for _, text in self.role_violations()]
+
+    def acknowledged(self, call: Call) -> bool:
+        """Whether the run shows it noticed failed call ``call``: a question to the operator after it, or a later
+        thought, message or final answer that speaks of a failure (``FAILURE_ACK``, ``ERROR_NOTICED``) or names its
+        error code or its failing argument (a string argument the error message names and no successful call of
+        the tool used)."""
+        code = (call.error_code or "").casefold()
+        good = {str(v).casefold() for c in self.ok_calls if c.tool == call.tool for v in c.args.values()
+                if isinstance(v, str)}
+        message = str((call.error or {}).get("message") or "").casefold()
+        named = [code] + [v.casefold() for v in call.args.values()  # the failing value the error names
+                          if isinstance(v, str) and len(v) >= 3 and v.casefold() not in good and v.casefold() in message]
+
+        def speaks_of_it(text: str) -> bool:
+            folded = text.casefold()
+            return bool(FAILURE_ACK.search(text) or ERROR_NOTICED.search(text)
+                        or any(term and term in folded for term in named))
+
+        for step in self.steps:
+            if step.index <= call.index:
+                continue
+            if step.kind == "ask_operator":
+                return True
+            if step.kind in ("thought", "message", "final") and step.content and speaks_of_it(step.content):
+                return True
+        return speaks_of_it(self.trajectory.final_answer or "")
+
+    def ignored_errors(self) -> list[Call]:
+        """Tool errors the run ignored: never recovered from (``unhandled_errors``: no later successful retry) and
+        never acknowledged (``acknowledged``). The one fact behind the judges' "a result although a call failed"
+        and the detectors' lack of error handling."""
+        return [c for c in self.unhandled_errors() if not self.acknowledged(c)]
+
     def rereads(self) -> list[Call]:
         """Successful identical re-reads announced as checks (a verification that re-reads the same data)."""
         seen: set[str] = set()
@@ -880,7 +951,7 @@ class TraceFacts:
             for key in keys:
                 if key in step.args and not is_reference(step.args[key]):
                     values = call.arg_values(keys)
-                    if not values or not any(self._same(kind, v, step.args[key]) for v in values):
+                    if not values or not any(self.same_entity(kind, v, step.args[key]) for v in values):
                         return False
         return True
 
@@ -908,8 +979,60 @@ def truncated(text: str | None) -> bool:
 
 
 __all__ = [
-    "AliasBook", "AnswerClaims", "Call", "EntityScope", "NumberBook", "NumberClaim", "TraceFacts",
-    "answer_claims", "is_invalid_call_error", "is_reference", "maybe_json", "norm", "observed_numbers",
-    "parse_ts", "parse_window", "role_of", "same_sensor", "tool_group", "truncated", "walk", "windows_match",
-    "GROUP_AGENT", "OPERATOR_TOOL",
+    "ERROR_NOTICED",
+    "EVIDENCE_KEYS",
+    "DOMAIN_TOOL_GROUPS",
+    "ASSET_KEYS",
+    "AliasBook",
+    "AnswerClaims",
+    "CATALOG_TOOLS",
+    "CLASS_KEYS",
+    "CODE_CATEGORY_KEYS",
+    "CODE_KEYS",
+    "COMPLETION_CLAIM",
+    "COORDINATOR_NAMES",
+    "CREATE_CLAIM",
+    "Call",
+    "DATE",
+    "DOMAIN_AGENTS",
+    "ENUMERATION",
+    "EQUIPMENT_NAME",
+    "EntityScope",
+    "FAILURE_ACK",
+    "FAILURE_MODE_KEYS",
+    "GROUP_AGENT",
+    "ID_TOKEN",
+    "INFORMATIVE_ERROR_CODES",
+    "INVALID_CALL_CODES",
+    "NEGATION",
+    "NUMBER",
+    "NumberBook",
+    "NumberClaim",
+    "OPERATOR_TOOL",
+    "REFUSED",
+    "RULE_KEYS",
+    "SENSOR_KEYS",
+    "SITE_KEYS",
+    "TOOL_PREFIX_GROUPS",
+    "TraceFacts",
+    "VERIFY_CLAIM",
+    "VERIFY_WORDS",
+    "WINDOW_TOLERANCE",
+    "YES_NO",
+    "answer_claims",
+    "is_invalid_call_error",
+    "is_reference",
+    "maybe_json",
+    "norm",
+    "observed_numbers",
+    "parse_ts",
+    "parse_window",
+    "read_numbers",
+    "role_of",
+    "same_sensor",
+    "split_answer",
+    "tool_group",
+    "truncated",
+    "walk",
+    "windows_match",
 ]
