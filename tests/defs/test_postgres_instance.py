@@ -30,6 +30,22 @@ with dg.DagsterInstance.get() as instance:
 """
 
 
+BUILD = """
+import dagster as dg
+from aob_pipeline.definitions import defs
+from aob_pipeline.defs.partitions import sync_partitions
+from aob_pipeline.demo import demo_run_config
+with dg.DagsterInstance.get() as instance:
+    graph = defs.resolve_asset_graph()
+    upstream = dg.AssetSelection.assets("scenarios").upstream().required_multi_asset_neighbors().resolve(graph)
+    built = defs.resolve_job_def("aob_demo").execute_in_process(
+        instance=instance, run_config=demo_run_config("tiny", 7), asset_selection=sorted(upstream),
+        raise_on_error=False)
+    sync_partitions(instance, %r, %r)
+    print("BUILT", built.success, flush=True)
+""" % (AGENTS, SCENARIOS)
+
+
 @pytest.fixture(scope="module")
 def pg_env(postgres_server, tmp_path_factory):
     home = tmp_path_factory.mktemp("aob_pg")
@@ -55,9 +71,7 @@ def pg_env(postgres_server, tmp_path_factory):
 
 
 def test_the_documented_postgres_instance_runs_three_evaluations_at_once(pg_env):
-    from aob_pipeline.definitions import defs
-    from aob_pipeline.defs.partitions import partition_key, sync_partitions
-    from aob_pipeline.demo import demo_run_config
+    from aob_pipeline.defs.partitions import partition_key
     from aob_pipeline.lib.warehouse import connect
 
     home, env = pg_env
@@ -66,13 +80,11 @@ def test_the_documented_postgres_instance_runs_three_evaluations_at_once(pg_env)
         assert type(instance.event_log_storage).__name__ == "PostgresEventLogStorage"
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
-        # the world and the scenarios, once
-        graph = defs.resolve_asset_graph()
-        upstream = dg.AssetSelection.assets("scenarios").upstream().required_multi_asset_neighbors().resolve(graph)
-        built = defs.resolve_job_def("aob_demo").execute_in_process(
-            instance=instance, run_config=demo_run_config("tiny", 7), asset_selection=sorted(upstream))
-        assert built.success
-        sync_partitions(instance, AGENTS, SCENARIOS)
+    # the world and the scenarios, once, in a process of their own: this process's code location may have been
+    # loaded by an earlier test with another AOB_HOME
+    build = subprocess.run([sys.executable, "-c", BUILD], cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)},
+                           capture_output=True, text=True, timeout=900)
+    assert "BUILT True" in build.stdout, build.stdout[-2000:] + build.stderr[-4000:]
 
     # three runs at once, three processes, one instance
     procs = [subprocess.Popen([sys.executable, "-c", RUN_ONE, agent, ",".join(SCENARIOS)], cwd=ROOT,

@@ -22,6 +22,8 @@ from datetime import datetime
 import numpy as np
 import pandas as pd
 
+from aob_pipeline.lib.world.store import with_mapping_tables
+
 TELEMETRY_START = datetime(2024, 7, 1)
 TELEMETRY_END = datetime(2024, 7, 3)
 NOW = datetime(2024, 7, 3)
@@ -246,7 +248,7 @@ def handbuilt_frames() -> dict[str, pd.DataFrame]:
         "onset_ts": [pd.Timestamp("2024-07-02 12:00")], "end_ts": [pd.Timestamp("2024-07-02 18:00")],
         "severity": [0.5], "in_telemetry": [True], "wo_id": [None],
     })
-    return frames
+    return dict(with_mapping_tables(frames))  # the mapping tables (alert rule → codes, …) stay empty here
 
 
 def grid_points() -> int:

@@ -23,7 +23,7 @@ def world_snapshot_dir(settings: Settings) -> Path:
     return settings.home / "world"
 
 
-def _with_mappings(frames: Mapping[str, Any]) -> Mapping[str, Any]:
+def with_mapping_tables(frames: Mapping[str, Any]) -> Mapping[str, Any]:
     """``frames`` with an empty frame for each mapping table it leaves out (see ``MAPPING_TABLES``)."""
     missing = [t for t in MAPPING_TABLES if t not in frames]
     if not missing:
@@ -37,7 +37,7 @@ def _with_mappings(frames: Mapping[str, Any]) -> Mapping[str, Any]:
 def store_world(settings: Settings, frames: Mapping[str, Any]) -> dict[str, int]:
     """Write ``frames`` (every table in WORLD_TABLES; mapping tables may be left out) to the warehouse and the
     agents' snapshot."""
-    frames = _with_mappings(frames)
+    frames = with_mapping_tables(frames)
     missing = [t for t in WORLD_TABLES if t not in frames]
     if missing:
         raise ValueError(f"world is missing table(s): {', '.join(missing)}")
@@ -48,7 +48,7 @@ def store_world(settings: Settings, frames: Mapping[str, Any]) -> dict[str, int]
 
 def store_world_in(con, frames: Mapping[str, Any], snapshot_dir: Path) -> dict[str, int]:
     """Same as ``store_world`` on an open connection (e.g. from the Dagster DuckDB resource)."""
-    frames = _with_mappings(frames)
+    frames = with_mapping_tables(frames)
     missing = [t for t in WORLD_TABLES if t not in frames]
     if missing:
         raise ValueError(f"world is missing table(s): {', '.join(missing)}")

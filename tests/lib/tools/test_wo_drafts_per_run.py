@@ -39,8 +39,9 @@ def drafters(monkeypatch):
     module = types.ModuleType("aob_test_drafters")
     module.BusyDrafter, module.OneDrafter = BusyDrafter, OneDrafter
     monkeypatch.setitem(sys.modules, "aob_test_drafters", module)
-    busy = AgentSpec(agent_id="busy", kind="python", python="aob_test_drafters:BusyDrafter")
-    one = AgentSpec(agent_id="one", kind="python", python="aob_test_drafters:OneDrafter")
+    # In-process test agents: trusted (an untrusted Python class would run in the sandbox, without this module).
+    busy = AgentSpec(agent_id="busy", kind="python", python="aob_test_drafters:BusyDrafter", trusted=True)
+    one = AgentSpec(agent_id="one", kind="python", python="aob_test_drafters:OneDrafter", trusted=True)
     return busy, one
 
 
