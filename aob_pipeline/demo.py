@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 from aob_pipeline.lib.settings import Settings
+from aob_pipeline.runlog import execute_job
 
 
 def demo_run_config(scale: str, seed: int, trials: int | None = None) -> dict:
@@ -36,7 +37,8 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance, agents, scenario_ids)
         echo(f"evaluating {len(agents)} agents × {len(scenario_ids)} scenarios")
-        result = job.execute_in_process(
+        result = execute_job(
+            job, settings, echo,
             run_config=demo_run_config(scale, seed),
             instance=instance,
             raise_on_error=False,
@@ -87,6 +89,11 @@ def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, j
     if board.empty:
         echo(f"no leaderboard rows for judge {judge!r}")
         return
+    echo_leaderboard(board, judge, echo)
+
+
+def echo_leaderboard(board, judge: str, echo: Callable[[str], None] = print) -> None:
+    """The leaderboard table for a frame of `leaderboard` rows of one judge (best first)."""
     crit = [c for c in ("task_completion_rate", "retrieval_accuracy_rate", "result_verification_rate",
                         "sequence_correctness_rate", "clarity_justification_rate", "hallucination_rate")
             if c in board.columns]
@@ -137,7 +144,7 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance, registered, [s.id for s in load_scenarios(settings=settings)])
         t0 = time.perf_counter()
-        result = job.execute_in_process(instance=instance, raise_on_error=False,
+        result = execute_job(job, settings, echo, instance=instance, raise_on_error=False,
                                         tags=range_tags(instance, chosen), asset_selection=selection)
     echo(f"run {result.run_id}: {'succeeded' if result.success else 'FAILED'} in {time.perf_counter() - t0:.1f} s")
     if not result.success:

@@ -717,7 +717,7 @@ def main(argv: list[str] | None = None) -> int:
                     limits=limits, scenarios_dir=args.scenarios_dir, allow_hidden=args.allow_hidden)
     except (ScenarioNotServable, RecordingError, FileNotFoundError, ValueError) as exc:
         print(f"aob-mcp: error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # the user's mistake (the `aob` exit codes: README)
     return 0
 
 

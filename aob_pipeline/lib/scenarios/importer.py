@@ -16,6 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.scenarios.model import Scenario
 
 TYPE_MAP = {"iot": "IoT", "fmsr": "FMSR", "tsfm": "TSFM", "workorder": "WO", "wo": "WO", "": "multi-agent"}
@@ -27,7 +28,7 @@ UNANSWERABLE_REASON = (
 ID_PREFIX = "PUB-"
 
 
-class ScenarioImportError(ValueError):
+class ScenarioImportError(AobError, ValueError):
     """A malformed public scenario file: names the file, line or index, upstream id and field."""
 
     def __init__(self, path: Path | str, where: str, message: str, *, upstream_id: Any = None, field: str | None = None):

@@ -35,6 +35,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.trajectories.schema import Step, Totals, Trajectory, make_run_id
 
 SHAPES = ("aob", "react_steps", "plan_execute", "sdk_turns")
@@ -42,7 +43,7 @@ FINISH_ACTIONS = {"finish", "final answer", "final_answer", "finalanswer", "answ
 DEFAULT_IMPORTED_AGENT = "imported"
 
 
-class TrajectoryImportError(ValueError):
+class TrajectoryImportError(AobError, ValueError):
     """A record that cannot be imported; the message names the file, the record and the field."""
 
     def __init__(self, file: str, record: str, field: str | None, problem: str):

@@ -1,0 +1,36 @@
+"""The project's user-facing errors: mistakes a person can fix, as opposed to bugs.
+
+``AobError`` is the common base of the errors raised for bad input — a malformed registry, scenario, import or
+label file, an unknown agent or scenario, a warehouse that is missing or in use. Their messages already say what
+is wrong and where (file, line, field); the `aob` command prints them in one or two lines with what to do next
+and exits with code 2, instead of a traceback (see ``aob_pipeline.cli_errors``).
+
+The concrete classes keep their old bases (``ValueError``, ``KeyError``, ...) so existing ``except`` clauses still
+catch them.
+"""
+
+from __future__ import annotations
+
+
+class AobError(Exception):
+    """A mistake the user can fix. ``hint`` (optional) says what to do about it."""
+
+    hint: str | None = None
+
+
+class UnknownScenario(AobError, KeyError):
+    """No scenario with this id (the message lists close ids)."""
+
+    hint = "list the ids with `aob scenarios list`"
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else "unknown scenario"
+
+
+class WarehouseMissing(AobError, FileNotFoundError):
+    """The warehouse (or the published copy) has not been built yet."""
+
+    hint = "build it with `aob demo` (or `aob world build` for the world alone)"
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else "no warehouse yet"

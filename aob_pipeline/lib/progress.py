@@ -1,0 +1,291 @@
+"""A progress display for long runs: one row per stage with a bar, counts, elapsed and remaining time.
+
+On a terminal the rows are drawn live with `rich`; when the output is not a terminal (CI, pipes, files) plain
+lines replace them: one every ``interval`` seconds for each running stage, and one when a stage ends. The board
+knows nothing about Dagster — ``aob_pipeline.runlog`` feeds it from a run's event stream, ``aob run`` from its
+own callback — so it is tested directly.
+
+    board = ProgressBoard(title="aob demo", stream=sys.stdout)
+    board.add_stage("agents", "agents", total=2, unit="steps")
+    with board:
+        board.start("agents")
+        board.set_count("agents", done=0, total=2886, unit="runs", detail="13 agents × 222 scenarios × 1 trial")
+        board.set_count("agents", done=288)
+        board.finish("agents")
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Literal
+
+Mode = Literal["auto", "live", "plain", "off"]
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``H:MM:SS`` (``-:--:--`` when unknown)."""
+    if seconds is None:
+        return "-:--:--"
+    minutes, secs = divmod(int(round(max(0.0, seconds))), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def runs_detail(agents: int, scenarios: int, runs: int) -> str:
+    """'13 agents × 222 scenarios × 1 trial' — or '× 1-3 trials' when agents differ in their trial counts."""
+    pairs = agents * scenarios
+    if pairs and runs % pairs == 0:
+        trials = runs // pairs
+        tail = f"{trials} trial" + ("" if trials == 1 else "s")
+    else:
+        tail = "trials"
+    return (f"{agents} agent{'' if agents == 1 else 's'} × {scenarios} scenario{'' if scenarios == 1 else 's'}"
+            f" × {tail}")
+
+
+@dataclass
+class Stage:
+    key: str
+    label: str
+    total: int = 0
+    done: int = 0
+    unit: str = "steps"
+    detail: str = ""
+    state: Literal["pending", "running", "done", "failed", "not run"] = "pending"
+    started: float | None = None
+    finished: float | None = None
+
+    def elapsed(self, now: float) -> float | None:
+        if self.started is None:
+            return None
+        return (self.finished if self.finished is not None else now) - self.started
+
+    def remaining(self, now: float) -> float | None:
+        """From the stage's average rate so far (steadier than a short window on bursty counts)."""
+        if self.state in ("done", "failed", "not run"):
+            return 0.0
+        elapsed = self.elapsed(now)
+        if not elapsed or self.done <= 0 or self.total <= 0:
+            return None
+        return elapsed / self.done * max(0, self.total - self.done)
+
+    def counts(self) -> str:
+        return f"{self.done:,}/{self.total:,} {self.unit}"
+
+
+class ProgressBoard:
+    """Stages with counts, drawn live (``mode='live'``), as plain lines (``'plain'``) or not at all (``'off'``);
+    ``'auto'`` draws live when ``stream`` is a terminal, else plain lines. Thread-safe: counts may be fed from
+    any thread."""
+
+    def __init__(self, title: str = "", stream: IO[str] | None = None, mode: Mode = "auto", interval: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic, redirect_output: bool = False):
+        import sys
+
+        self.title = title
+        self.stream = stream if stream is not None else sys.stdout
+        self.interval = interval
+        self.clock = clock
+        self.redirect_output = redirect_output
+        self.stages: dict[str, Stage] = {}
+        self._lock = threading.RLock()
+        self._t0: float | None = None
+        self._live = None
+        self._ticker: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.mode: Mode = self._resolve(mode)
+
+    # ------------------------------------------------------------------ mode
+
+    def _resolve(self, mode: Mode) -> Mode:
+        if mode != "auto":
+            return mode
+        return "live" if is_terminal(self.stream) else "plain"
+
+    # ------------------------------------------------------------------ stages
+
+    def add_stage(self, key: str, label: str, total: int = 0, unit: str = "steps", detail: str = "") -> Stage:
+        with self._lock:
+            stage = self.stages.get(key)
+            if stage is None:
+                stage = self.stages[key] = Stage(key, label, total=total, unit=unit, detail=detail)
+            return stage
+
+    def start(self, key: str) -> None:
+        with self._lock:
+            stage = self.stages[key]
+            if stage.state == "pending":
+                stage.state, stage.started = "running", self.clock()
+
+    def set_count(self, key: str, done: int | None = None, total: int | None = None, unit: str | None = None,
+                  detail: str | None = None) -> None:
+        with self._lock:
+            stage = self.stages[key]
+            if done is not None and stage.state == "pending":
+                self.start(key)
+            if total is not None:
+                stage.total = total
+            if done is not None:
+                stage.done = min(done, stage.total) if stage.total else done
+            if unit is not None:
+                stage.unit = unit
+            if detail is not None:
+                stage.detail = detail
+
+    def advance(self, key: str, n: int = 1) -> None:
+        with self._lock:
+            stage = self.stages[key]
+            self.set_count(key, done=stage.done + n)
+
+    def finish(self, key: str, ok: bool = True) -> None:
+        """The stage is over: counts complete when it succeeded; a plain line says so."""
+        with self._lock:
+            stage = self.stages[key]
+            if stage.state in ("done", "failed", "not run"):
+                return
+            now = self.clock()
+            if stage.started is None:
+                stage.started = now
+            stage.finished = now
+            if ok:
+                stage.done = stage.total
+            stage.state = "done" if ok else "failed"
+            if self.mode == "plain":
+                verdict = "done" if ok else "FAILED"
+                self._write(f"{self._stamp(now)}  {stage.label}: {verdict}, {stage.counts()}"
+                            f"{self._detail(stage)} in {format_seconds(stage.elapsed(now))}")
+
+    def close_pending(self) -> None:
+        """Stages that never ran (e.g. after a failure upstream) are marked 'not run'; running ones end."""
+        with self._lock:
+            for stage in self.stages.values():
+                if stage.state == "pending":
+                    stage.state = "not run"
+                elif stage.state == "running":
+                    self.finish(stage.key, ok=False)
+
+    # ------------------------------------------------------------------ drawing
+
+    def __enter__(self) -> "ProgressBoard":
+        self._t0 = self.clock()
+        if self.mode == "live":
+            from rich.console import Console
+            from rich.live import Live
+
+            console = Console(file=self.stream)
+            self._live = Live(get_renderable=self.render, console=console, refresh_per_second=4, transient=False,
+                              redirect_stdout=self.redirect_output, redirect_stderr=self.redirect_output)
+            self._live.start()
+        elif self.mode == "plain":
+            self._ticker = threading.Thread(target=self._tick, name="aob-progress", daemon=True)
+            self._ticker.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=5)
+        with self._lock:
+            self.close_pending()
+        if self._live is not None:
+            self._live.refresh()
+            self._live.stop()
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            for line in self.plain_lines():
+                self._write(line)
+
+    def plain_lines(self) -> list[str]:
+        """One line per running stage: counts, percentage, elapsed and remaining time."""
+        now = self.clock()
+        lines = []
+        with self._lock:
+            for stage in self.stages.values():
+                if stage.state != "running":
+                    continue
+                pct = f" ({100 * stage.done / stage.total:.0f}%)" if stage.total else ""
+                left = stage.remaining(now)
+                lines.append(f"{self._stamp(now)}  {stage.label}: {stage.counts()}{pct}{self._detail(stage)}, "
+                             f"elapsed {format_seconds(stage.elapsed(now))}"
+                             + (f", ~{format_seconds(left)} left" if left is not None else ""))
+        return lines
+
+    def render(self):
+        """The live table: a mark, the stage, a bar, counts, what is counted, elapsed and remaining time."""
+        from rich.progress_bar import ProgressBar
+        from rich.spinner import Spinner
+        from rich.table import Table
+        from rich.text import Text
+
+        now = self.clock()
+        table = Table.grid(padding=(0, 1))
+        for justify in ("left", "left", "left", "right", "right", "left", "left"):
+            table.add_column(justify=justify, no_wrap=True)
+        table.columns[-1].overflow = "ellipsis"
+        if self.title:
+            table.title = Text(f"{self.title} — {format_seconds(now - (self._t0 or now))} elapsed", style="bold")
+            table.title_justify = "left"
+        with self._lock:
+            stages = [Stage(**vars(s)) for s in self.stages.values()]
+        for stage in stages:
+            failed = stage.state == "failed"
+            mark = {"done": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
+                    "not run": Text("·", style="dim"), "pending": Text("·", style="dim")}.get(stage.state)
+            if stage.state == "running":
+                mark = Spinner("dots", style="cyan")
+            style = "dim" if stage.state in ("pending", "not run") else ("red" if failed else "")
+            left = stage.remaining(now)
+            bar = ProgressBar(total=max(stage.total, 1), completed=stage.done, width=24,
+                              complete_style="red" if failed else "bar.complete",
+                              finished_style="red" if failed else "green")
+            elapsed = format_seconds(stage.elapsed(now)) if stage.started is not None else ""
+            remaining = f"~{format_seconds(left)} left" if stage.state == "running" and left is not None else ""
+            if stage.state == "not run":
+                remaining = "not run"
+            table.add_row(mark, Text(stage.label, style=style or "bold"), bar,
+                          Text(stage.counts() if stage.total else "", style=style),
+                          Text(elapsed, style="yellow"), Text(remaining, style="cyan" if left else "dim"),
+                          Text(stage.detail, style="dim"))
+        return table
+
+    def echo(self, line: str, fallback: IO[str] | None = None) -> None:
+        """A line of other output: above the live rows, else to ``fallback`` (default: the board's stream)."""
+        if self._live is not None:
+            self._live.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+            return
+        stream = fallback if fallback is not None else self.stream
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+    # ------------------------------------------------------------------ helpers
+
+    def _stamp(self, now: float) -> str:
+        return f"[{format_seconds(now - (self._t0 if self._t0 is not None else now))}]"
+
+    @staticmethod
+    def _detail(stage: Stage) -> str:
+        return f" ({stage.detail})" if stage.detail else ""
+
+    def _write(self, line: str) -> None:
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except (OSError, ValueError):  # the reader went away (e.g. `| head`): progress is not worth a crash
+            pass
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
