@@ -39,7 +39,9 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+    from aob_pipeline.cli_errors import tidy_message
+
+    click.secho(f"error: {tidy_message(message)}", fg="red", err=True)
     sys.exit(2)
 
 

@@ -50,8 +50,8 @@ HINTS: dict[str, str] = {
     "LLMUnavailable": "set ANTHROPIC_API_KEY (and the model variables in the README) or choose an offline agent",
 }
 
-_LOCK_RE = re.compile(r'Could not set lock on file "(?P<path>[^"]+)": Conflicting lock is held in (?P<proc>.*?)'
-                      r'(?: \(PID (?P<pid>\d+)\))?(?: by user|\.|$)', re.S)
+_LOCK_RE = re.compile(r'Could not set lock on file "(?P<path>[^"]+)": Conflicting lock is held in (?P<proc>\S+)'
+                      r'(?: \(PID (?P<pid>\d+)\))?')
 _MISSING_TABLE_RE = re.compile(r"Table with name (?P<table>\S+) does not exist")
 _MISSING_DB_RE = re.compile(r'Cannot open database "(?P<path>[^"]+)" in read-only mode: database does not exist')
 _DAGSTER_NOTICE = r".*is currently in (beta|preview)"
@@ -63,6 +63,28 @@ class UserError(Exception):
     def __init__(self, message: str, hint: str | None = None):
         super().__init__(message)
         self.message, self.hint = message, hint
+
+
+_PYDANTIC_HEAD = re.compile(r"^\d+ validation errors? for (?P<model>\w+)\s*$")
+
+
+def tidy_message(message: str) -> str:
+    """One line for pydantic's multi-line validation report ('AgentSpec: field 'agent_id': must be ...'), and
+    without its documentation links and ``[type=...]`` suffixes; other messages unchanged."""
+    lines = [line for line in str(message).splitlines()
+             if line.strip() and not line.strip().startswith("For further information visit")]
+    if not lines or not _PYDANTIC_HEAD.match(lines[0]):
+        return str(message)
+    model = _PYDANTIC_HEAD.match(lines[0]).group("model")
+    parts, field = [], None
+    for line in lines[1:]:
+        if not line.startswith(" "):
+            field = line.strip()
+            continue
+        text = re.sub(r"\s*\[type=[^\]]*\]\s*$", "", line.strip())
+        text = re.sub(r"^(Value error|Assertion failed), ", "", text)
+        parts.append(f"field '{field}': {text}" if field else text)
+    return f"{model}: " + "; ".join(parts)
 
 
 def _class_names(exc: BaseException) -> list[str]:
@@ -84,8 +106,10 @@ def classify(exc: BaseException) -> UserError | None:
     if isinstance(exc, AobError) or any(n in HINTS for n in names):
         hint = getattr(exc, "hint", None) or next((HINTS[n] for n in names if n in HINTS), None)
         message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
-        return UserError(message, hint)
-    module = type(exc).__module__ or ""
+        return UserError(tidy_message(message), hint)
+    if "ValidationError" in names and module_of(exc).startswith("pydantic"):  # a model built from the user's input
+        return UserError(tidy_message(str(exc)))
+    module = module_of(exc)
     if module.startswith("duckdb") or module.startswith("_duckdb"):
         text = str(exc)
         lock = _LOCK_RE.search(text)
@@ -110,6 +134,10 @@ def classify(exc: BaseException) -> UserError | None:
         return UserError(f"{exc.strerror or type(exc).__name__}: {exc.filename or exc}",
                          "check the path and its permissions")
     return None
+
+
+def module_of(exc: BaseException) -> str:
+    return type(exc).__module__ or ""
 
 
 def error_log_path() -> Path:

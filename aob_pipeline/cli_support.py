@@ -45,7 +45,7 @@ EXAMPLES: dict[str, str] = {
     "judge": "aob judge import-labels labels.csv",
     "judge import-labels": "aob judge import-labels labels.csv   # columns: run_id, task_completion, ...",
     "mcp": "aob mcp serve --scenario IOT-001 --record session.jsonl",
-    "mcp serve": "aob mcp serve --scenario IOT-001 --record session.jsonl",
+    "mcp serve": "aob mcp serve --agent my_mcp_agent --scenario IOT-001 --record session.jsonl",
     "models": "aob models check",
     "models check": "aob models check",
 }

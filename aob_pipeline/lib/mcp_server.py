@@ -695,6 +695,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m aob_pipeline.lib.mcp_server",
         description="Serve the aob domain tools as an MCP server over stdio and record the session.",
+        epilog="Example: aob mcp serve --agent my_mcp_agent --scenario IOT-001 --record session.jsonl",
     )
     parser.add_argument("--agent", help="agent id of the run (default: made from the MCP client's name)")
     parser.add_argument("--scenario", help="scenario id to serve as the task (default: a free session)")
