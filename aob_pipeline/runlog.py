@@ -40,7 +40,8 @@ STAGES: dict[str, tuple[str, str]] = {
     "failures": ("failures", "failure analysis"),
     "reports": ("reports", "reports"),
 }
-STAGE_ORDER = list(dict.fromkeys(key for key, _ in STAGES.values()))
+PREPARE = ("prepare", "preparing the run")  # Dagster records a planned materialisation per asset partition first
+STAGE_ORDER = [PREPARE[0], *dict.fromkeys(key for key, _ in STAGES.values())]
 
 # The `trajectories` asset's progress lines (aob_pipeline/defs/trajectories/assets.py).
 RUNNING_RE = re.compile(r"running (\d+) trajectories: (\d+) agent\(s\) × (\d+) scenario\(s\)")
@@ -162,6 +163,12 @@ class RunFollower:
             return
         kind = event.event_type_value
         step_key = event.step_key
+        if kind == "ASSET_MATERIALIZATION_PLANNED":
+            self._ensure_stage(*PREPARE)
+            self.board.set_count(PREPARE[0], done=self.board.stages[PREPARE[0]].done + 1, unit="materialisations planned")
+            return
+        if PREPARE[0] in self.board.stages and kind in ("RUN_START", "STEP_START"):
+            self.board.finish(PREPARE[0])
         if kind == "STEP_START":
             stage = self._add_step(step_key)
             self.board.start(stage)

@@ -74,6 +74,9 @@ class Stage:
         return elapsed / self.done * max(0, self.total - self.done)
 
     def counts(self) -> str:
+        """'288/2,886 runs', or '8,658 materialisations planned' while the total is unknown."""
+        if not self.total:
+            return f"{self.done:,} {self.unit}"
         return f"{self.done:,}/{self.total:,} {self.unit}"
 
 
@@ -151,7 +154,7 @@ class ProgressBoard:
             if stage.started is None:
                 stage.started = now
             stage.finished = now
-            if ok:
+            if ok and stage.total:
                 stage.done = stage.total
             stage.state = "done" if ok else "failed"
             if self.mode == "plain":
@@ -240,7 +243,8 @@ class ProgressBoard:
                 mark = Spinner("dots", style="cyan")
             style = "dim" if stage.state in ("pending", "not run") else ("red" if failed else "")
             left = stage.remaining(now)
-            bar = ProgressBar(total=max(stage.total, 1), completed=stage.done, width=24,
+            bar = ProgressBar(total=(stage.total or None) if stage.state == "running" else max(stage.total, 1),
+                              completed=stage.done if stage.total or stage.state != "done" else 1, width=24,
                               complete_style="red" if failed else "bar.complete",
                               finished_style="red" if failed else "green")
             elapsed = format_seconds(stage.elapsed(now)) if stage.started is not None else ""
@@ -248,7 +252,7 @@ class ProgressBoard:
             if stage.state == "not run":
                 remaining = "not run"
             table.add_row(mark, Text(stage.label, style=style or "bold"), bar,
-                          Text(stage.counts() if stage.total else "", style=style),
+                          Text(stage.counts() if stage.total or stage.done else "", style=style),
                           Text(elapsed, style="yellow"), Text(remaining, style="cyan" if left else "dim"),
                           Text(stage.detail, style="dim"))
         return table
