@@ -494,7 +494,7 @@ def report() -> None:
 
 @main.command()
 @click.argument("agent")
-@click.option("--min-cluster-size", type=int, default=5, show_default=True,
+@click.option("--min-cluster-size", type=click.IntRange(min=1), default=5, show_default=True,
               help="A failure cluster is shown only with at least this many of the agent's traces.")
 def feedback(agent: str, min_cluster_size: int) -> None:
     """Write and print an agent's confidential feedback (hidden scenarios: aggregates and cluster summaries only)."""

@@ -141,12 +141,9 @@ class RunFollower:
     def _ensure_stage(self, stage: str, label: str) -> None:
         if stage in self.board.stages:
             return
-        # insert in stage order: the board keeps insertion order, so rebuild when a stage arrives late
         self.board.add_stage(stage, label)
         order = {k: i for i, k in enumerate(STAGE_ORDER)}
-        items = sorted(self.board.stages.items(), key=lambda kv: order.get(kv[0], len(order)))
-        self.board.stages.clear()
-        self.board.stages.update(items)
+        self.board.sort_stages(lambda key: order.get(key, len(order)))  # a stage may arrive late
 
     def __call__(self, entry: Any) -> None:
         with self._lock:

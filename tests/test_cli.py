@@ -326,3 +326,26 @@ def test_beta_notices_are_not_shown(broken_home):
     assert proc.returncode == 2 and "field 'trials'" in proc.stderr
     # the definitions are imported (their beta notices used to print) before the broken registry stops the run
     assert "BetaWarning" not in proc.stderr and "currently in beta" not in proc.stderr
+
+
+@pytest.fixture
+def empty_warehouse(home: Path) -> Path:
+    """A warehouse file with no tables (the world was never built into it)."""
+    import duckdb
+
+    settings = Settings(home=home).ensure()
+    duckdb.connect(str(settings.warehouse_path)).close()
+    return home
+
+
+@pytest.mark.parametrize("args, needles", [
+    (["run", "oracle", "--scenario", "IOT-001"], ["has no table", "aob demo"]),
+    (["feedback", "someone"], ["agent 'someone'", "aob agents list"]),
+    (["leaderboard"], ["no leaderboard table", "aob demo"]),
+])
+def test_a_warehouse_without_the_table_says_what_to_build(empty_warehouse, args, needles):
+    assert_user_error(invoke(empty_warehouse, args), *needles)
+
+
+def test_evaluate_an_unknown_agent(home):
+    assert_user_error(invoke(home, ["evaluate", "--agent", "nobody"]), "unknown agent(s): nobody")

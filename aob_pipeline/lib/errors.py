@@ -27,6 +27,12 @@ class UnknownScenario(AobError, KeyError):
         return str(self.args[0]) if self.args else "unknown scenario"
 
 
+class UnknownAgent(AobError, ValueError):
+    """No agent with this id (in the registry, or with runs in the warehouse)."""
+
+    hint = "see the registered agents with `aob agents list` and the evaluated ones with `aob leaderboard`"
+
+
 class WarehouseMissing(AobError, FileNotFoundError):
     """The warehouse (or the published copy) has not been built yet."""
 

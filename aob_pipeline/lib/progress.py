@@ -118,6 +118,13 @@ class ProgressBoard:
                 stage = self.stages[key] = Stage(key, label, total=total, unit=unit, detail=detail)
             return stage
 
+    def sort_stages(self, rank: Callable[[str], int]) -> None:
+        """Reorder the rows by ``rank(key)`` (stable)."""
+        with self._lock:
+            items = sorted(self.stages.items(), key=lambda kv: rank(kv[0]))
+            self.stages.clear()
+            self.stages.update(items)
+
     def start(self, key: str) -> None:
         with self._lock:
             stage = self.stages[key]
