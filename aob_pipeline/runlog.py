@@ -162,7 +162,10 @@ class RunFollower:
         step_key = event.step_key
         if kind == "ASSET_MATERIALIZATION_PLANNED":
             self._ensure_stage(*PREPARE)
-            self.board.set_count(PREPARE[0], done=self.board.stages[PREPARE[0]].done + 1, unit="materialisations planned")
+            stage = self.board.stages[PREPARE[0]]
+            done = stage.done + 1
+            self.board.set_count(PREPARE[0], done=done, total=max(stage.total, done) if stage.total else None,
+                                 unit="materialisations planned")
             return
         if PREPARE[0] in self.board.stages and kind in ("RUN_START", "STEP_START"):
             self.board.finish(PREPARE[0])
@@ -194,6 +197,31 @@ class RunFollower:
         match = DONE_RE.search(message)
         if match and stage in self.runs_counted:
             self.board.set_count(stage, done=int(match.group(1)), total=int(match.group(2)))
+
+
+def planned_materialisations(job: Any, instance: Any, tags: dict | None, asset_selection: Any) -> int | None:
+    """How many ASSET_MATERIALIZATION_PLANNED events the launch will record: one per asset, one per partition
+    in the run's partition range for partitioned assets (None when it cannot be worked out)."""
+    import dagster as dg
+
+    try:
+        graph = job.asset_layer.asset_graph
+        keys = list(asset_selection) if asset_selection else list(job.asset_layer.selected_asset_keys)
+        start = (tags or {}).get("dagster/asset_partition_range_start")
+        end = (tags or {}).get("dagster/asset_partition_range_end")
+        total = 0
+        for key in keys:
+            partitions = graph.get(key).partitions_def
+            if partitions is None:
+                total += 1
+            elif start and end:
+                total += len(partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end),
+                                                                    dynamic_partitions_store=instance))
+            else:
+                return None
+        return total
+    except Exception:  # only a progress figure: never a reason to fail the launch
+        return None
 
 
 def _failure_message(event: Any) -> str:
@@ -306,6 +334,9 @@ def execute_job(job: Any, settings: Settings, echo: Callable[[str], None] = prin
         board = ProgressBoard(title=f"{job.name} · run {run_id[:8]}", stream=out, mode=options.mode,
                               interval=options.interval)
         follower = RunFollower(board, step_stages(job), plan)
+        expected = planned_materialisations(job, instance, kwargs.get("tags"), kwargs.get("asset_selection"))
+        board.add_stage(*PREPARE, total=expected or 0, unit="materialisations planned")
+        board.start(PREPARE[0])
         instance.add_event_listener(run_id, follower)
         with board:
             tail = _Tail(log_path, lambda line: board.echo(line, fallback=err)) if options.verbose else None

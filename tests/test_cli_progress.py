@@ -179,7 +179,7 @@ def test_a_run_is_followed_by_stage_and_its_log_goes_to_a_file(small_job, tmp_pa
     assert "STEP_START" in text and "a stray print from a step" in text and "judging broke" in text
     assert "STEP_START" not in out + err and "a stray print" not in out + err
     # one line per stage as it ends, in the terminal; first Dagster's planning of the run's materialisations
-    assert "preparing the run: done, 4 materialisations planned" in out
+    assert "preparing the run: done, 4/4 materialisations planned" in out
     assert "world: done, 1/1 steps" in out
     assert "agents: done, 20/20 runs (2 agents × 10 scenarios × 1 trial)" in out
     assert "judging: FAILED, 1/1 steps" in out
