@@ -105,6 +105,7 @@ class RunFollower:
         self._planned = False
         self.steps: dict[str, list[str]] = {}  # stage → its step keys in this run
         self.ended: dict[str, set[str]] = {}
+        self.running: dict[str, set[str]] = {}  # stage → its steps executing now
         self.failed: dict[str, bool] = {}
         self.runs_counted: set[str] = set()  # stages counting trajectories rather than steps
         self.failures: list[tuple[str, str]] = []  # (step key, message)
@@ -172,6 +173,9 @@ class RunFollower:
         if kind == "STEP_START":
             stage = self._add_step(step_key)
             self.board.start(stage)
+            self.running.setdefault(stage, set()).add(step_key)
+            for other, steps in self.running.items():  # in-process steps run one at a time
+                self.board.set_waiting(other, other != stage)
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
             stage = self._add_step(step_key)
             if kind == "STEP_FAILURE":
@@ -179,6 +183,7 @@ class RunFollower:
                 self.failures.append((step_key, _failure_message(event)))
             ended = self.ended.setdefault(stage, set())
             ended.add(step_key)
+            self.running.setdefault(stage, set()).discard(step_key)
             if stage not in self.runs_counted:
                 self.board.set_count(stage, done=len(ended), total=len(self.steps[stage]))
             if len(ended) >= len(self.steps[stage]):

@@ -102,6 +102,11 @@ def test_live_table_renders_marks_bars_counts_and_times():
     assert re.search(r"✓ world .* 1/1 steps 0:00:12", text), text
     assert re.search(r"agents .* 962/2,886 runs 0:00:30 ~0:01:00 left 13 agents × 222 scenarios × 1 trial", text), text
     assert re.search(r"· judging .* 0/7 steps", text), text
+    # a started stage with nothing running now (its checks come after a later stage) waits, without an estimate
+    board.set_waiting("agents", True)
+    console.print(board.render())
+    assert re.search(r"… agents .* 962/2,886 runs 0:00:30 waiting", console.export_text()), console.export_text()
+    assert board.plain_lines() == []
 
 
 def test_the_follower_parses_the_trajectories_assets_own_progress_lines():

@@ -58,6 +58,7 @@ class Stage:
     state: Literal["pending", "running", "done", "failed", "not run"] = "pending"
     started: float | None = None
     finished: float | None = None
+    waiting: bool = False  # started, but none of its work is running now (e.g. a check runs after a later stage)
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
@@ -146,6 +147,10 @@ class ProgressBoard:
             if detail is not None:
                 stage.detail = detail
 
+    def set_waiting(self, key: str, waiting: bool) -> None:
+        with self._lock:
+            self.stages[key].waiting = waiting
+
     def advance(self, key: str, n: int = 1) -> None:
         with self._lock:
             stage = self.stages[key]
@@ -216,7 +221,7 @@ class ProgressBoard:
         lines = []
         with self._lock:
             for stage in self.stages.values():
-                if stage.state != "running":
+                if stage.state != "running" or stage.waiting:
                     continue
                 pct = f" ({100 * stage.done / stage.total:.0f}%)" if stage.total else ""
                 left = stage.remaining(now)
@@ -247,7 +252,7 @@ class ProgressBoard:
             mark = {"done": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
                     "not run": Text("·", style="dim"), "pending": Text("·", style="dim")}.get(stage.state)
             if stage.state == "running":
-                mark = Spinner("dots", style="cyan")
+                mark = Text("…", style="dim") if stage.waiting else Spinner("dots", style="cyan")
             style = "dim" if stage.state in ("pending", "not run") else ("red" if failed else "")
             left = stage.remaining(now)
             bar = ProgressBar(total=(stage.total or None) if stage.state == "running" else max(stage.total, 1),
@@ -256,6 +261,8 @@ class ProgressBoard:
                               finished_style="red" if failed else "green")
             elapsed = format_seconds(stage.elapsed(now)) if stage.started is not None else ""
             remaining = f"~{format_seconds(left)} left" if stage.state == "running" and left is not None else ""
+            if stage.state == "running" and stage.waiting:
+                remaining = "waiting"
             if stage.state == "not run":
                 remaining = "not run"
             table.add_row(mark, Text(stage.label, style=style or "bold"), bar,
