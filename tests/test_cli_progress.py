@@ -202,3 +202,16 @@ def test_verbose_streams_the_event_log(small_job, tmp_path, capfd, plain_options
     assert "STEP_START" in err and "a stray print from a step" in err
     log = Path(settings.home / "logs" / f"{result.run_id}.log").read_text()
     assert err.count("STEP_START") == log.count("STEP_START")
+
+
+def test_remaining_time_follows_the_last_minute_not_a_slow_start():
+    clock = FakeClock()
+    board = ProgressBoard(stream=io.StringIO(), mode="off", clock=clock)
+    board.add_stage("agents", "agents", total=200, unit="runs")
+    board.start("agents")
+    board.set_count("agents", done=0)
+    for dt, done in ((100, 10), (70, 80), (10, 90)):  # ten runs in the first 100 s, then one a second
+        clock.now += dt
+        board.set_count("agents", done=done)
+    stage = board.stages["agents"]
+    assert stage.remaining(clock.now) == pytest.approx(110.0)  # the whole-stage average would say 220 s

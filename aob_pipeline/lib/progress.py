@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Literal
 
 Mode = Literal["auto", "live", "plain", "off"]
@@ -59,20 +59,34 @@ class Stage:
     started: float | None = None
     finished: float | None = None
     waiting: bool = False  # started, but none of its work is running now (e.g. a check runs after a later stage)
+    samples: list = field(default_factory=list)  # (time, done) of the last minute, for the rate
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
             return None
         return (self.finished if self.finished is not None else now) - self.started
 
+    RATE_WINDOW = 60.0
+
+    def record(self, now: float) -> None:
+        self.samples.append((now, self.done))
+        while len(self.samples) > 2 and now - self.samples[1][0] > self.RATE_WINDOW:
+            self.samples.pop(0)
+
     def remaining(self, now: float) -> float | None:
-        """From the stage's average rate so far (steadier than a short window on bursty counts)."""
+        """From the rate over the last minute of counts (slow starts such as loading models fade out), else the
+        stage's average rate so far."""
         if self.state in ("done", "failed", "not run"):
             return 0.0
-        elapsed = self.elapsed(now)
-        if not elapsed or self.done <= 0 or self.total <= 0:
+        if self.done <= 0 or self.total <= 0:
             return None
-        return elapsed / self.done * max(0, self.total - self.done)
+        left = max(0, self.total - self.done)
+        if len(self.samples) >= 2:
+            (t0, d0), (t1, d1) = self.samples[0], self.samples[-1]
+            if t1 - t0 >= 1.0 and d1 > d0:
+                return left * (t1 - t0) / (d1 - d0)
+        elapsed = self.elapsed(now)
+        return elapsed / self.done * left if elapsed else None
 
     def counts(self) -> str:
         """'288/2,886 runs', or '8,658 materialisations planned' while the total is unknown."""
@@ -142,6 +156,7 @@ class ProgressBoard:
                 stage.total = total
             if done is not None:
                 stage.done = min(done, stage.total) if stage.total else done
+                stage.record(self.clock())
             if unit is not None:
                 stage.unit = unit
             if detail is not None:
