@@ -119,10 +119,13 @@ def echo_record(record: dict[str, Any]) -> None:
     width = max((len(k) for k in record), default=0)
     for key, value in record.items():
         value = _clean(value)
-        if value is None or value == [] or value == {}:
+        if value is None or value in ([], {}, "", "[]", "{}", "null"):
             continue
         if isinstance(value, (dict, list)):
-            text = json.dumps(value, indent=2, ensure_ascii=False, default=str).replace("\n", "\n" + " " * (width + 2))
+            text = json.dumps(value, ensure_ascii=False, default=str)
+            if len(text) > 100:
+                text = json.dumps(value, indent=2, ensure_ascii=False, default=str).replace(
+                    "\n", "\n" + " " * (width + 2))
         else:
             text = str(value)
         click.echo(f"{key:<{width}}  {text}")
