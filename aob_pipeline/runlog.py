@@ -109,7 +109,8 @@ class RunFollower:
         self.failed: dict[str, bool] = {}
         self.runs_counted: set[str] = set()  # stages counting trajectories rather than steps
         self.failures: list[tuple[str, str]] = []  # (step key, message)
-        self._lock = threading.Lock()
+        self.history: dict[str, float] = {}  # step key → seconds it took in the last comparable run
+        self._lock = threading.RLock()
 
     def stage_of(self, step_key: str | None) -> str | None:
         if not step_key:
@@ -138,6 +139,22 @@ class RunFollower:
             if stage not in self.runs_counted:
                 self.board.set_count(stage, total=len(self.steps[stage]))
         return stage
+
+    def use_history(self, seconds_by_step: dict[str, float]) -> None:
+        """Durations of the last comparable run's steps: step-counted stages then estimate from them."""
+        with self._lock:
+            self.history = dict(seconds_by_step)
+            for stage in list(self.steps):
+                self._estimate(stage)
+
+    def _estimate(self, stage: str) -> None:
+        """Seconds left in a step-counted stage: the last run's durations of its steps not yet ended (the running
+        one counted from its start, so the estimate counts down)."""
+        if not self.history or stage in self.runs_counted or stage not in self.board.stages:
+            return
+        left = [s for s in self.steps.get(stage, []) if s not in self.ended.get(stage, set())]
+        if all(s in self.history for s in left):
+            self.board.set_expected(stage, sum(self.history[s] for s in left))
 
     def _ensure_stage(self, stage: str, label: str) -> None:
         if stage in self.board.stages:
@@ -176,6 +193,7 @@ class RunFollower:
             self.running.setdefault(stage, set()).add(step_key)
             for other, steps in self.running.items():  # in-process steps run one at a time
                 self.board.set_waiting(other, other != stage)
+            self._estimate(stage)
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):
             stage = self._add_step(step_key)
             if kind == "STEP_FAILURE":
@@ -188,6 +206,8 @@ class RunFollower:
                 self.board.set_count(stage, done=len(ended), total=len(self.steps[stage]))
             if len(ended) >= len(self.steps[stage]):
                 self.board.finish(stage, ok=not self.failed.get(stage))
+            else:
+                self._estimate(stage)
 
     def _on_message(self, step_key: str | None, message: str) -> None:
         stage = self.stage_of(step_key)
@@ -197,6 +217,7 @@ class RunFollower:
         if match:
             runs, agents, scenarios = (int(g) for g in match.groups())
             self.runs_counted.add(stage)
+            self.board.set_expected(stage, None)
             self.board.set_count(stage, done=0, total=runs, unit="runs", detail=runs_detail(agents, scenarios, runs))
             return
         match = DONE_RE.search(message)
@@ -227,6 +248,33 @@ def planned_materialisations(job: Any, instance: Any, tags: dict | None, asset_s
         return total
     except Exception:  # only a progress figure: never a reason to fail the launch
         return None
+
+
+def previous_step_seconds(instance: Any, job_name: str, run_config: dict | None) -> dict[str, float]:
+    """Step key → seconds, from the latest successful run of the same job with the same op config (so a tiny
+    demo is not estimated from a default-scale one); empty when there is none."""
+    import dagster as dg
+
+    wanted = (run_config or {}).get("ops") or {}
+    runs = instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.SUCCESS]),
+                             limit=20)
+    for run in runs:
+        if ((run.run_config or {}).get("ops") or {}) == wanted:
+            return {s.step_key: s.end_time - s.start_time for s in instance.get_run_step_stats(run.run_id)
+                    if s.start_time and s.end_time}
+    return {}
+
+
+def _history_in_background(follower: RunFollower, instance: Any, job_name: str, run_config: dict | None) -> None:
+    def work() -> None:
+        try:
+            history = previous_step_seconds(instance, job_name, run_config)
+        except Exception:  # an estimate is a nicety
+            return
+        if history:
+            follower.use_history(history)
+
+    threading.Thread(target=work, name="aob-run-history", daemon=True).start()
 
 
 def _failure_message(event: Any) -> str:
@@ -342,6 +390,7 @@ def execute_job(job: Any, settings: Settings, echo: Callable[[str], None] = prin
         expected = planned_materialisations(job, instance, kwargs.get("tags"), kwargs.get("asset_selection"))
         board.add_stage(*PREPARE, total=expected or 0, unit="materialisations planned")
         board.start(PREPARE[0])
+        _history_in_background(follower, instance, job.name, kwargs.get("run_config"))
         instance.add_event_listener(run_id, follower)
         with board:
             tail = _Tail(log_path, lambda line: board.echo(line, fallback=err)) if options.verbose else None

@@ -215,3 +215,30 @@ def test_remaining_time_follows_the_last_minute_not_a_slow_start():
         board.set_count("agents", done=done)
     stage = board.stages["agents"]
     assert stage.remaining(clock.now) == pytest.approx(110.0)  # the whole-stage average would say 220 s
+
+
+def test_step_stages_estimate_from_the_last_comparable_run(tmp_path, capfd, plain_options):
+    from aob_pipeline.runlog import RunFollower, previous_step_seconds
+
+    defs = dg.Definitions(assets=[world_tables, trajectories], asset_checks=[every_run_recorded],
+                          jobs=[dg.define_asset_job("ok", dg.AssetSelection.all())])
+    job = defs.resolve_job_def("ok")
+    with dg.DagsterInstance.ephemeral() as instance:
+        assert previous_step_seconds(instance, "ok", None) == {}
+        assert execute_job(job, Settings(home=tmp_path), lambda line: None, instance=instance).success
+        history = previous_step_seconds(instance, "ok", None)
+        assert set(history) == {"world_tables", "trajectories", "trajectories_every_run_recorded"}
+        assert all(seconds >= 0 for seconds in history.values())
+        # a run with other op config (another scale) is not comparable
+        assert previous_step_seconds(instance, "ok", {"ops": {"world_tables": {"config": {"scale": "large"}}}}) == {}
+
+    clock = FakeClock()
+    board = ProgressBoard(stream=io.StringIO(), mode="off", clock=clock)
+    follower = RunFollower(board, {"a": ("judging", "judging"), "b": ("judging", "judging")}, lambda: ["a", "b"])
+    follower.plan()
+    follower.ended["judging"] = {"a"}
+    board.start("judging")
+    follower.use_history({"a": 100.0, "b": 40.0})
+    assert board.stages["judging"].remaining(clock.now) == 40.0
+    clock.now += 15
+    assert board.stages["judging"].remaining(clock.now) == 25.0 and board.remaining() == 25.0

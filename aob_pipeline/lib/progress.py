@@ -60,6 +60,8 @@ class Stage:
     finished: float | None = None
     waiting: bool = False  # started, but none of its work is running now (e.g. a check runs after a later stage)
     samples: list = field(default_factory=list)  # (time, done) of the last minute, for the rate
+    expected_left: float | None = None  # seconds of work left as of ``expected_at`` (e.g. from the last run)
+    expected_at: float | None = None
 
     def elapsed(self, now: float) -> float | None:
         if self.started is None:
@@ -78,6 +80,9 @@ class Stage:
         stage's average rate so far."""
         if self.state in ("done", "failed", "not run"):
             return 0.0
+        if self.expected_left is not None and self.expected_at is not None:
+            return max(0.0, self.expected_left - (now - self.expected_at)) if self.state == "running" else \
+                self.expected_left
         if self.done <= 0 or self.total <= 0:
             return None
         left = max(0, self.total - self.done)
@@ -161,6 +166,22 @@ class ProgressBoard:
                 stage.unit = unit
             if detail is not None:
                 stage.detail = detail
+
+    def set_expected(self, key: str, seconds: float | None) -> None:
+        """Seconds of work left in the stage as of now (e.g. the last run's durations of its unfinished steps);
+        the estimate then counts down. ``None`` goes back to estimating from the counts."""
+        with self._lock:
+            stage = self.stages[key]
+            stage.expected_left, stage.expected_at = seconds, self.clock()
+
+    def remaining(self) -> float | None:
+        """Seconds left over all unfinished stages, when every one of them has an estimate."""
+        now = self.clock()
+        with self._lock:
+            left = [s.remaining(now) for s in self.stages.values() if s.state in ("pending", "running")]
+        if not left or any(x is None for x in left):
+            return None
+        return sum(left)
 
     def set_waiting(self, key: str, waiting: bool) -> None:
         with self._lock:
@@ -258,7 +279,9 @@ class ProgressBoard:
             table.add_column(justify=justify, no_wrap=True)
         table.columns[-1].overflow = "ellipsis"
         if self.title:
-            table.title = Text(f"{self.title} — {format_seconds(now - (self._t0 or now))} elapsed", style="bold")
+            total_left = self.remaining()
+            table.title = Text(f"{self.title} — {format_seconds(now - (self._t0 or now))} elapsed"
+                               + (f", ~{format_seconds(total_left)} left" if total_left else ""), style="bold")
             table.title_justify = "left"
         with self._lock:
             stages = [Stage(**vars(s)) for s in self.stages.values()]
