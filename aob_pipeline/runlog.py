@@ -82,6 +82,8 @@ def step_stages(job: Any) -> dict[str, tuple[str, str]]:
     graph = job.asset_layer.asset_graph
     out: dict[str, tuple[str, str]] = {}
     for assets_def in graph.assets_defs:
+        if not assets_def.is_executable:  # source and external assets have no op (in a subset job, e.g. evaluate)
+            continue
         groups = [assets_def.group_names_by_key[k] for k in assets_def.keys if k in assets_def.group_names_by_key]
         if not groups:
             for check_key in assets_def.check_keys:
@@ -386,7 +388,11 @@ def execute_job(job: Any, settings: Settings, echo: Callable[[str], None] = prin
     with output_to_file(log_path) as (out, err):
         board = ProgressBoard(title=f"{job.name} · run {run_id[:8]}", stream=out, mode=options.mode,
                               interval=options.interval)
-        follower = RunFollower(board, step_stages(job), plan)
+        try:
+            stages_by_node = step_stages(job)
+        except Exception:  # progress is a nicety: never a reason to fail a launch (steps then show as 'other')
+            stages_by_node = {}
+        follower = RunFollower(board, stages_by_node, plan)
         expected = planned_materialisations(job, instance, kwargs.get("tags"), kwargs.get("asset_selection"))
         board.add_stage(*PREPARE, total=expected or 0, unit="materialisations planned")
         board.start(PREPARE[0])

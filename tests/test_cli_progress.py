@@ -242,3 +242,18 @@ def test_step_stages_estimate_from_the_last_comparable_run(tmp_path, capfd, plai
     assert board.stages["judging"].remaining(clock.now) == 40.0
     clock.now += 15
     assert board.stages["judging"].remaining(clock.now) == 25.0 and board.remaining() == 25.0
+
+
+@pytest.mark.parametrize("job_name", ["aob_demo", "evaluate_agents"])
+def test_every_step_of_the_projects_jobs_has_a_known_stage(job_name):
+    """Each op of the real jobs maps to one of the display's stages (the evaluate job holds source assets,
+    which have no op)."""
+    from aob_pipeline.definitions import defs
+    from aob_pipeline.runlog import STAGE_ORDER, step_stages
+
+    job = defs.resolve_job_def(job_name)
+    stages = step_stages(job)
+    nodes = {node.name for node in job.graph.nodes}
+    assert nodes <= set(stages), nodes - set(stages)
+    assert {key for key, _ in stages.values()} <= set(STAGE_ORDER)
+    assert stages["trajectories"] == ("agents", "agents") and stages["judgements"][0] == "judging"
