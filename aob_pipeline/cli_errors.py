@@ -66,15 +66,19 @@ class UserError(Exception):
 
 
 _PYDANTIC_HEAD = re.compile(r"^\d+ validation errors? for (?P<model>\w+)\s*$")
+# PyYAML's marks: '\n  in "<unicode string>", line 4, column 11:\n    text: [unclosed\n          ^'
+_YAML_MARK = re.compile(r'\n\s*in "[^"\n]*", line (\d+), column (\d+)(?::\n[^\n]*\n\s*\^)?')
 
 
 def tidy_message(message: str) -> str:
-    """One line for pydantic's multi-line validation report ('AgentSpec: field 'agent_id': must be ...'), and
-    without its documentation links and ``[type=...]`` suffixes; other messages unchanged."""
-    lines = [line for line in str(message).splitlines()
+    """One line: pydantic's validation report as 'AgentSpec: field 'agent_id': must be ...' (no documentation
+    links, no ``[type=...]``), YAML's marks as '(line 4, column 11)' without the quoted source, other line
+    breaks as '; '."""
+    message = _YAML_MARK.sub(lambda m: f" (line {m.group(1)}, column {m.group(2)})", str(message))
+    lines = [line for line in message.splitlines()
              if line.strip() and not line.strip().startswith("For further information visit")]
     if not lines or not _PYDANTIC_HEAD.match(lines[0]):
-        return str(message)
+        return "; ".join(line.strip() for line in lines)  # one line: the hint goes on the second
     model = _PYDANTIC_HEAD.match(lines[0]).group("model")
     parts, field = [], None
     for line in lines[1:]:

@@ -67,6 +67,8 @@ def assert_user_error(result, *needles: str) -> None:
     assert result.exit_code == 2, (result.exit_code, shown)
     for needle in needles:
         assert needle in shown, (needle, shown)
+    if shown.startswith("error:"):  # ours (click's usage errors print their usage first)
+        assert len(shown.strip().splitlines()) <= 2, shown
 
 
 # ------------------------------------------------------------------------------------------- bad input, each command
@@ -349,3 +351,13 @@ def test_a_warehouse_without_the_table_says_what_to_build(empty_warehouse, args,
 
 def test_evaluate_an_unknown_agent(home):
     assert_user_error(invoke(home, ["evaluate", "--agent", "nobody"]), "unknown agent(s): nobody")
+
+
+def test_a_malformed_scenario_file_is_named_with_its_line(home):
+    imported = home / "scenarios" / "imported"
+    imported.mkdir(parents=True)
+    (imported / "mine.yaml").write_text("scenarios:\n  - id: IOT-900\n    type: IoT\n    text: [unclosed\n")
+    for args in (["scenarios", "list"], ["scenarios", "show", "IOT-001"], ["scenarios", "list", "--json"]):
+        result = invoke(home, args)
+        assert_user_error(result, "mine.yaml", "not valid YAML", "aob scenarios list")
+        assert len(result.output.strip().splitlines()) == 2, result.output
