@@ -169,8 +169,10 @@ class RunFollower:
         with self._lock:
             try:
                 self._on_event(entry)
-            except Exception:  # progress must never break a run
-                pass
+            except Exception:  # progress must never break a run: the traceback goes to the run's log
+                import traceback
+
+                traceback.print_exc()
 
     def _on_event(self, entry: Any) -> None:
         self.plan()
