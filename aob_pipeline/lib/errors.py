@@ -31,12 +31,3 @@ class UnknownAgent(AobError, ValueError):
     """No agent with this id (in the registry, or with runs in the warehouse)."""
 
     hint = "see the registered agents with `aob agents list` and the evaluated ones with `aob leaderboard`"
-
-
-class WarehouseMissing(AobError, FileNotFoundError):
-    """The warehouse (or the published copy) has not been built yet."""
-
-    hint = "build it with `aob demo` (or `aob world build` for the world alone)"
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else "no warehouse yet"
