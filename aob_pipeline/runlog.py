@@ -161,7 +161,7 @@ class RunFollower:
     def _ensure_stage(self, stage: str, label: str) -> None:
         if stage in self.board.stages:
             return
-        self.board.add_stage(stage, label)
+        self.board.add_stage(stage, label, rate_estimate=stage == PREPARE[0])
         order = {k: i for i, k in enumerate(STAGE_ORDER)}
         self.board.sort_stages(lambda key: order.get(key, len(order)))  # a stage may arrive late
 
@@ -222,7 +222,8 @@ class RunFollower:
             runs, agents, scenarios = (int(g) for g in match.groups())
             self.runs_counted.add(stage)
             self.board.set_expected(stage, None)
-            self.board.set_count(stage, done=0, total=runs, unit="runs", detail=runs_detail(agents, scenarios, runs))
+            self.board.set_count(stage, done=0, total=runs, unit="runs", detail=runs_detail(agents, scenarios, runs),
+                                 rate_estimate=True)
             return
         match = DONE_RE.search(message)
         if match and stage in self.runs_counted:

@@ -257,3 +257,15 @@ def test_every_step_of_the_projects_jobs_has_a_known_stage(job_name):
     assert nodes <= set(stages), nodes - set(stages)
     assert {key for key, _ in stages.values()} <= set(STAGE_ORDER)
     assert stages["trajectories"] == ("agents", "agents") and stages["judgements"][0] == "judging"
+
+
+def test_steps_of_unlike_length_get_no_estimate_from_their_count():
+    clock = FakeClock()
+    board = ProgressBoard(stream=io.StringIO(), mode="off", clock=clock)
+    board.add_stage("judging", "judging", total=8, rate_estimate=False)
+    board.start("judging")
+    clock.now += 60
+    board.set_count("judging", done=1)
+    assert board.stages["judging"].remaining(clock.now) is None  # not 7 × 60 s: the next step may take 1 s
+    board.set_expected("judging", 30.0)
+    assert board.stages["judging"].remaining(clock.now) == 30.0

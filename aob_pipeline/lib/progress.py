@@ -60,6 +60,7 @@ class Stage:
     finished: float | None = None
     waiting: bool = False  # started, but none of its work is running now (e.g. a check runs after a later stage)
     samples: list = field(default_factory=list)  # (time, done) of the last minute, for the rate
+    rate_estimate: bool = True  # counts of like items (runs): their rate predicts; steps of unlike length do not
     expected_left: float | None = None  # seconds of work left as of ``expected_at`` (e.g. from the last run)
     expected_at: float | None = None
 
@@ -83,7 +84,7 @@ class Stage:
         if self.expected_left is not None and self.expected_at is not None:
             return max(0.0, self.expected_left - (now - self.expected_at)) if self.state == "running" else \
                 self.expected_left
-        if self.done <= 0 or self.total <= 0:
+        if self.done <= 0 or self.total <= 0 or not self.rate_estimate:
             return None
         left = max(0, self.total - self.done)
         if len(self.samples) >= 2:
@@ -131,11 +132,15 @@ class ProgressBoard:
 
     # ------------------------------------------------------------------ stages
 
-    def add_stage(self, key: str, label: str, total: int = 0, unit: str = "steps", detail: str = "") -> Stage:
+    def add_stage(self, key: str, label: str, total: int = 0, unit: str = "steps", detail: str = "",
+                  rate_estimate: bool = True) -> Stage:
+        """A row; ``rate_estimate=False`` when the counted items differ too much in length for their rate to
+        predict the rest (a stage's steps): it then shows an estimate only from ``set_expected``."""
         with self._lock:
             stage = self.stages.get(key)
             if stage is None:
-                stage = self.stages[key] = Stage(key, label, total=total, unit=unit, detail=detail)
+                stage = self.stages[key] = Stage(key, label, total=total, unit=unit, detail=detail,
+                                                 rate_estimate=rate_estimate)
             return stage
 
     def sort_stages(self, rank: Callable[[str], int]) -> None:
@@ -152,7 +157,7 @@ class ProgressBoard:
                 stage.state, stage.started = "running", self.clock()
 
     def set_count(self, key: str, done: int | None = None, total: int | None = None, unit: str | None = None,
-                  detail: str | None = None) -> None:
+                  detail: str | None = None, rate_estimate: bool | None = None) -> None:
         with self._lock:
             stage = self.stages[key]
             if done is not None and stage.state == "pending":
@@ -166,6 +171,8 @@ class ProgressBoard:
                 stage.unit = unit
             if detail is not None:
                 stage.detail = detail
+            if rate_estimate is not None:
+                stage.rate_estimate = rate_estimate
 
     def set_expected(self, key: str, seconds: float | None) -> None:
         """Seconds of work left in the stage as of now (e.g. the last run's durations of its unfinished steps);
