@@ -187,7 +187,7 @@ class RunFollower:
             stage = self.board.stages[PREPARE[0]]
             done = stage.done + 1
             self.board.set_count(PREPARE[0], done=done, total=max(stage.total, done) if stage.total else None,
-                                 unit="materialisations planned")
+                                 unit="planned")
             return
         if PREPARE[0] in self.board.stages and kind in ("RUN_START", "STEP_START"):
             self.board.finish(PREPARE[0])
@@ -397,7 +397,7 @@ def execute_job(job: Any, settings: Settings, echo: Callable[[str], None] = prin
             stages_by_node = {}
         follower = RunFollower(board, stages_by_node, plan)
         expected = planned_materialisations(job, instance, kwargs.get("tags"), kwargs.get("asset_selection"))
-        board.add_stage(*PREPARE, total=expected or 0, unit="materialisations planned")
+        board.add_stage(*PREPARE, total=expected or 0, unit="planned", detail="asset partitions")
         board.start(PREPARE[0])
         _history_in_background(follower, instance, job.name, kwargs.get("run_config"))
         instance.add_event_listener(run_id, follower)

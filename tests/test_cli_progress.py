@@ -102,6 +102,13 @@ def test_live_table_renders_marks_bars_counts_and_times():
     assert re.search(r"✓ world .* 1/1 steps 0:00:12", text), text
     assert re.search(r"agents .* 962/2,886 runs 0:00:30 ~0:01:00 left 13 agents × 222 scenarios × 1 trial", text), text
     assert re.search(r"· judging .* 0/7 steps", text), text
+    # on a narrow terminal only what is counted gives way: marks, counts and times stay whole
+    narrow = Console(record=True, width=80, file=io.StringIO())
+    narrow.print(board.render())
+    lines = narrow.export_text().splitlines()
+    assert all(len(line) <= 80 for line in lines)
+    assert re.search(r"✓ world .* 1/1 steps 0:00:12", lines[1]), lines
+    assert re.search(r"agents .* 962/2,886 runs 0:00:30 ~0:01:00 left 13 agen.*…$", lines[2].rstrip()), lines
     # a started stage with nothing running now (its checks come after a later stage) waits, without an estimate
     board.set_waiting("agents", True)
     console.print(board.render())
@@ -184,7 +191,7 @@ def test_a_run_is_followed_by_stage_and_its_log_goes_to_a_file(small_job, tmp_pa
     assert "STEP_START" in text and "a stray print from a step" in text and "judging broke" in text
     assert "STEP_START" not in out + err and "a stray print" not in out + err
     # one line per stage as it ends, in the terminal; first Dagster's planning of the run's materialisations
-    assert "preparing the run: done, 4/4 materialisations planned" in out
+    assert "preparing the run: done, 4/4 planned (asset partitions)" in out
     assert "world: done, 1/1 steps" in out
     assert "agents: done, 20/20 runs (2 agents × 10 scenarios × 1 trial)" in out
     assert "judging: FAILED, 1/1 steps" in out

@@ -274,24 +274,39 @@ class ProgressBoard:
         return lines
 
     def render(self):
-        """The live table: a mark, the stage, a bar, counts, what is counted, elapsed and remaining time."""
+        """The live table, fitted to the terminal's width when drawn."""
+        board = self
+
+        class _View:
+            def __rich_console__(self, console, options):
+                yield board.table(options.max_width)
+
+        return _View()
+
+    def table(self, width: int = 120):
+        """One row per stage: a mark, the stage, a bar, counts, elapsed and remaining time, what is counted (cut
+        to fit ``width``; the other columns keep theirs)."""
         from rich.progress_bar import ProgressBar
         from rich.spinner import Spinner
         from rich.table import Table
         from rich.text import Text
 
         now = self.clock()
+        with self._lock:
+            stages = [Stage(**vars(s)) for s in self.stages.values()]
+        label_w = max((len(s.label) for s in stages), default=5)
+        counts_w = max((len(s.counts()) for s in stages), default=5)
+        fixed = [1, label_w, 24, counts_w, 7, 13]
+        detail_w = width - sum(fixed) - len(fixed)  # one space between columns
         table = Table.grid(padding=(0, 1))
-        for justify in ("left", "left", "left", "right", "right", "left", "left"):
-            table.add_column(justify=justify, no_wrap=True)
-        table.columns[-1].overflow = "ellipsis"
+        for justify, w in zip(("left", "left", "left", "right", "right", "left"), fixed):
+            table.add_column(justify=justify, no_wrap=True, min_width=w)
+        table.add_column(justify="left", no_wrap=True)
         if self.title:
             total_left = self.remaining()
             table.title = Text(f"{self.title} — {format_seconds(now - (self._t0 or now))} elapsed"
                                + (f", ~{format_seconds(total_left)} left" if total_left else ""), style="bold")
             table.title_justify = "left"
-        with self._lock:
-            stages = [Stage(**vars(s)) for s in self.stages.values()]
         for stage in stages:
             failed = stage.state == "failed"
             mark = {"done": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
@@ -313,7 +328,7 @@ class ProgressBoard:
             table.add_row(mark, Text(stage.label, style=style or "bold"), bar,
                           Text(stage.counts() if stage.total or stage.done else "", style=style),
                           Text(elapsed, style="yellow"), Text(remaining, style="cyan" if left else "dim"),
-                          Text(stage.detail, style="dim"))
+                          Text(_cut(stage.detail, detail_w), style="dim"))
         return table
 
     def echo(self, line: str, fallback: IO[str] | None = None) -> None:
@@ -343,6 +358,12 @@ class ProgressBoard:
             self.stream.flush()
         except (OSError, ValueError):  # the reader went away (e.g. `| head`): progress is not worth a crash
             pass
+
+
+def _cut(text: str, width: int) -> str:
+    if width <= 1:
+        return ""
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def is_terminal(stream: IO[str]) -> bool:
