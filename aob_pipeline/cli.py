@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from aob_pipeline.cli_errors import AobGroup, version_line
 from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
 
 SCALES = ["tiny", "small", "default", "large"]
@@ -106,35 +107,39 @@ def _settings() -> Settings:
 
 
 def _fail(message: str) -> None:
-    click.secho(f"error: {message}", fg="red", err=True)
+    from aob_pipeline.cli_errors import tidy_message
+
+    click.secho(f"error: {tidy_message(message)}", fg="red", err=True)
     sys.exit(2)
 
 
-class _AobGroup(click.Group):
-    """Every command: a warehouse held by another process ends in one clear line (who holds it), never a
-    traceback — whichever command ran into it."""
-
-    def invoke(self, ctx: click.Context):
-        import duckdb
-
-        from aob_pipeline.lib.warehouse import WarehouseLocked, _is_lock_error, lock_holder
-
-        try:
-            return super().invoke(ctx)
-        except WarehouseLocked as exc:
-            _fail(str(exc))
-        except duckdb.IOException as exc:
-            if not _is_lock_error(exc):
-                raise
-            _fail(f"the warehouse is locked by {lock_holder(str(exc))}: run this again when it has finished "
-                  f"({exc})")
+def _print_version(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value and not ctx.resilient_parsing:
+        click.echo(version_line())
+        ctx.exit()
 
 
-@click.group(cls=_AobGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _verbose_option(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        from aob_pipeline.runlog import configure
+
+        configure(verbose=True)
+
+
+VERBOSE = click.option("--verbose", "-v", is_flag=True, expose_value=False, callback=_verbose_option,
+                       help="Stream Dagster's event log (always written to $AOB_HOME/logs/<run id>.log) while the "
+                            "run goes on.")
+
+
+@click.group(cls=AobGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--version", is_flag=True, expose_value=False, is_eager=True, callback=_print_version,
+              help="Print the versions of aob, Dagster, DuckDB and Python, and exit.")
 def main() -> None:
     """aob — evaluate AI agents on industrial asset-operations scenarios (Dagster + DuckDB).
 
-    Generated data lives under $AOB_HOME (default: .aob_home in the project).
+    Generated data lives under $AOB_HOME (default: .aob_home in the project). Exit codes: 0 success, 1 the work
+    ran and failed (a run, a tool call), 2 a mistake in the input or the command line, 3 an unexpected error
+    (the traceback is in a log whose path is printed). Shell completion: see the README.
     """
 
 
@@ -142,6 +147,7 @@ def main() -> None:
 
 
 @main.command()
+@VERBOSE
 @click.option("--scale", type=click.Choice(SCALES), default="default", show_default=True, help="World size.")
 @click.option("--seed", type=int, default=7, show_default=True, help="World seed (same seed, same bytes).")
 @click.option("--assetopsbench", "assetopsbench", type=click.Path(exists=True, file_okay=False, path_type=Path),
@@ -160,6 +166,7 @@ def demo(scale: str, seed: int, assetopsbench: Path | None) -> None:
 
 
 @main.command()
+@VERBOSE
 @click.option("--agent", "agent_ids", multiple=True, help="Agent to evaluate (repeatable); default: every agent.")
 @click.option("--rejudge", is_flag=True, help="Only re-judge, re-analyse and re-report (agents are not re-run).")
 def evaluate(agent_ids: tuple[str, ...], rejudge: bool) -> None:
@@ -319,11 +326,17 @@ def scenarios() -> None:
 @click.option("--split", type=click.Choice(["public", "hidden"]))
 @click.option("--type", "type_", help="IoT, FMSR, TSFM, WO or multi-agent.")
 @click.option("--robustness", type=click.Choice(["none", "missing_sensor", "conflicting_logs", "vague_request"]))
-def scenarios_list(split: str | None, type_: str | None, robustness: str | None) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (hidden scenarios: metadata only).")
+def scenarios_list(split: str | None, type_: str | None, robustness: str | None, as_json: bool) -> None:
     """List scenarios with their metadata (hidden scenarios are listed by id and metadata only)."""
     from aob_pipeline.lib.scenarios.loader import list_scenarios
 
     rows = list_scenarios(split=split, type=type_, robustness=robustness)
+    if as_json:
+        from aob_pipeline.cli_support import echo_json, scenario_summary
+
+        echo_json([scenario_summary(sc) for sc in rows])
+        return
     for sc in rows:
         text = sc.text if sc.split == "public" else "(hidden)"
         text = text if len(text) <= 70 else text[:67] + "..."
@@ -333,7 +346,8 @@ def scenarios_list(split: str | None, type_: str | None, robustness: str | None)
 
 @scenarios.command("show")
 @click.argument("scenario_id")
-def scenarios_show(scenario_id: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the record as JSON.")
+def scenarios_show(scenario_id: str, as_json: bool) -> None:
     """Show one scenario: text rendered at the world's now, metadata, gold plan and (public only) expected answer."""
     from aob_pipeline.lib.scenarios.loader import get_scenario
 
@@ -346,7 +360,9 @@ def scenarios_show(scenario_id: str) -> None:
         record = {k: record[k] for k in ("scenario_id", "type", "category", "split", "robustness", "output_format")
                   if k in record}
         record["note"] = "hidden scenario: text, plan and answer are not shown"
-    click.echo(json.dumps(record, indent=2, default=str))
+    from aob_pipeline.cli_support import echo_json, echo_record
+
+    (echo_json if as_json else echo_record)(record)
 
 
 def _rendered_record(sc) -> dict:
@@ -406,13 +422,18 @@ def agents() -> None:
 
 @agents.command("list")
 @click.option("--all", "show_all", is_flag=True, help="Include agents that cannot reach their model now (no key).")
-def agents_list(show_all: bool) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the registry entries as a JSON array.")
+def agents_list(show_all: bool, as_json: bool) -> None:
     """List registered agents."""
-    from aob_pipeline.lib.agents.registry import load_agent_registry
-
-    from aob_pipeline.lib.agents.registry import AgentRegistryError, effective_runtime
+    from aob_pipeline.lib.agents.registry import AgentRegistryError, effective_runtime, load_agent_registry
     from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
 
+    if as_json:
+        from aob_pipeline.cli_support import echo_json
+
+        echo_json([spec.model_dump(mode="json") for spec in load_agent_registry(_settings(),
+                                                                                include_unavailable=show_all)])
+        return
     for spec in load_agent_registry(_settings(), include_unavailable=show_all):
         how = {"builtin": spec.builtin, "python": spec.python, "command": " ".join(spec.command or []),
                "fault": f"{spec.inner} + {spec.fault}", "imported": f"runs in {spec.trajectories}",
@@ -569,9 +590,19 @@ def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str
         if save_path is not None:
             with save_path.open("a") as out:
                 out.write(traj.model_dump_json() + "\n")
+        board.set_count("runs", done=i)
 
+    from aob_pipeline.lib.progress import ProgressBoard, is_terminal, runs_detail
+
+    # a live bar under the traces on a terminal; piped output keeps its one "[i/n]" line per run
+    board = ProgressBoard(title=f"aob run {agent}", mode="live" if is_terminal(sys.stdout) else "off",
+                          redirect_output=True)
+    board.add_stage("runs", "runs", total=len(jobs), unit="runs", detail=runs_detail(1, len(chosen), len(jobs)))
     try:
-        run_evaluations(jobs, ctx, registry, progress=progress)
+        with board:
+            board.start("runs")
+            run_evaluations(jobs, ctx, registry, progress=progress)
+            board.finish("runs")
     finally:
         ctx.close()
     click.echo(f"{passed}/{len(jobs)} runs matched the expected answer")
@@ -683,7 +714,7 @@ def report() -> None:
 
 @main.command()
 @click.argument("agent")
-@click.option("--min-cluster-size", type=int, default=5, show_default=True,
+@click.option("--min-cluster-size", type=click.IntRange(min=1), default=5, show_default=True,
               help="A failure cluster is shown only with at least this many of the agent's traces.")
 def feedback(agent: str, min_cluster_size: int) -> None:
     """Write and print an agent's confidential feedback (hidden scenarios: aggregates and cluster summaries only)."""
@@ -698,8 +729,10 @@ def feedback(agent: str, min_cluster_size: int) -> None:
 @main.command()
 @click.argument("query")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True)
-def sql(query: str, fmt: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json: an array of row objects.")
+def sql(query: str, fmt: str, as_json: bool) -> None:
     """Run QUERY against the published, read-only warehouse ($AOB_HOME/published/aob.duckdb)."""
+    fmt = "json" if as_json else fmt
     from aob_pipeline.lib.publish import query_published
     from aob_pipeline.lib.warehouse import published_stale_note
 
@@ -763,6 +796,37 @@ def mcp_serve(ctx: click.Context) -> None:
 
     sys.exit(serve_main(list(ctx.args)))
 
+
+# ----------------------------------------------------------------------------- leaderboard
+
+
+@main.command()
+@click.option("--judge", default="reference", show_default=True,
+              help="Whose verdicts: reference, trace_only (or llm / human when present).")
+@click.option("--json", "as_json", is_flag=True, help="Print the rows as a JSON array (every column).")
+def leaderboard(judge: str, as_json: bool) -> None:
+    """The leaderboard of one judge: score with 95% interval, pass rate, pass^k, the six criteria, ready or not.
+
+    Reads the pipeline's warehouse, or the published copy while a run holds the warehouse's lock.
+    """
+    from aob_pipeline.cli_support import echo_json, frame_records, read_leaderboard
+    from aob_pipeline.demo import echo_leaderboard
+
+    board, path = read_leaderboard(_settings(), judge)
+    if as_json:
+        echo_json(frame_records(board))
+        return
+    echo_leaderboard(board, judge, click.echo)
+    click.echo(f"(from {path})")
+
+
+def _add_examples() -> None:
+    from aob_pipeline.cli_support import add_examples
+
+    add_examples(main)
+
+
+_add_examples()
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from aob_pipeline.lib.settings import Settings
+from aob_pipeline.runlog import execute_job
 
 
 def demo_run_config(scale: str, seed: int, trials: int | None = None, import_path: str | None = None) -> dict:
@@ -90,7 +91,8 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
         blocks = exact_range_tags(instance, agent_ids=agents)
         if len(blocks) > 1:  # the instance knows agents that are unavailable now: they run too (and crash, recorded)
             echo("note: this instance holds agent partitions that are unavailable now; the demo covers them too")
-        result = job.execute_in_process(
+        result = execute_job(
+            job, settings, echo,
             run_config=demo_run_config(scale, seed, import_path=import_path),
             instance=instance,
             raise_on_error=False,
@@ -155,6 +157,11 @@ def print_leaderboard(settings: Settings, echo: Callable[[str], None] = print, j
     if board.empty:
         echo(f"no leaderboard rows for judge {judge!r}")
         return
+    echo_leaderboard(board, judge, echo)
+
+
+def echo_leaderboard(board, judge: str, echo: Callable[[str], None] = print) -> None:
+    """The leaderboard table for a frame of `leaderboard` rows of one judge (best first)."""
     crit = [c for c in ("task_completion_rate", "retrieval_accuracy_rate", "result_verification_rate",
                         "sequence_correctness_rate", "clarity_justification_rate", "hallucination_rate")
             if c in board.columns]
@@ -238,8 +245,8 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
         runs = exact_runs(exact_range_tags(instance, agent_ids=chosen), selection, defs)
         for i, (tags, assets) in enumerate(runs, start=1):
             t0 = time.perf_counter()
-            result = job.execute_in_process(instance=instance, raise_on_error=False, tags=tags,
-                                            asset_selection=assets)
+            result = execute_job(job, settings, echo, instance=instance, raise_on_error=False, tags=tags,
+                                 asset_selection=assets)
             part = f" ({i}/{len(runs)}: {tags['dagster/asset_partition_range_start'].split('|')[0]}…" \
                    f"{tags['dagster/asset_partition_range_end'].split('|')[0]})" if len(runs) > 1 else ""
             echo(f"run {result.run_id}{part}: {'succeeded' if result.success else 'FAILED'} "

@@ -24,6 +24,7 @@ from typing import Any
 from aob_pipeline.lib.agents.base import RunLimits
 from aob_pipeline.lib.agents.registry import AgentSpec, build_agent
 from aob_pipeline.lib.agents.runner import run_agent
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.trajectories.schema import Trajectory, make_run_id, utc_now
 from aob_pipeline.lib.world.schema import Column, Table
 
@@ -212,7 +213,7 @@ def up_to_date_pairs(
     return {p for p in pairs if specs[p[0]].deterministic and stored.get(p) == fingerprints[p]}
 
 
-class WarehouseBusy(RuntimeError):
+class WarehouseBusy(AobError, RuntimeError):
     """The pipeline held the warehouse's write lock for longer than the planner was willing to wait."""
 
 

@@ -868,6 +868,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m aob_pipeline.lib.mcp_server",
         description="Serve the aob domain tools as an MCP server over stdio and record the session.",
+        epilog="Example: aob mcp serve --agent my_mcp_agent --scenario IOT-001 --record session.jsonl",
     )
     parser.add_argument("--agent", help="agent id of the run (default: made from the MCP client's name)")
     parser.add_argument("--scenario", help="scenario id to serve as the task (default: a free session)")
@@ -890,7 +891,7 @@ def main(argv: list[str] | None = None) -> int:
                     limits=limits, scenarios_dir=args.scenarios_dir, allow_hidden=args.allow_hidden)
     except (ScenarioNotServable, RecordingError, FileNotFoundError, ValueError) as exc:
         print(f"aob-mcp: error: {exc}", file=sys.stderr)
-        return 1
+        return 2  # the user's mistake (the `aob` exit codes: README)
     return 0
 
 

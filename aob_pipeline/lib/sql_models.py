@@ -28,6 +28,7 @@ from typing import Any
 import duckdb
 import yaml
 
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.settings import SQL_MODELS_DIR
 from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
 
@@ -38,7 +39,7 @@ _LOCAL_SCHEMAS = frozenset({"", "main"})
 LAYER_ORDER = ("staging", "intermediate", "marts")
 
 
-class SqlModelError(ValueError):
+class SqlModelError(AobError, ValueError):
     """A SQL model cannot be discovered, ordered or built. The message names the file."""
 
 

@@ -95,7 +95,7 @@ def trajectories(
     context.log.info(f"running {len(jobs)} trajectories: {len(agent_ids)} agent(s) × {len(scenario_ids)} scenario(s)")
 
     def progress(i: int, total: int, traj) -> None:
-        if i == total or i % max(1, total // 10) == 0:
+        if i == total or i % max(1, total // 100) == 0:  # every 1%: `aob demo`'s progress display counts these
             context.log.info(f"{i}/{total} trajectories done ({traj.agent_id} on {traj.scenario_id}: {traj.status})")
 
     ctx = ToolContext(world_snapshot_dir(aob.settings()), in_memory=True)

@@ -54,12 +54,13 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT, Settings
 
 AGENT_ID_RE = re.compile(r"^[A-Za-z0-9_.+-]{1,80}$")
 
 
-class AgentRegistryError(ValueError):
+class AgentRegistryError(AobError, ValueError):
     """A malformed registry file or entry; the message names the file, the entry and the field."""
 
 

@@ -52,6 +52,7 @@ from typing import Any
 
 import pandas as pd
 
+from aob_pipeline.lib.errors import UnknownAgent
 from aob_pipeline.lib.judge.records import CRITERIA, CRITERION_DESCRIPTIONS, rationale_column
 from aob_pipeline.lib.judge.scoring import DEFAULT_BOOTSTRAP, DEPLOYMENT_READY_SCORE, bootstrap_ci
 from aob_pipeline.lib.reports.plots import CRITERION_LABELS, mast_mode_names, preferred_extractor, primary_judge
@@ -393,7 +394,7 @@ def build_feedback(agent_id: str, frames: Mapping[str, pd.DataFrame | None],
         raise ValueError(f"min_cluster_size must be at least 1, got {min_cluster_size}")
     runs = split_of_runs(frames, agent_id)
     if runs.empty:
-        raise ValueError(f"agent {agent_id!r}: no runs in the trajectories (or scores) table")
+        raise UnknownAgent(f"agent {agent_id!r}: no runs in the trajectories (or scores) table")
     scores = _frame(frames, "scores")
     judgements = _frame(frames, "judgements")
     if scores is not None:

@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.scenarios.model import Scenario
 from aob_pipeline.lib.settings import ASSETS_DATA
 
@@ -58,7 +59,7 @@ ID_PREFIX = "PUB-"
 GROUND_TRUTH_PATH = ASSETS_DATA / "assetopsbench" / "ground_truth.yaml"
 
 
-class ScenarioImportError(ValueError):
+class ScenarioImportError(AobError, ValueError):
     """A malformed public scenario file: names the file, line or index, upstream id and field."""
 
     def __init__(self, path: Path | str, where: str, message: str, *, upstream_id: Any = None, field: str | None = None):

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from aob_pipeline.lib.errors import AobError, UnknownScenario
 from aob_pipeline.lib.scenarios.model import Scenario
 from aob_pipeline.lib.settings import ASSETS_DATA, Settings
 
@@ -42,7 +43,7 @@ _TWIN_OWN_FIELDS = ("id", "text", "twin_of", "split")
 _RECORD_FIELD = re.compile(r"^(?:Value error, )?(?P<field>[a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*): (?P<rest>.*)$", re.S)
 
 
-class ScenarioFileError(ValueError):
+class ScenarioFileError(AobError, ValueError):
     """A malformed scenario file: names the file, the line, the scenario id and the field."""
 
     def __init__(self, path: Path | str, message: str, *, scenario_id: str | None = None,
@@ -284,6 +285,6 @@ def get_scenario(scenario_id: str, directory: Path | str | None = None) -> Scena
     if len(hits) == 1:
         return hits[0]
     if len(hits) > 1:
-        raise KeyError(f"scenario id {scenario_id!r} is defined {len(hits)} times")
+        raise UnknownScenario(f"scenario id {scenario_id!r} is defined {len(hits)} times")
     near = difflib.get_close_matches(scenario_id.upper(), [s.id for s in scenarios], n=5)
-    raise KeyError(f"no scenario {scenario_id!r}" + (f"; close: {', '.join(near)}" if near else ""))
+    raise UnknownScenario(f"no scenario {scenario_id!r}" + (f"; close: {', '.join(near)}" if near else ""))

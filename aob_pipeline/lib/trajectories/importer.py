@@ -45,6 +45,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.trajectories.schema import Step, Totals, Trajectory, make_run_id
 
 SHAPES = ("aob", "react_steps", "plan_execute", "sdk_turns", "atif")
@@ -52,7 +53,7 @@ FINISH_ACTIONS = {"finish", "final answer", "final_answer", "finalanswer", "answ
 DEFAULT_IMPORTED_AGENT = "imported"
 
 
-class TrajectoryImportError(ValueError):
+class TrajectoryImportError(AobError, ValueError):
     """A record that cannot be imported; the message names the file, the record and the field."""
 
     def __init__(self, file: str, record: str, field: str | None, problem: str):
