@@ -23,7 +23,8 @@ AOB = [sys.executable, "-m", "aob_pipeline.cli"]
 
 
 def _env(home: Path) -> dict[str, str]:
-    return {"AOB_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "AOB_DEBUG": ""}
+    # A held warehouse lock is waited for briefly here (a user's default is 60 s), then reported.
+    return {"AOB_HOME": str(home), "DAGSTER_HOME": str(home / "dagster"), "AOB_DEBUG": "", "AOB_WAREHOUSE_WAIT_S": "1"}
 
 
 def invoke(home: Path, args: list[str], **kwargs):
@@ -204,7 +205,7 @@ def test_imports_while_the_warehouse_is_locked_say_who_holds_it(home, locked_war
     for args in (["judge", "import-labels", str(labels)],
                  ["trajectories", "import", str(FIXTURES / "trajectories" / "aob_own.jsonl")]):
         result = invoke(home, args)
-        assert_user_error(result, "is in use", str(locked_warehouse.pid), "wait for that run")
+        assert_user_error(result, "is locked by", str(locked_warehouse.pid), "wait for that run")
 
 
 # ------------------------------------------------------------------------------------------- --json
