@@ -135,6 +135,7 @@ class Finding:
     attributed_step: int | None = None
     evidence_rejections: int = 0
     extraction_error: str | None = None
+    parse_status: str | None = None
 
     def __post_init__(self) -> None:
         where = f"finding of run {self.run_id} by {self.extractor}"
@@ -267,6 +268,9 @@ _FINDINGS_COLUMNS = [
                                        "evidence was not in the trace.", False),
     ("extraction_error", "VARCHAR", "Why extraction failed (LLM call failed, invalid output...); NULL when it "
                                     "succeeded."),
+    ("parse_status", "VARCHAR", "LLM extractor only: how its structured reply was obtained, '<status> (<mode>)' — "
+                                "status ok, reasked (parsed after a re-ask) or failed; mode tool, json_schema or "
+                                "text. NULL for the offline detectors."),
 ]
 
 FAILURE_FINDINGS_TABLE = Table(
@@ -284,6 +288,7 @@ def _row(f: Finding, **values: Any) -> dict[str, Any]:
         "extractor": f.extractor, "taxonomy_version": f.taxonomy_version, "attributed_to": f.attributed_to,
         "attributed_step": f.attributed_step, "summary": f.summary or None, "task_completed": f.task_completed,
         "evidence_rejections": int(f.evidence_rejections), "extraction_error": f.extraction_error,
+        "parse_status": f.parse_status,
     }
     base.update(values)
     return base
@@ -375,6 +380,7 @@ def findings_from_frame(frame: pd.DataFrame) -> list[Finding]:
                 attributed_to=_cell(first["attributed_to"]), attributed_step=_cell(first["attributed_step"]),
                 evidence_rejections=int(_cell(first["evidence_rejections"]) or 0),
                 extraction_error=_cell(first["extraction_error"]),
+                parse_status=_cell(first["parse_status"]),
             ))
         except ValueError as exc:
             raise ValueError(f"failure_findings run {run_id} extractor {extractor}: {exc}") from None
@@ -392,6 +398,7 @@ def finding_as_dict(finding: Finding) -> dict[str, Any]:
         "additional": [vars(a) for a in finding.additional],
         "attributed_to": finding.attributed_to, "attributed_step": finding.attributed_step,
         "evidence_rejections": finding.evidence_rejections, "extraction_error": finding.extraction_error,
+        "parse_status": finding.parse_status,
     }, default=str))
 
 

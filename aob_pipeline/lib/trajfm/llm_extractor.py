@@ -353,8 +353,11 @@ class LLMExtractor:
             self.parse_log[trajectory.run_id] = {"mode": exc.mode, "parse_status": "failed",
                                                  "reasks": max(0, exc.attempts - 1), "notes": []}
             self.cost_usd += sum(r.cost_usd for r in exc.responses)
-            return failed_extraction(trajectory, self.name, f"StructuredOutputError: parse failed ({exc.mode} mode): {exc}"[:2000],
-                                     self.taxonomy.version)
+            failed = failed_extraction(trajectory, self.name,
+                                       f"StructuredOutputError: parse failed ({exc.mode} mode): {exc}"[:2000],
+                                       self.taxonomy.version)
+            failed.parse_status = f"failed ({exc.mode})"
+            return failed
         except (LLMError, LLMCacheError) as exc:
             log.warning("LLM failure extraction of run %s failed: %s", trajectory.run_id, exc)
             return failed_extraction(trajectory, self.name, f"{type(exc).__name__}: {exc}"[:2000],
@@ -364,7 +367,9 @@ class LLMExtractor:
                                              "reasks": sample.reasks, "notes": list(sample.notes)}
         self.calls += 1
         self.cost_usd += sample.cost_usd
-        return self.finding_from_output(trajectory, sample.value)
+        finding = self.finding_from_output(trajectory, sample.value)
+        finding.parse_status = f"{sample.parse_status} ({sample.mode})"
+        return finding
 
     def finding_from_output(self, trajectory: Trajectory, output: Mapping[str, Any]) -> Finding:
         """Turn a validated ``report_failures`` input into a ``Finding``, checking every quote against the trace."""

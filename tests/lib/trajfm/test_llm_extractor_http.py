@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from aob_pipeline.lib.llm import LLMCache, LLMClient
+from aob_pipeline.lib.trajfm.findings import findings_frame, findings_from_frame
 from aob_pipeline.lib.trajfm.llm_extractor import TOOL_NAME, LLMExtractor, extraction_schema
 from aob_pipeline.lib.trajfm.taxonomy import MAST_SLUGS
 
@@ -63,6 +64,7 @@ def test_extraction_through_a_json_schema(monkeypatch):
     assert body["model"] == "qwen3-32b" and body["response_format"]["json_schema"]["name"] == TOOL_NAME
     assert body["response_format"]["json_schema"]["schema"] == extraction_schema()
     assert extractor.parse_log[TRACE.run_id] == {"mode": "json_schema", "parse_status": "ok", "reasks": 0, "notes": []}
+    assert set(findings_frame([finding])["parse_status"]) == {"ok (json_schema)"}  # what failure_findings stores
 
 
 def test_text_fallback_reasks_once_and_records_the_failure():
@@ -80,6 +82,10 @@ def test_text_fallback_reasks_once_and_records_the_failure():
     assert finding.extraction_error.startswith("StructuredOutputError: parse failed (text mode)")
     assert finding.mast is None
     assert extractor.parse_log[TRACE.run_id] == {"mode": "text", "parse_status": "failed", "reasks": 1, "notes": []}
+    rows = findings_frame([finding])
+    assert set(rows["parse_status"]) == {"failed (text)"}
+    (back,) = findings_from_frame(rows)
+    assert back.parse_status == "failed (text)" and back.mast is None
 
 
 def test_a_bad_model_string_is_refused():
