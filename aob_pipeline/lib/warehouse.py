@@ -154,6 +154,19 @@ def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
     )
 
 
+def add_missing_columns(con: duckdb.DuckDBPyConnection, table: Table) -> list[str]:
+    """Add the declared columns that an existing ``table`` lacks (a warehouse written by an earlier version of the
+    project), as nullable columns: its older rows read NULL there until their partitions are re-run. Returns
+    the names added."""
+    have = {r[0] for r in con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = ? AND table_schema = 'main'",
+        [table.name]).fetchall()}
+    added = [c for c in table.columns if c.name not in have]
+    for column in added:
+        con.execute(f'ALTER TABLE "{table.name}" ADD COLUMN "{column.name}" {column.type}')
+    return [c.name for c in added]
+
+
 def replace_partition_rows(
     con: duckdb.DuckDBPyConnection,
     table: Table,
@@ -167,6 +180,7 @@ def replace_partition_rows(
     _check_columns(table, frame)
     key_cols = list(partition_keys.columns)
     con.execute(table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    add_missing_columns(con, table)
     con.execute("BEGIN TRANSACTION")
     try:
         con.register("__partition_keys", partition_keys)

@@ -49,6 +49,7 @@ from aob_pipeline.lib.reports.metadata_plots import (
 )
 from aob_pipeline.lib.trajectories.store import read_trajectories
 from aob_pipeline.lib.warehouse import (
+    add_missing_columns,
     read_table,
     replace_partition_rows,
     replace_tables,
@@ -174,9 +175,8 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
         replace_tables(con, {"leaderboard": board}, {"leaderboard": table})
         hist_table = _frame_table("leaderboard_history", "Every leaderboard computed, with its time.", history)
         con.execute(hist_table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
-        old_cols = [r[0] for r in con.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'leaderboard_history'").fetchall()]
-        con.register("__hist", history[[c for c in history.columns if c in old_cols]])
+        add_missing_columns(con, hist_table)  # columns a later version added: older rows read NULL there
+        con.register("__hist", history)
         con.execute("INSERT INTO leaderboard_history BY NAME SELECT * FROM __hist")
         con.unregister("__hist")
         past = read_table(con, "leaderboard_history")

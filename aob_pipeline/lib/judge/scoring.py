@@ -283,10 +283,7 @@ def _summary(group: pd.DataFrame, max_k: int, n_boot: int, seed: int, level: flo
         per_scenario = scored.groupby("scenario_id", sort=True)["score"].mean()
         out["mean_score"] = float(per_scenario.mean())
         out["ci_low"], out["ci_high"] = bootstrap_ci(per_scenario.to_numpy(), n_boot=n_boot, seed=seed, level=level)
-        out["pass_rate"] = float(scored["passed"].fillna(False).astype(bool).mean())
-        for c in CRITERIA:
-            decided = scored[c].dropna()
-            out[f"{c}_rate"] = float(decided.astype(bool).mean()) if len(decided) else math.nan
+        out.update(pass_and_criteria_rates(scored))
         counts = scored.groupby("scenario_id")["passed"].agg(n="size", c=lambda s: int(s.fillna(False).astype(bool).sum()))
         pairs = list(zip(counts["n"], counts["c"]))
         for k in range(1, max_k + 1):
@@ -434,6 +431,17 @@ def leaderboard_frame(
     return board.reset_index(drop=True)
 
 
+def pass_and_criteria_rates(scored: pd.DataFrame) -> dict[str, float]:
+    """``pass_rate`` (a run whose pass is undecided counts as not passed) and each ``<criterion>_rate`` over the
+    runs where that criterion was decided (a NULL verdict, e.g. task completion without a reference, is left
+    out; NaN when none was decided)."""
+    out = {"pass_rate": float(scored["passed"].fillna(False).astype(bool).mean()) if len(scored) else math.nan}
+    for c in CRITERIA:
+        decided = scored[c].dropna()
+        out[f"{c}_rate"] = float(decided.astype(bool).mean()) if len(decided) else math.nan
+    return out
+
+
 def breakdown_frame(scores: pd.DataFrame, dimensions: Sequence[str] = BREAKDOWN_DIMENSIONS) -> pd.DataFrame:
     """Mean score, pass rate and criteria rates per (agent, judge, dimension value), one long frame with
     columns agent_id, judge, dimension, value, n_scenarios, n_trajectories, mean_score, pass_rate and the
@@ -452,8 +460,7 @@ def breakdown_frame(scores: pd.DataFrame, dimensions: Sequence[str] = BREAKDOWN_
             rows.append({
                 "agent_id": agent, "judge": judge, "dimension": dimension, "value": str(value),
                 "n_scenarios": int(group["scenario_id"].nunique()), "n_trajectories": int(len(group)),
-                "mean_score": float(per_scenario.mean()), "pass_rate": float(group["passed"].astype(bool).mean()),
-                **{f"{c}_rate": float(group[c].astype(bool).mean()) for c in CRITERIA},
+                "mean_score": float(per_scenario.mean()), **pass_and_criteria_rates(group),
             })
     return pd.DataFrame(rows, columns=SCORE_BREAKDOWNS_TABLE.column_names)
 

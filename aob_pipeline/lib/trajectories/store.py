@@ -22,11 +22,13 @@ from aob_pipeline.lib.trajectories.schema import (
     from_rows,
     to_frames,
 )
+from aob_pipeline.lib.warehouse import add_missing_columns
 from aob_pipeline.lib.world.schema import Table
 
 
 def _create_if_missing(con: duckdb.DuckDBPyConnection, table: Table) -> None:
     con.execute(table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
+    add_missing_columns(con, table)
 
 
 def ensure_trajectory_tables(con: duckdb.DuckDBPyConnection) -> None:

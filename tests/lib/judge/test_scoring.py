@@ -235,3 +235,7 @@ def test_a_criterion_left_undecided_lowers_coverage_and_readiness_reads_hidden_s
     assert row["coverage"] == pytest.approx(5 / 6) and row["mean_score"] == 100.0
     assert row["pass_rate"] == 0.0 and not row["deployment_ready"]  # public only: no hidden verdict to be ready on
     assert math.isnan(row["task_completion_rate"])
+    # the breakdowns read undecided verdicts the same way (they once failed on them: NaN to bool)
+    broken_down = breakdown_frame(scores).set_index(["dimension", "value"]).loc[("scenario_type", "IoT")]
+    assert broken_down["pass_rate"] == 0.0 and math.isnan(broken_down["task_completion_rate"])
+    assert broken_down["retrieval_accuracy_rate"] == 1.0
