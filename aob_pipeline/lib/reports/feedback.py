@@ -54,7 +54,12 @@ import pandas as pd
 
 from aob_pipeline.lib.errors import UnknownAgent
 from aob_pipeline.lib.judge.records import CRITERIA, CRITERION_DESCRIPTIONS, rationale_column
-from aob_pipeline.lib.judge.scoring import DEFAULT_BOOTSTRAP, DEPLOYMENT_READY_SCORE, bootstrap_ci
+from aob_pipeline.lib.judge.scoring import (
+    DEFAULT_BOOTSTRAP,
+    DEPLOYMENT_READY_SCORE,
+    bootstrap_ci,
+    pass_and_criteria_rates,
+)
 from aob_pipeline.lib.reports.plots import CRITERION_LABELS, mast_mode_names, preferred_extractor, primary_judge
 from aob_pipeline.lib.trajectories.schema import STATUSES
 
@@ -188,10 +193,11 @@ def _score_summary(scores: pd.DataFrame, n_boot: int, seed: int) -> dict[str, An
         per_scenario = scored.groupby("scenario_id", sort=True)["score"].mean().to_numpy()
         low, high = bootstrap_ci(per_scenario, n_boot=n_boot, seed=seed)
         mean = float(per_scenario.mean())
+        rates = pass_and_criteria_rates(scored)  # undecided verdicts (no reference) as on the leaderboard
         out.update(mean_score=_num(mean, 2), ci_low=_num(low, 2), ci_high=_num(high, 2),
-                   pass_rate=_num(scored["passed"].astype(bool).mean()),
+                   pass_rate=_num(rates["pass_rate"]),
                    deployment_ready=bool(mean >= DEPLOYMENT_READY_SCORE),
-                   criteria_rates={c: _num(scored[c].astype(bool).mean()) for c in CRITERIA if c in scored.columns})
+                   criteria_rates={c: _num(rates[f"{c}_rate"]) for c in CRITERIA if c in scored.columns})
     return out
 
 
@@ -205,7 +211,7 @@ def _mast_shares(findings: pd.DataFrame | None, run_ids: set[str], extractor: st
     if total == 0:
         return []
     names = mast_mode_names()
-    flagged = extracted[extracted["flagged"].astype(bool)]
+    flagged = extracted[extracted["flagged"].fillna(False).astype(bool)]
     out = []
     for slug, part in flagged.groupby("slug", sort=True):
         if slug not in names:  # only catalog slugs, named from the catalog
@@ -294,7 +300,7 @@ def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: p
                 f"{m['name']} ({m['share']:.0%})" for m in modes) + "."
         if len(cluster_scores):
             description += (f" Mean score on these runs {cluster_scores['score'].mean():.1f}; "
-                            f"{cluster_scores['passed'].astype(bool).mean():.0%} of them passed.")
+                            f"{cluster_scores['passed'].fillna(False).astype(bool).mean():.0%} of them passed.")
         out.append({
             "cluster_id": int(cid), "name": name, "traces": len(runs), "share": _num(len(runs) / max(n_hidden, 1)),
             "keywords": keywords, "description": description,

@@ -159,7 +159,7 @@ def _per_group_scores(scores: pd.DataFrame, group: str, judge: str) -> pd.DataFr
         return pd.DataFrame(columns=[group, "mean_score", "pass_rate", "n_runs", "n_agents"])
     # each (agent, scenario) weighs the same whatever its trials, as on the leaderboard
     per_cell = scored.groupby([group, "agent_id", "scenario_id"], dropna=False).agg(
-        score=("score", "mean"), passed=("passed", lambda s: s.astype(bool).mean()), runs=("run_id", "size"))
+        score=("score", "mean"), passed=("passed", lambda s: s.fillna(False).astype(bool).mean()), runs=("run_id", "size"))
     out = per_cell.groupby(level=0, dropna=False).agg(
         mean_score=("score", "mean"), pass_rate=("passed", "mean"), n_runs=("runs", "sum"))
     out["n_agents"] = per_cell.reset_index().groupby(group, dropna=False)["agent_id"].nunique()
@@ -201,7 +201,7 @@ def single_vs_multi_figure(scores: pd.DataFrame | None, judge: str | None = None
     fig = go.Figure()
     agents = sorted(scored["agent_id"].astype(str).unique())
     for i, (flag, name) in enumerate(((False, "single-agent scenarios"), (True, "multi-agent scenarios"))):
-        part = scored[scored["multi_agent"].astype(bool) == flag]
+        part = scored[scored["multi_agent"].fillna(False).astype(bool) == flag]
         per = part.groupby(["agent_id", "scenario_id"])["score"].mean().groupby(level=0).mean()
         n = part.groupby("agent_id")["scenario_id"].nunique()
         fig.add_trace(go.Bar(

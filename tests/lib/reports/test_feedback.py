@@ -3,6 +3,8 @@ hidden text reaches any participant-facing output."""
 
 import json
 
+import pandas as pd
+
 import pytest
 from synthetic import CANARY_PREFIX, canary
 
@@ -118,3 +120,22 @@ def test_bad_input_is_named(frames):
         build_feedback("alpha", {**frames, "scenarios": frames["scenarios"].drop(columns=["split"])})
     with pytest.raises(ValueError, match="min_cluster_size"):
         build_feedback("alpha", frames, min_cluster_size=0)
+
+
+def test_undecided_verdicts_are_left_out_of_rates_not_a_crash(frames, tmp_path):
+    """Scenarios without a reference leave task completion (and so pass) undecided: NULL, never a crash."""
+    scores = frames["scores"].copy()
+    undecided = (scores.reset_index(drop=True).index % 3 == 0)
+    for column in ("task_completion", "passed"):
+        scores[column] = scores[column].astype("boolean")
+        scores.loc[undecided, column] = pd.NA
+    scores["multi_agent"] = scores["multi_agent"].astype("boolean")
+    scores.loc[undecided, "multi_agent"] = pd.NA
+    undecided_frames = {**frames, "scores": scores}
+    hidden = build_feedback("alpha", undecided_frames, n_boot=50)["hidden"]
+    mine = scores[(scores["agent_id"] == "alpha") & (scores["judge"] == "reference") & (scores["split"] == "hidden")]
+    decided = mine["task_completion"].dropna()
+    assert hidden["criteria_rates"]["task_completion"] == pytest.approx(decided.astype(bool).mean(), abs=1e-4)
+    assert hidden["pass_rate"] == pytest.approx(mine["passed"].fillna(False).astype(bool).mean(), abs=1e-4)
+    page = render_report(undecided_frames, frames["history"], tmp_path / "report.html")
+    assert "plot-orchestration" in page.read_text()
