@@ -136,7 +136,7 @@ class OracleAgent:
 
     def solve(self, scenario: Scenario, ctx: Any, ask_operator: Callable[[str], str]) -> OracleResult:
         if scenario.answer is None:
-            return OracleResult(None, failure=f"scenario {scenario.id} has no computable answer; the oracle cannot solve it")
+            return OracleResult(None, failure="no answer is computed from the data for this scenario, so the oracle gives none")
         if scenario.rendered_now is None:
             scenario = scenario.render(ctx.now(), _telemetry_start(ctx))
         book = ObservationBook()

@@ -74,7 +74,9 @@ call was usable; or a thought or message that calls a failed tool call a success
 A scenario without an expected answer (imported, or not answerable in this world) cannot be checked for task
 completion: the verdict is NULL with its reason (a run that did not complete is still false), the other five are
 judged from the trace and whatever ground truth the scenario has, and the score counts the judged criteria
-(``coverage``). No rule judge passes a scenario it cannot check.
+(``coverage``). A scenario with neither a gold plan nor required evidence leaves retrieval accuracy NULL, and
+sequence correctness too unless a role violation or a repeated call already makes it false. No rule judge passes a
+scenario it cannot check.
 """
 
 from __future__ import annotations
@@ -221,6 +223,15 @@ def without_reference(sc: JudgeScenario) -> str | None:
             f"({sc.unanswerable_reason or 'not answerable'})")
 
 
+def without_plan(sc: JudgeScenario) -> str | None:
+    """Why the data a run should read and the order of its steps cannot be checked on ``sc`` (it has neither a
+    gold plan nor required evidence: an imported scenario judged from its characteristic form), or None."""
+    if sc.gold_plan or sc.required_evidence:
+        return None
+    return (f"not judged: scenario {sc.scenario_id} has no gold plan or required evidence to check the run "
+            "against")
+
+
 def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
     if t.status != "completed":
         return False, _status_note(t) + ", so the task was not completed"
@@ -293,6 +304,9 @@ def no_data_read(facts: TraceFacts) -> Verdict | None:
 
 
 def retrieval_accuracy(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verdict:
+    unplanned = without_plan(sc)
+    if unplanned:
+        return None, unplanned
     usable = facts.usable_calls
     nothing_read = no_data_read(facts)
     if nothing_read:
@@ -401,6 +415,9 @@ def sequence_correctness(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) ->
         problems.append(f"step {call.index} repeats an identical {call.tool} call that had already succeeded")
     if problems:
         return False, "; ".join(problems[:5]) + (" ..." if len(problems) > 5 else "")
+    unplanned = without_plan(sc)
+    if unplanned:  # roles and repetition are checked above; the order needs a gold plan
+        return None, unplanned
     n = sum(1 for s in sc.gold_plan if positions[s.step] is not None)
     return True, f"{n} gold step(s) performed in dependency order, each by the right agent, none repeated"
 
@@ -555,7 +572,7 @@ def suggestions_for(verdicts: Mapping[str, Verdict]) -> list[str]:
 
 
 __all__ = [
-    "RuleJudge", "ReferenceJudge", "Verdict", "without_reference", "clarity_justification", "hallucination", "no_data_read",
+    "RuleJudge", "ReferenceJudge", "Verdict", "without_reference", "without_plan", "clarity_justification", "hallucination", "no_data_read",
     "result_verification", "retrieval_accuracy", "sequence_correctness", "suggestions_for", "task_completion",
     # re-exported from the trace layer for existing callers
     "MAX_CLEAR_ANSWER_CHARS", "answer_form", "is_garbage", "states_result",

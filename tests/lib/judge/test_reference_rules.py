@@ -1,5 +1,6 @@
 """The reference judge's decision rules, criterion by criterion, on hand-built trajectories (pass and fail)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -317,12 +318,19 @@ def test_completion_claims_need_the_whole_plan(mk):
 
 
 def test_unjudgeable_inputs_become_judge_errors(mk):
-    unanswerable = mk.scenario(answerable=False, expected_answer=None, unanswerable_reason="imported scenario")
+    unanswerable = dataclasses.replace(mk.single(), answerable=False, expected_answer=None,
+                                       unanswerable_reason="imported scenario")  # its gold plan is kept
     j = JUDGE.judge(mk.single_ok(), unanswerable)  # no reference: task completion NULL with its reason, the rest judged
     assert j.judge_error is None and j.task_completion is None
     assert "no reference answer" in j.rationales["task_completion"] and "imported scenario" in j.rationales["task_completion"]
     assert j.retrieval_accuracy is not None and j.hallucination is not None
     assert not any(s.startswith("Answer exactly") for s in j.suggestions)
+    unplanned = mk.scenario(answerable=False, expected_answer=None, unanswerable_reason="imported scenario",
+                            gold_plan=(), required_evidence=())
+    j = JUDGE.judge(mk.single_ok(), unplanned)  # nothing to check the data read or the order against: NULL, why
+    assert j.retrieval_accuracy is None and "no gold plan" in j.rationales["retrieval_accuracy"]
+    assert j.sequence_correctness is None and "no gold plan" in j.rationales["sequence_correctness"]
+    assert j.hallucination is not None and j.clarity_justification is not None
     failed = JUDGE.judge(mk.single_ok(status="failed"), unanswerable)
     assert failed.task_completion is False  # a run that did not complete is not complete, reference or not
     j = JUDGE.judge(mk.single_ok(), None)
