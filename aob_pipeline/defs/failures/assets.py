@@ -31,7 +31,8 @@ GROUP = "failures"
 MAX_NOISE_SHARE = 0.5
 
 class FindingsConfig(dg.Config):
-    """``llm_extractor_model``: also extract with this Claude model (needs ANTHROPIC_API_KEY or a warm cache)."""
+    """``llm_extractor_model``: also extract with this model string, ``anthropic/<model>`` or ``openai/<model>`` (its
+    endpoint reachable, or a warm LLM cache; default ``AOB_TRAJFM_MODEL``)."""
 
     llm_extractor_model: str | None = None
     concurrency: int = 4

@@ -61,7 +61,8 @@ MAX_JUDGING_ERROR_SHARE = 0.05
 
 
 class JudgingConfig(dg.Config):
-    """``llm_judge_model``: also judge with this Claude model (needs ANTHROPIC_API_KEY or a warm LLM cache);
+    """``llm_judge_model``: also judge with this model string, ``anthropic/<model>`` or ``openai/<model>`` (its
+    endpoint reachable, or a warm LLM cache; default ``AOB_LLM_JUDGE_MODEL``);
     ``llm_samples``: samples per trajectory for the majority vote; ``trace_only_judge``: also judge with the
     trace-only rules (``trace_only``, blind to the expected answer, gold plan and required evidence)."""
 
