@@ -19,6 +19,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from host_processes import host_processes_with, wait_for
 
 from aob_pipeline.lib.agents.base import RunLimits
 from aob_pipeline.lib.agents.command import DEFAULT_MAX_OUTPUT_BYTES, CommandAgent
@@ -75,19 +76,6 @@ def secrets(tmp_path, monkeypatch):
     return {"home": home, "canary": canary}
 
 
-def _host_processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(pid))
-    return found
 
 
 # --------------------------------------------------------------------------------------------- hostile agents
@@ -256,10 +244,8 @@ def test_setsid_child_does_not_outlive_the_run(tmp_path, hang):
     else:
         assert t.status == "completed", t.status_reason
         assert json.loads(t.final_answer) == {"alive": 2}  # both were running when the agent answered
-    deadline = time.monotonic() + 3
-    while _host_processes_with(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert _host_processes_with(marker) == []
+    wait_for(lambda: not host_processes_with(marker), 3)
+    assert host_processes_with(marker) == []
 
 
 def test_ten_gigabyte_allocation_is_stopped_by_the_memory_limit(tmp_path):
@@ -493,7 +479,7 @@ def test_mcp_agent_that_leaves_without_an_answer_or_hangs_is_recorded(tmp_path):
     """), timeout_s=1.5)
     assert t.status == "timed_out"
     time.sleep(0.3)
-    assert _host_processes_with(marker) == []
+    assert host_processes_with(marker) == []
 
 
 def test_registry_runtimes_choose_sandbox_container_or_trusted(tmp_path):

@@ -8,11 +8,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
-from pathlib import Path
 
 import pytest
+from host_processes import host_processes_with, kill_leftovers, wait_for
 
 from aob_pipeline.lib.agents.sandbox import sandbox_status
 from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
@@ -20,19 +19,6 @@ from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
 AVAILABLE, DETAIL = sandbox_status()
 
 
-def _host_processes_with(marker: str) -> list[int]:
-    found = []
-    for pid in os.listdir("/proc"):
-        if not pid.isdigit():
-            continue
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-            state = Path(f"/proc/{pid}/stat").read_text().split()[2]
-        except OSError:
-            continue
-        if marker.encode() in cmdline and state != "Z":
-            found.append(int(pid))
-    return found
 
 
 @pytest.mark.skipif(not AVAILABLE, reason=f"bubblewrap cannot run here: {DETAIL}")
@@ -61,21 +47,16 @@ def test_a_killed_pipeline_process_leaves_no_agent_process(tmp_path):
         run_agent(agent, sc, ctx=None, tools=[], tool_caller=lambda c, n, a: {{}}, limits=RunLimits(timeout_s=120))
     """)], env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while len(_host_processes_with(marker)) < 2 and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(_host_processes_with(marker)) == 2, "the agent's children never started"
+        wait_for(lambda: len(host_processes_with(marker)) >= 2, 20)
+        assert len(host_processes_with(marker)) == 2, "the agent's children never started"
         pipeline.send_signal(signal.SIGKILL)
         pipeline.wait(10)
-        deadline = time.monotonic() + 5
-        while _host_processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _host_processes_with(marker) == []
+        wait_for(lambda: not host_processes_with(marker), 5)
+        assert host_processes_with(marker) == []
     finally:
         if pipeline.poll() is None:
             os.killpg(pipeline.pid, signal.SIGKILL)
-        for pid in _host_processes_with(marker):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(marker)
 
 
 def test_the_dagster_instance_aob_writes_monitors_runs(tmp_path, monkeypatch):
@@ -140,21 +121,16 @@ def test_a_killed_pipeline_process_takes_a_trusted_subprocess_agent_with_it(tmp_
         run_agent(agent, sc, ctx=None, tools=[], tool_caller=lambda c, n, a: {{}}, limits=RunLimits(timeout_s=120))
     """)], env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT)}, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while not _host_processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert len(_host_processes_with(marker)) == 1, "the agent never started"
+        wait_for(lambda: bool(host_processes_with(marker)), 20)
+        assert len(host_processes_with(marker)) == 1, "the agent never started"
         pipeline.send_signal(signal.SIGKILL)
         pipeline.wait(10)
-        deadline = time.monotonic() + 5
-        while _host_processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _host_processes_with(marker) == []
+        wait_for(lambda: not host_processes_with(marker), 5)
+        assert host_processes_with(marker) == []
     finally:
         if pipeline.poll() is None:
             os.killpg(pipeline.pid, signal.SIGKILL)
-        for pid in _host_processes_with(marker):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(marker)
 
 
 @pytest.mark.skipif(not AVAILABLE, reason=f"bubblewrap cannot run here: {DETAIL}")
@@ -196,16 +172,12 @@ def test_a_killed_dagster_run_leaves_no_agent_and_is_marked_failed(tmp_path, mon
             hanging.execute_in_process(instance=instance)
     """)], env={**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "DAGSTER_HOME": str(home)}, start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
-        while not _host_processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert _host_processes_with(marker), "the agent's child never started"
+        wait_for(lambda: bool(host_processes_with(marker)), 60)
+        assert host_processes_with(marker), "the agent's child never started"
         worker.send_signal(signal.SIGKILL)
         worker.wait(10)
-        deadline = time.monotonic() + 5
-        while _host_processes_with(marker) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert _host_processes_with(marker) == []
+        wait_for(lambda: not host_processes_with(marker), 5)
+        assert host_processes_with(marker) == []
         with DagsterInstance.from_config(str(home)) as instance:
             assert [r.status for r in instance.get_runs()] == [DagsterRunStatus.STARTED]
         monkeypatch.setenv("DAGSTER_HOME", str(home))
@@ -219,5 +191,4 @@ def test_a_killed_dagster_run_leaves_no_agent_and_is_marked_failed(tmp_path, mon
     finally:
         if worker.poll() is None:
             os.killpg(worker.pid, signal.SIGKILL)
-        for pid in _host_processes_with(marker):
-            os.kill(pid, signal.SIGKILL)
+        kill_leftovers(marker)
