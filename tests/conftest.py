@@ -1,7 +1,12 @@
 """Test-wide isolation: nothing a test does touches the developer's $AOB_HOME or Dagster instance."""
 
 import os
+import sys
 import tempfile
+from pathlib import Path
+
+# Shared test doubles in this folder (llm_servers.py: the scripted LLM servers) import by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 _session_home = tempfile.mkdtemp(prefix="aob-test-home-")
 os.environ["AOB_HOME"] = _session_home

@@ -4,12 +4,10 @@ land in the warehouse with their tool calls, tokens and cost, and the LLM judge'
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import dagster as dg
+import llm_servers as S
 import pytest
 from dagster_duckdb import DuckDBResource
 
@@ -25,17 +23,6 @@ from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
 
 
-def _servers():
-    name = "aob_tests_llm_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[1] / "llm_servers.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _servers()
 SCENARIOS = ["IOT-001", "IOT-002"]
 VERDICTS = {**{c: {"verdict": c != "hallucination", "rationale": f"{c} judged"} for c in CRITERIA}, "suggestions": []}
 

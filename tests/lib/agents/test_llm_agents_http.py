@@ -8,14 +8,13 @@ The last test is the issue's walk-through through the ``aob`` command itself: ``
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
+import llm_servers as S
 import pytest
 
 from aob_pipeline.lib.agents.base import RunLimits
@@ -37,17 +36,6 @@ from aob_pipeline.lib.world.generate import generate_world
 from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
 
 
-def _servers():
-    name = "aob_tests_llm_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "llm_servers.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _servers()
 MODEL = "openai/llama-3.3-70b"
 LIMITS = RunLimits(timeout_s=60, max_steps=100)
 

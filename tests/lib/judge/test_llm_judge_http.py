@@ -4,11 +4,9 @@ provider than the agent, and self-judging refused across providers."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
+import llm_servers as S
 import pytest
 
 from aob_pipeline.lib.judge.llm_judge import JUDGE_TOOL, JUDGEMENT_SCHEMA, LLMJudge, is_self_judging, model_identity
@@ -16,17 +14,6 @@ from aob_pipeline.lib.judge.records import CRITERIA
 from aob_pipeline.lib.llm import LLMCache, LLMClient
 
 
-def _servers():
-    name = "aob_tests_llm_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "llm_servers.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _servers()
 GOOD = dict.fromkeys(CRITERIA[:5], True) | {"hallucination": False}
 
 

@@ -3,12 +3,10 @@ server on 127.0.0.1; the client's routing, wire format, retries, cache, concurre
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 import threading
-from pathlib import Path
 
+import llm_servers as S
 import pytest
 
 from aob_pipeline.lib.llm import (
@@ -25,17 +23,6 @@ from aob_pipeline.lib.llm.pricing import PriceFileError, cost_usd, price_for
 from aob_pipeline.lib.llm.structured import StructuredOutputError, call_structured_samples, parse_json_reply
 
 
-def _servers():
-    name = "aob_tests_llm_servers"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).resolve().parents[2] / "llm_servers.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-S = _servers()
 TOOL = {"name": "sensor_history", "description": "Readings of one sensor.",
         "input_schema": {"type": "object", "properties": {"asset_id": {"type": "string"}}, "required": ["asset_id"]}}
 
