@@ -42,6 +42,7 @@ from aob_pipeline.lib.judge.scoring import (
 )
 from aob_pipeline.lib.judge.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
+from aob_pipeline.lib.run_hygiene import process_alive
 from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
 from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES
@@ -185,21 +186,11 @@ def remove_stale_publishing_files(target: Path) -> list[Path]:
         if not pid_text.isdigit() or not path.name.endswith((".publishing", ".publishing.wal")):
             continue
         pid = int(pid_text)
-        if pid != os.getpid() and _process_alive(pid):
+        if pid != os.getpid() and process_alive(pid):
             continue
         path.unlink(missing_ok=True)
         removed.append(path)
     return removed
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def publish_warehouse(settings: Settings, tables: list[str] | None = None, *,

@@ -21,7 +21,8 @@ import os
 from typing import Any
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process here (a zombie counts as dead; another user's process as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -43,7 +44,7 @@ def fail_dead_runs(instance: Any) -> list[str]:
     for run in instance.get_runs(filters=RunsFilter(statuses=[DagsterRunStatus.STARTED])):
         starts = instance.all_logs(run.run_id, of_type=DagsterEventType.RUN_START)
         pids = [e.dagster_event.pid for e in starts if e.dagster_event is not None and e.dagster_event.pid]
-        if not pids or _alive(int(pids[-1])):
+        if not pids or process_alive(int(pids[-1])):
             continue
         instance.report_run_failed(run, f"The run's process (pid {pids[-1]}) is gone: it was killed or crashed "
                                         "without reporting the end of the run (marked failed by aob).")
