@@ -23,14 +23,11 @@ from typing import Any
 from aob_pipeline.lib.agents.heuristic.catalog import Catalog
 from aob_pipeline.lib.agents.heuristic.language import STOPWORDS, iso, midnight, stem, tokens
 from aob_pipeline.lib.agents.heuristic.understanding import Part, Request
+from aob_pipeline.lib.trace import DOMAIN_TOOL_GROUPS
 
-DOMAIN_GROUPS: dict[str, frozenset[str]] = {
-    "iot": frozenset({"iot"}),
-    "fmsr": frozenset({"fmsr", "knowledge"}),
-    "tsfm": frozenset({"tsfm"}),
-    "wo": frozenset({"wo"}),
-}
-"""The tool groups each domain agent may use (the maintenance manual sits with the FMSR agent)."""
+DOMAIN_GROUPS: dict[str, frozenset[str]] = {d: frozenset(groups) for d, groups in DOMAIN_TOOL_GROUPS.items()}
+"""The tool groups each domain agent may use (the maintenance manual sits with the FMSR agent): the trace layer's
+``DOMAIN_TOOL_GROUPS``, the one table of which agent owns which tools."""
 
 DOMAIN_OF_GROUP = {g: d for d, groups in DOMAIN_GROUPS.items() for g in groups}
 PAGE_SIZE = 500
