@@ -28,7 +28,7 @@ Conventions shared by every function:
   ``AnswerError``; the scenario is then marked unanswerable with that reason.
 """
 
-# Importing the domain modules declares their kinds (in this order: the registry's order).
+# Importing the domain modules declares their kinds.
 from aob_pipeline.lib.scenarios.answers import fmsr, iot, multi, robustness, tsfm, wo  # noqa: F401
 from aob_pipeline.lib.scenarios.answers._common import (
     ANSWER_FUNCTIONS,
