@@ -3,7 +3,7 @@
 A scenario's ``answer: {function, params, format}`` names one function here. The function receives a
 DuckDB connection to the full warehouse (ground truth included) and the scenario's rendered parameters,
 and computes the answer with its own SQL or pandas, never through the agents' tools, so the oracle test
-checks the tools against an independent computation. TSFM answers call ``aob_pipeline.lib.tsfm`` on the
+checks the tools against an independent computation. TSFM answers call ``aob_pipeline.lib.timeseries`` on the
 same readings (the tools' numerics are that module; the answer compares within a tolerance).
 
 Conventions shared by every function:
@@ -568,9 +568,9 @@ def manual_procedure_step_count(con: Any, failure_mode: str) -> int:
 
 @answer_function(reads=[], formats=["id_set", "label", "integer"])
 def tsfm_capability(con: Any, item: str) -> Any:
-    """What the TSFM service supports, from ``aob_pipeline.lib.tsfm``: item = models (names), default_model,
+    """What the TSFM service supports, from ``aob_pipeline.lib.timeseries``: item = models (names), default_model,
     max_horizon (steps), min_history_readings or cadence_minutes."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     values = {
         "models": sorted(tsfm.FORECAST_MODELS),
@@ -590,7 +590,7 @@ MODEL_PURPOSES = ("seasonal_with_trend", "baseline")
 def tsfm_model_recommendation(con: Any, purpose: str) -> dict[str, Any]:
     """What a model recommendation must name: for a daily-cycle series with drift (seasonal_with_trend) any
     model that removes the daily cycle and models the rest; for a baseline, a non-seasonal-decomposition one."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     _check_choice("purpose", purpose, MODEL_PURPOSES)
     wanted = [m.name for m in tsfm.FORECAST_MODELS.values() if m.seasonal == (purpose == "seasonal_with_trend")]
@@ -604,7 +604,7 @@ FORECAST_STATS = ("mean", "max", "min", "last_mean", "max_hi", "min_lo")
 
 def _forecast(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int, model: str, level: float):
     """The forecast of a sensor from its readings in [start, end), clipped to the sensor's plausible range."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     a, name, df = _readings(con, asset, sensor, start, end)
     meta = _sensor(con, a["asset_id"], name)
@@ -637,7 +637,7 @@ def forecast_stat(con: Any, asset: str, sensor: str, start: str, end: str, stat:
 @answer_function(reads=["assets", "sensors", "telemetry"], formats=["label"])
 def forecast_horizon_end(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int = 96) -> str:
     """Timestamp of the last forecast slot: horizon steps of 15 minutes after the last reading's slot."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     _, _, df = _readings(con, asset, sensor, start, end)
     last_slot = pd.Timestamp(df["ts"].iloc[-1]).round(tsfm.STEP)
@@ -645,7 +645,7 @@ def forecast_horizon_end(con: Any, asset: str, sensor: str, start: str, end: str
 
 
 def _anomalies(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float):
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     _, _, df = _readings(con, asset, sensor, start, end)
     try:
