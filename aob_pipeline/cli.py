@@ -762,8 +762,8 @@ def judge() -> None:
 @click.argument("path", type=click.Path(exists=True, path_type=Path))
 def judge_import_labels(path: Path) -> None:
     """Import human verdicts (CSV: run_id plus criterion columns) as judge 'human' for the agreement table."""
-    from aob_pipeline.lib.judge import import_human_labels
-    from aob_pipeline.lib.judge.agreement import HUMAN_LABELS_TABLE
+    from aob_pipeline.lib.judging import import_human_labels
+    from aob_pipeline.lib.judging.agreement import HUMAN_LABELS_TABLE
     from aob_pipeline.lib.warehouse import connect, replace_tables
 
     try:

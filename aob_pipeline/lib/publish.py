@@ -31,16 +31,16 @@ import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.agents.table import AGENTS_TABLE
-from aob_pipeline.lib.judge.agreement import HUMAN_LABELS_TABLE, JUDGE_AGREEMENT_TABLE
-from aob_pipeline.lib.judge.records import JUDGEMENTS_TABLE
-from aob_pipeline.lib.judge.scoring import (
+from aob_pipeline.lib.judging.agreement import HUMAN_LABELS_TABLE, JUDGE_AGREEMENT_TABLE
+from aob_pipeline.lib.judging.records import JUDGEMENTS_TABLE
+from aob_pipeline.lib.judging.scoring import (
     LEADERBOARD_HISTORY_TABLE,
     LEADERBOARD_TABLE,
     SCORE_BREAKDOWNS_TABLE,
     SCORES_TABLE,
     leaderboard_column_description,
 )
-from aob_pipeline.lib.judge.sensitivity import JUDGE_SENSITIVITY_TABLE
+from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.run_hygiene import process_alive
 from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
@@ -105,10 +105,10 @@ def declared_tables() -> dict[str, Table]:
          JUDGE_AGREEMENT_TABLE, JUDGE_SENSITIVITY_TABLE, HUMAN_LABELS_TABLE],
     ]
     try:
-        from aob_pipeline.lib.trajfm import TRAJFM_TABLES
-        from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
-        from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE
-        from aob_pipeline.lib.trajfm.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
+        from aob_pipeline.lib.failures import TRAJFM_TABLES
+        from aob_pipeline.lib.failures.distribution import FAILURE_DISTRIBUTION_TABLE
+        from aob_pipeline.lib.failures.findings import FAILURE_FINDINGS_TABLE
+        from aob_pipeline.lib.failures.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 
         groups.append([FAILURE_FINDINGS_TABLE, *TRAJFM_TABLES.values(), FAILURE_DISTRIBUTION_TABLE,
                        FAILURE_EMBEDDINGS_TABLE, FAILURE_CLUSTER_MEMBERS_TABLE])
