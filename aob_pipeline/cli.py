@@ -14,7 +14,13 @@ from pathlib import Path
 import click
 
 from aob_pipeline.cli_errors import AobGroup, version_line
-from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
+
+try:
+    from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
+except RuntimeError as exc:  # settings.DataDirError: AOB_DATA_DIR names no data root; one line, not a traceback
+    if type(exc).__name__ != "DataDirError":
+        raise
+    raise SystemExit(f"error: {exc}") from None
 
 SCALES = ["tiny", "small", "default", "large"]
 

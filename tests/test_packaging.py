@@ -91,6 +91,33 @@ def test_aob_ui_names_the_extra_when_the_webserver_is_missing(monkeypatch):
     assert "pip install 'aob_pipeline[ui]'" in result.output, result.output
 
 
+def _run_with(env_update: dict[str, str], *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "AOB_DATA_DIR"}
+    env.update(PYTHONPATH=str(ROOT), **env_update)
+    return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_aob_data_dir_moves_the_data_root(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(ROOT / "assets_data", data / "assets_data")
+    shutil.copytree(ROOT / "dbt_like_sql", data / "dbt_like_sql")
+    shown = _run_with({"AOB_DATA_DIR": str(data)}, "-c", "from aob_pipeline.lib import settings as s; "
+                      "print(s.PROJECT_ROOT, s.ASSETS_DATA, s.SQL_MODELS_DIR, sep='|')", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.strip().split("|") == [str(data), str(data / "assets_data"), str(data / "dbt_like_sql")]
+    default = _run_with({}, "-c", "from aob_pipeline.lib import settings as s; print(s.PROJECT_ROOT)", cwd=tmp_path)
+    assert default.stdout.strip() == str(ROOT)  # a checkout reads its own folders
+
+
+def test_a_data_root_without_its_folders_is_one_clear_error(tmp_path):
+    (tmp_path / "data" / "assets_data").mkdir(parents=True)
+    shown = _run_with({"AOB_DATA_DIR": str(tmp_path / "data")}, "-c", "from aob_pipeline.cli import main; main()",
+                      "scenarios", "list", cwd=tmp_path)
+    assert shown.returncode == 1
+    assert shown.stderr.strip() == (f"error: AOB_DATA_DIR={tmp_path / 'data'}: no dbt_like_sql/ in {tmp_path / 'data'} "
+                                     "(the data root holds assets_data/ and dbt_like_sql/)")
+
+
 # ----------------------------------------------------------------------------------------------- the wheel
 
 # Materialise the world and every SQL model (staging and marts) at tiny scale, from the installed copy.
