@@ -16,6 +16,7 @@ import tomllib
 from importlib.metadata import packages_distributions
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,6 +157,7 @@ def _copy_sources(dest: Path) -> Path:
     return dest
 
 
+@pytest.mark.slow  # 13 s alone, ~26 s next to other work: builds, installs, builds the world and the SQL models
 def test_a_non_editable_wheel_runs_from_another_folder(tmp_path):
     import json
 
