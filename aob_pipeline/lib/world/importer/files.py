@@ -1,0 +1,42 @@
+"""Which reader a file goes to: its first bytes say JSON or CSV, then the JSON shape or the CSV header says the kind.
+``_Collected`` holds what the readers parsed, for the world builder."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from aob_pipeline.lib.world.importer.csv_files import _CsvFile, _read_csv
+from aob_pipeline.lib.world.importer.report import ImportManifest, SkippedFile, WorldImportError
+from aob_pipeline.lib.world.importer.telemetry import _read_json, _Telemetry, _WideTelemetry
+
+_SNIFF_BYTES = 64 * 1024
+
+
+@dataclass
+class _Collected:
+    csv: dict[str, list[_CsvFile]] = field(default_factory=lambda: defaultdict(list))
+    telemetry: list[_Telemetry] = field(default_factory=list)
+    wide: list[_WideTelemetry] = field(default_factory=list)
+    encoding: str | None = None
+    epoch_tz: Any = None
+
+
+
+def _read_one_file(path: Path, display: str, collected: _Collected, manifest: ImportManifest):
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(_SNIFF_BYTES)
+    except OSError as exc:
+        raise WorldImportError(display, f"cannot be read: {exc.strerror or exc}") from None
+    if b"\x00" in head:
+        return SkippedFile(display, "binary file, not CSV or JSON text")
+    if not head.strip():
+        raise WorldImportError(display, "is empty (nothing imported; the previous world is unchanged)")
+    head_text = head.decode("utf-8-sig", errors="replace").lstrip()
+    if head_text[:1] in "[{":
+        return _read_json(path, display, collected, manifest)
+    return _read_csv(path, display, head, collected, manifest)
+
