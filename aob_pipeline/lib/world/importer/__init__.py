@@ -67,7 +67,7 @@ import logging
 from pathlib import Path
 
 from aob_pipeline.lib.world.importer.build import _WorldBuilder
-from aob_pipeline.lib.world.importer.csv_files import (
+from aob_pipeline.lib.world.importer.formats import (
     parse_bool,
     parse_float,
     parse_hours,
@@ -131,25 +131,28 @@ def import_assetopsbench(path: str | Path, *, encoding: str | None = None,
     manifest = ImportManifest(source=str(root))
     collected = _Collected(encoding=encoding, epoch_tz=tz)
 
-    files = [root] if root.is_file() else sorted(
-        p for p in root.rglob("*")
-        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
-    )
-    for file_path in files:
-        display = file_path.name if root.is_file() else file_path.relative_to(root).as_posix()
-        outcome = _read_one_file(file_path, display, collected, manifest)
-        if isinstance(outcome, SkippedFile):
-            manifest.skipped.append(outcome)
-            logger.info("skipped %s: %s", outcome.path, outcome.reason)
-        else:
-            manifest.recognised.append(outcome)
-            logger.info("recognised %s as %s (%d rows)", outcome.path, outcome.kind, outcome.rows)
+    try:
+        files = [root] if root.is_file() else sorted(
+            p for p in root.rglob("*")
+            if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+        )
+        for file_path in files:
+            display = file_path.name if root.is_file() else file_path.relative_to(root).as_posix()
+            outcome = _read_one_file(file_path, display, collected, manifest)
+            if isinstance(outcome, SkippedFile):
+                manifest.skipped.append(outcome)
+                logger.info("skipped %s: %s", outcome.path, outcome.reason)
+            else:
+                manifest.recognised.append(outcome)
+                logger.info("recognised %s as %s (%d rows)", outcome.path, outcome.kind, outcome.rows)
 
-    if not manifest.recognised:
-        reasons = "; ".join(f"{s.path}: {s.reason}" for s in manifest.skipped) or "the folder is empty"
-        raise WorldImportError(str(root), f"no AssetOpsBench file recognised ({reasons})")
+        if not manifest.recognised:
+            reasons = "; ".join(f"{s.path}: {s.reason}" for s in manifest.skipped) or "the folder is empty"
+            raise WorldImportError(str(root), f"no AssetOpsBench file recognised ({reasons})")
 
-    frames = _WorldBuilder(collected, manifest, root).build()
+        frames = _WorldBuilder(collected, manifest, root).build()
+    finally:
+        collected.close()
     manifest.settle_counts()
     manifest.table_rows = {name: len(frames[name]) for name in WORLD_TABLES}
     for note in manifest.notes:

@@ -11,16 +11,8 @@ from typing import Any
 
 import pandas as pd
 
-from aob_pipeline.lib.world.importer.csv_files import (
-    _Rows,
-    _unique_rows,
-    parse_bool,
-    parse_float,
-    parse_hours,
-    parse_int,
-    parse_iso_timestamp,
-    parse_mdy_hm,
-)
+from aob_pipeline.lib.world.importer.csv_files import _Rows, _unique_rows
+from aob_pipeline.lib.world.importer.formats import BOOL, HOURS, INTEGER, ISO_TIMESTAMP, MDY_HM, NUMBER
 from aob_pipeline.lib.world.importer.files import _Collected
 from aob_pipeline.lib.world.importer.kinds import _name_key, _slug_id
 from aob_pipeline.lib.world.importer.report import ImportManifest
@@ -177,11 +169,11 @@ class _WorldBuilder(TelemetryTables):
                 "secondary_code_description": r.text("secondary_code_description"),
                 "asset_id": asset_id,
                 "equipment_name": name,
-                "preventive": r.parse("preventive", parse_bool, required=True),
-                "priority": r.parse("work_priority", parse_int),
-                "finished_at": r.parse("actual_finish", parse_mdy_hm, required=True),
-                "duration_hours": r.parse("duration", parse_hours),
-                "labor_hours": r.parse("actual_labor_hours", parse_hours),
+                "preventive": r.parse("preventive", BOOL, required=True),
+                "priority": r.parse("work_priority", INTEGER),
+                "finished_at": r.parse("actual_finish", MDY_HM, required=True),
+                "duration_hours": r.parse("duration", HOURS),
+                "labor_hours": r.parse("actual_labor_hours", HOURS),
             })
         return out
 
@@ -205,7 +197,7 @@ class _WorldBuilder(TelemetryTables):
                 "description": r.text("description"),
                 "asset_id": asset_id,
                 "equipment_name": name,
-                "event_time": r.parse("event_time", parse_iso_timestamp, required=True),
+                "event_time": r.parse("event_time", ISO_TIMESTAMP, required=True),
                 "note": r.text("note"),
             })
         return out
@@ -244,8 +236,8 @@ class _WorldBuilder(TelemetryTables):
                 asset_id = r.text("equipment_id", required=True)
                 name = r.text("equipment_name")
                 self.see_equipment(asset_id, name)
-                start = r.parse("start_time", parse_mdy_hm, required=True)
-                end = r.parse("end_time", parse_mdy_hm)
+                start = r.parse("start_time", MDY_HM, required=True)
+                end = r.parse("end_time", MDY_HM)
                 if end is not None and end < start:
                     raise r.fail("end_time", f"ends before it starts ({start:%Y-%m-%d %H:%M})")
                 out.append({
@@ -267,25 +259,25 @@ class _WorldBuilder(TelemetryTables):
             for i in range(len(f.rows)):
                 r = _Rows(f, i)
                 name = r.text("asset_name", required=True)
-                value = r.parse("value", parse_float)
+                value = r.parse("value", NUMBER)
                 if value is None:
                     raise r.fail("value", "is empty")
                 out.append({
                     "anomaly_id": f"AN-{len(out) + 1:06d}",
                     "asset_id": self.resolve_name(name),
                     "kpi": r.text("kpi", required=True),
-                    "ts": r.parse("timestamp", parse_mdy_hm, required=True),
+                    "ts": r.parse("timestamp", MDY_HM, required=True),
                     "value": value,
-                    "upper_bound": r.parse("upper_bound", parse_float),
-                    "lower_bound": r.parse("lower_bound", parse_float),
-                    "anomaly_score": r.parse("anomaly_score", parse_float),
+                    "upper_bound": r.parse("upper_bound", NUMBER),
+                    "lower_bound": r.parse("lower_bound", NUMBER),
+                    "anomaly_score": r.parse("anomaly_score", NUMBER),
                 })
         return out
 
     def meters(self) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
         for r in _unique_rows(self.c.csv.get("meters", []), ("meter",), self.m, "meters"):
-            calculated = r.parse("calculated", parse_bool)
+            calculated = r.parse("calculated", BOOL)
             formula = r.text("formula")
             out[_name_key(r.text("meter", required=True))] = {
                 "meter": r.text("meter"),

@@ -22,6 +22,34 @@ class _Collected:
     wide: list[_WideTelemetry] = field(default_factory=list)
     encoding: str | None = None
     epoch_tz: Any = None
+    csv_sources: list[str] = field(default_factory=list)
+    _scratch: Any = None
+    _con: Any = None
+
+    @property
+    def con(self) -> Any:
+        """One in-memory DuckDB connection for the whole import (readers and value conversions)."""
+        if self._con is None:
+            import duckdb
+
+            self._con = duckdb.connect()
+        return self._con
+
+    def scratch_dir(self) -> str:
+        """A private folder for UTF-8 copies DuckDB reads (removed by ``close``)."""
+        if self._scratch is None:
+            import tempfile
+
+            self._scratch = tempfile.TemporaryDirectory(prefix="aob_import_")
+        return self._scratch.name
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.close()
+            self._con = None
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
 
 
 

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.world.importer.csv_files import _first_record, _Rows, parse_iso_timestamp
+from aob_pipeline.lib.world.importer.csv_files import _first_record, _Rows
+from aob_pipeline.lib.world.importer.formats import ISO_T_TIMESTAMP
 from aob_pipeline.lib.world.importer.kinds import TELEMETRY_KIND, WIDE_TELEMETRY_KIND, _sensor_key, normalise_column
 from aob_pipeline.lib.world.importer.report import (
     ImportManifest,
@@ -214,6 +215,10 @@ class TelemetryTables:
         asset_names_in_order: list[str] = []
         for t in self.c.telemetry:
             epoch = False
+            # ISO timestamps of the whole file converted in one DuckDB query
+            stamp_texts = [d.get("timestamp") for _, _, d in t.docs]
+            iso = iter(ISO_T_TIMESTAMP.convert([s for s in stamp_texts if isinstance(s, str)], self.c.con))
+            converted = [next(iso) if isinstance(s, str) else None for s in stamp_texts]
             for n_doc, (start, end, doc) in enumerate(t.docs):
                 asset = doc.get("asset_id")
                 if not isinstance(asset, str) or not asset.strip():
@@ -226,10 +231,10 @@ class TelemetryTables:
                     ts = datetime.fromtimestamp(raw_ts, self.c.epoch_tz).replace(tzinfo=None)
                     epoch = True
                 elif isinstance(raw_ts, str):
-                    try:
-                        ts = parse_iso_timestamp(raw_ts, "YYYY-MM-DDTHH:MM:SS")
-                    except ValueError as exc:
-                        raise self._json_fail(t, start, end, "timestamp", str(exc)) from None
+                    ts, error = converted[n_doc]
+                    if ts is None:
+                        raise self._json_fail(t, start, end, "timestamp",
+                                              error or f"cannot parse '{raw_ts}' as {ISO_T_TIMESTAMP.label}")
                 else:
                     raise self._json_fail(t, start, end, "timestamp",
                                           "must be an ISO timestamp text or epoch seconds")
