@@ -165,9 +165,11 @@ def _read_csv(path: Path, display: str, head: bytes, collected: _Collected, mani
     raw = path.read_bytes()
     text = decode_text(raw, display, manifest, collected.encoding)
     source = str(path)
-    if collected.encoding is not None or raw.startswith(b"\xef\xbb\xbf"):
+    crlf = raw.count(b"\r\n")
+    mixed = 0 < crlf < raw.count(b"\n")  # DuckDB's strict reader refuses a file mixing \n and \r\n line ends
+    if collected.encoding is not None or raw.startswith(b"\xef\xbb\xbf") or mixed:
         source = str(Path(collected.scratch_dir()) / f"{len(collected.csv_sources)}.csv")
-        Path(source).write_text(text, encoding="utf-8")
+        Path(source).write_text(text.replace("\r\n", "\n") if mixed else text, encoding="utf-8", newline="")
     collected.csv_sources.append(source)
     parsed = _read_with_duckdb(source, display, kind, manifest, collected.con)
     collected.csv[kind.name].append(parsed)
