@@ -33,11 +33,14 @@ if TYPE_CHECKING:
 
 @dataclass
 class _Telemetry:
-    """A telemetry file's text and its documents with their character spans (for line numbers)."""
+    """A telemetry JSON file read by DuckDB's ``read_json_objects`` into the temp table ``table`` (one row per
+    document, in file order); its text is kept to name the line of a bad key (only errors need it)."""
 
     display: str
     text: str
-    docs: list[tuple[int, int, dict]]  # (start offset, end offset, document)
+    table: str
+    documents: int
+    _spans: list[tuple[int, int]] | None = None
     _newlines: list[int] | None = None
 
     def line_of_offset(self, offset: int) -> int:
@@ -45,6 +48,14 @@ class _Telemetry:
         if self._newlines is None:
             self._newlines = [m.start() for m in re.finditer("\n", self.text)]
         return bisect.bisect_left(self._newlines, offset) + 1
+
+    def fail(self, n_doc: int, key: str | None, reason: str) -> WorldImportError:
+        """An error at the line of ``key`` inside document ``n_doc``, else the document's line."""
+        if self._spans is None:
+            self._spans = [(start, end) for start, end, _ in _iter_json_documents(self.text, self.display)]
+        start, end = self._spans[n_doc]
+        at = self.text.find(json.dumps(key), start, end) if key is not None else -1
+        return WorldImportError(self.display, reason, line=self.line_of_offset(at if at >= 0 else start), field=key)
 
 
 @dataclass
@@ -160,33 +171,91 @@ def _iter_json_documents(text: str, display: str) -> Iterator[tuple[int, int, An
 
 
 def _read_json(path: Path, display: str, collected: _Collected, manifest: ImportManifest):
-    text = decode_text(path.read_bytes(), display, manifest, collected.encoding)
+    """A JSON file through DuckDB's ``read_json_objects`` (``format = 'array'`` for a top-level array, else
+    ``'unstructured'``: JSON lines or values one after another). Malformed JSON is an error at the line of the byte
+    DuckDB names; the first document says the kind."""
+    import duckdb
+
+    raw = path.read_bytes()
+    text = decode_text(raw, display, manifest, collected.encoding)
     is_array = text.lstrip().startswith("[")
-    documents = _iter_json_documents(text, display)
-    first = next(documents, None)
-    if first is None:
+    source = str(path)
+    if collected.encoding is not None or raw.startswith(b"\xef\xbb\xbf"):
+        source = str(Path(collected.scratch_dir()) / f"{len(collected.csv_sources)}.json")
+        Path(source).write_text(text, encoding="utf-8")
+        collected.csv_sources.append(source)
+    con = collected.con
+    table = f"telemetry_{len(collected.telemetry)}"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT json FROM read_json_objects(?, format = "
+                    f"'{'array' if is_array else 'unstructured'}')", [source])
+    except duckdb.Error as exc:
+        # DuckDB names the byte inside the record/value; Python's decoder, run only here, finds the editor line
+        reason = re.sub(r"^.*?Malformed JSON in file \"[^\"]*\", ", "", str(exc).splitlines()[0]).strip()
+        line = None
+        try:
+            for _ in _iter_json_documents(text, display):
+                pass
+        except WorldImportError as located:
+            line = located.line
+        raise WorldImportError(display, f"invalid JSON: {reason}", line=line) from None
+    documents = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    if documents == 0:
+        con.execute(f"DROP TABLE {table}")
         raise WorldImportError(display, "is an empty JSON array (nothing imported; the previous world is unchanged)")
-    value = first[2]
-    if not isinstance(value, dict):
-        return SkippedFile(display, f"JSON whose first {'element' if is_array else 'value'} is not an object")
-    keys = set(value)
-    if {"asset_id", "timestamp"} <= keys:
-        telemetry = _Telemetry(display, text, [first])
-        for start, end, doc in documents:
-            if not isinstance(doc, dict):
-                raise WorldImportError(display, "expected a telemetry document (a JSON object)",
-                                       line=telemetry.line_of_offset(start))
-            telemetry.docs.append((start, end, doc))
+    first_type, keys = con.execute(
+        f"SELECT json_type(json), CASE WHEN json_type(json) = 'OBJECT' THEN json_keys(json) END FROM {table} "
+        "ORDER BY rowid LIMIT 1").fetchone()
+    telemetry = _Telemetry(display, text, table, int(documents))
+    if first_type == "OBJECT" and {"asset_id", "timestamp"} <= set(keys):
+        not_object = con.execute(f"SELECT min(rowid) FROM {table} WHERE json_type(json) <> 'OBJECT'").fetchone()[0]
+        if not_object is not None:
+            raise telemetry.fail(int(not_object), None, "expected a telemetry document (a JSON object)")
         collected.telemetry.append(telemetry)
-        return RecognisedFile(display, TELEMETRY_KIND, len(telemetry.docs))
-    if {"id", "text"} <= keys:
+        return RecognisedFile(display, TELEMETRY_KIND, telemetry.documents)
+    con.execute(f"DROP TABLE {table}")
+    if first_type != "OBJECT":
+        return SkippedFile(display, f"JSON whose first {'element' if is_array else 'value'} is not an object")
+    if {"id", "text"} <= set(keys):
         return SkippedFile(display, "looks like scenarios (load them with `aob scenarios import`)")
     if "trajectory" in keys:
         return SkippedFile(display, "looks like trajectories (load them with `aob trajectories import`)")
-    shown = ", ".join(list(value)[:6]) + (", ..." if len(value) > 6 else "")
+    shown = ", ".join(list(keys)[:6]) + (", ..." if len(keys) > 6 else "")
     return SkippedFile(display, f"JSON objects with keys ({shown}): not telemetry documents "
                                 "(those have asset_id and timestamp)")
 
+
+_NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
+
+
+def _json_readings(con, t: _Telemetry, tz: str) -> tuple[list[tuple], list[tuple]]:
+    """(documents, readings) of a telemetry file, converted by DuckDB.
+
+    documents: (n, asset type, asset text, timestamp type, timestamp text, timestamp, is epoch) per document;
+    readings: (n, key, JSON type, value text, number) per key other than asset_id/timestamp/_*, JSON null left out,
+    in document and key order. Epoch seconds become wall-clock time in ``tz``; texts are read as numbers with
+    ``TRY_CAST``; booleans are 1/0."""
+    from aob_pipeline.lib.world.importer.formats import _SPACE_SQL
+
+    documents = con.execute(
+        f"""SELECT n, asset_type, asset, ts_type, ts_text,
+                   CASE WHEN ts_type IN {_NUMBER_TYPES} THEN timezone(?, to_timestamp(TRY_CAST(ts_text AS DOUBLE)))
+                        WHEN ts_type = 'VARCHAR' THEN (SELECT {ISO_T_TIMESTAMP.value} FROM (SELECT trim(ts_text,
+                             {_SPACE_SQL}) AS x)) END AS ts
+            FROM (SELECT rowid AS n, json_type(json, '$.asset_id') AS asset_type, json ->> '$.asset_id' AS asset,
+                         json_type(json, '$.timestamp') AS ts_type, json ->> '$.timestamp' AS ts_text FROM {t.table})
+            ORDER BY n""", [tz]).fetchall()
+    readings = con.execute(
+        f"""SELECT d.rowid AS n, e.key, json_type(e.value) AS type, e.value ->> '$' AS text,
+                   CASE WHEN json_type(e.value) = 'BOOLEAN' THEN CASE WHEN e.value ->> '$' = 'true' THEN 1.0 ELSE 0.0 END
+                        WHEN json_type(e.value) IN {_NUMBER_TYPES} THEN CAST(e.value AS DOUBLE)
+                        WHEN json_type(e.value) = 'VARCHAR' THEN TRY_CAST(trim(e.value ->> '$', {_SPACE_SQL}) AS DOUBLE)
+                   END AS number
+            FROM {t.table} d, json_each(d.json) e
+            WHERE e.key NOT IN ('asset_id', 'timestamp') AND NOT starts_with(e.key, '_')
+              AND json_type(e.value) <> 'NULL'
+            ORDER BY d.rowid, e.id""").fetchall()
+    return documents, readings
 
 
 class TelemetryTables:
@@ -214,50 +283,50 @@ class TelemetryTables:
         unprefixed: set[str] = set()
         asset_names_in_order: list[str] = []
         for t in self.c.telemetry:
+            documents, readings = _json_readings(self.c.con, t, self.c.epoch_tz.key)
+            self.c.con.execute(f"DROP TABLE IF EXISTS {t.table}")
+            assets: list[str] = []
+            stamps_of: list[datetime] = []
             epoch = False
-            # ISO timestamps of the whole file converted in one DuckDB query
-            stamp_texts = [d.get("timestamp") for _, _, d in t.docs]
-            iso = iter(ISO_T_TIMESTAMP.convert([s for s in stamp_texts if isinstance(s, str)], self.c.con))
-            converted = [next(iso) if isinstance(s, str) else None for s in stamp_texts]
-            for n_doc, (start, end, doc) in enumerate(t.docs):
-                asset = doc.get("asset_id")
-                if not isinstance(asset, str) or not asset.strip():
-                    raise self._json_fail(t, start, end, "asset_id", "must be a non-empty text (the asset name)")
-                asset = asset.strip()
-                raw_ts = doc.get("timestamp")
-                if isinstance(raw_ts, (int, float)) and not isinstance(raw_ts, bool):
-                    if not math.isfinite(raw_ts):
-                        raise self._json_fail(t, start, end, "timestamp", "is not a finite number")
-                    ts = datetime.fromtimestamp(raw_ts, self.c.epoch_tz).replace(tzinfo=None)
-                    epoch = True
-                elif isinstance(raw_ts, str):
-                    ts, error = converted[n_doc]
+            errors = ((n, key, self._reading_error(kind, text, number)) for n, key, kind, text, number in readings)
+            first_bad_reading = next((e for e in errors if e[2] is not None), None)
+            for n_doc, asset_type, asset, ts_type, ts_text, ts in documents:
+                if first_bad_reading is not None and first_bad_reading[0] < n_doc:
+                    break
+                if asset_type != "VARCHAR" or not asset.strip():
+                    raise t.fail(n_doc, "asset_id", "must be a non-empty text (the asset name)")
+                if ts_type in ("BIGINT", "UBIGINT", "DOUBLE"):
                     if ts is None:
-                        raise self._json_fail(t, start, end, "timestamp",
-                                              error or f"cannot parse '{raw_ts}' as {ISO_T_TIMESTAMP.label}")
+                        raise t.fail(n_doc, "timestamp", "is not a finite number")
+                    epoch = True
+                elif ts_type == "VARCHAR":
+                    if ts is None:
+                        raise t.fail(n_doc, "timestamp", f"cannot parse '{ts_text}' as {ISO_T_TIMESTAMP.label}")
                 else:
-                    raise self._json_fail(t, start, end, "timestamp",
-                                          "must be an ISO timestamp text or epoch seconds")
+                    raise t.fail(n_doc, "timestamp", "must be an ISO timestamp text or epoch seconds")
+                assets.append(asset.strip())
+                stamps_of.append(ts)
+            if first_bad_reading is not None:
+                raise t.fail(*first_bad_reading)
+            for asset in assets:
                 if asset not in asset_names_in_order:
                     asset_names_in_order.append(asset)
+            for n_doc, key, _kind, _text, number in readings:
+                if number is None or math.isnan(number):
+                    continue  # an empty or 'NaN' text: no reading
+                asset = assets[n_doc]
                 prefix = asset + " "
-                for key, raw in doc.items():
-                    if key in ("asset_id", "timestamp") or key.startswith("_") or raw is None:
-                        continue
-                    value = self._json_number(t, start, end, key, raw)
-                    if value is None:
-                        continue
-                    if key.startswith(prefix):
-                        sensor = key[len(prefix):].strip()
-                    else:
-                        sensor = key.strip()
-                        unprefixed.add(key)
-                    names.append(asset)
-                    sensors.append(sensor)
-                    stamps.append(ts)
-                    values.append(value)
-                    files.append(t.display)
-                    doc_of.append(n_doc)
+                if key.startswith(prefix):
+                    sensor = key[len(prefix):].strip()
+                else:
+                    sensor = key.strip()
+                    unprefixed.add(key)
+                names.append(asset)
+                sensors.append(sensor)
+                stamps.append(stamps_of[n_doc])
+                values.append(number)
+                files.append(t.display)
+                doc_of.append(n_doc)
             if epoch:
                 epoch_files.append(t.display)
         for w in self.c.wide:
@@ -336,26 +405,13 @@ class TelemetryTables:
         return out
 
     @staticmethod
-    def _json_fail(t: _Telemetry, start: int, end: int, key: str, reason: str) -> WorldImportError:
-        """An error at the line of ``key`` inside the document spanning [start, end), else the document's line."""
-        at = t.text.find(json.dumps(key), start, end)
-        return WorldImportError(t.display, reason, line=t.line_of_offset(at if at >= 0 else start), field=key)
-
-    def _json_number(self, t: _Telemetry, start: int, end: int, key: str, raw: Any) -> float | None:
-        if isinstance(raw, bool):
-            return 1.0 if raw else 0.0
-        if isinstance(raw, (int, float)):
-            number = float(raw)
-        elif isinstance(raw, str):
-            try:
-                number = float(raw) if raw.strip() else math.nan
-            except ValueError:
-                raise self._json_fail(t, start, end, key, f"cannot parse '{raw}' as a number") from None
-        else:
-            raise self._json_fail(t, start, end, key, f"expected a number, found {type(raw).__name__}")
-        if math.isnan(number):
-            return None
-        if math.isinf(number):
-            raise self._json_fail(t, start, end, key, "is not a finite number")
-        return number
+    def _reading_error(kind: str, text: str | None, number: float | None) -> str | None:
+        """Why a JSON value is not a reading, or None (an empty or 'NaN' text is no reading, not an error)."""
+        if kind in ("ARRAY", "OBJECT"):
+            return f"expected a number, found {'list' if kind == 'ARRAY' else 'dict'}"
+        if kind == "VARCHAR" and number is None and (text or "").strip():
+            return f"cannot parse '{text}' as a number"
+        if number is not None and math.isinf(number):
+            return "is not a finite number"
+        return None
 
