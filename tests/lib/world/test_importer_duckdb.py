@@ -136,3 +136,70 @@ def test_value_formats_convert_a_whole_column_in_order():
                                                    (None, "cannot parse 'maybe' as TRUE/FALSE")]
     assert NUMBER.convert(["1050.4", "NaN", "-inf", "n/a"]) == [
         (1050.4, None), (None, None), (None, "'-inf' is not a finite number"), (None, "cannot parse 'n/a' as a number")]
+
+
+# ------------------------------------------------------------------ telemetry JSON on read_json_objects / json_each
+
+
+def _jsonl(folder: Path, docs: list[str]) -> None:
+    (folder / "readings.jsonl").write_text("\n".join(docs) + "\n")
+
+
+def _telemetry_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "tel"
+    folder.mkdir()
+    return folder
+
+
+GOOD = '{"asset_id": "Chiller 6", "timestamp": "2020-06-01T00:00:00", "Chiller 6 Tonnage": 440.0}'
+
+
+def test_malformed_json_lines_name_the_line_with_duckdbs_reason(tmp_path):
+    folder = _telemetry_folder(tmp_path)
+    _jsonl(folder, [GOOD, GOOD.replace("00:00:00", "00:15:00"), '{"asset_id": "Chiller 6", "timestamp": 1,,}'])
+    err = _error(folder)
+    assert (err.file, err.line) == ("readings.jsonl", 3)
+    assert str(err).startswith("readings.jsonl: line 3: invalid JSON: ")
+
+
+def test_a_bad_reading_names_document_line_and_key(tmp_path):
+    folder = _telemetry_folder(tmp_path)
+    _jsonl(folder, [GOOD, GOOD.replace("440.0", "[1, 2]"), GOOD.replace("440.0", '"n/a"')])
+    err = _error(folder)
+    assert (err.line, err.field) == (2, "Chiller 6 Tonnage")
+    assert "expected a number, found list" in str(err)
+
+
+def test_errors_come_in_document_order_timestamp_before_readings(tmp_path):
+    folder = _telemetry_folder(tmp_path)
+    bad_both = GOOD.replace("2020-06-01T00:00:00", "yesterday").replace("440.0", '"n/a"')
+    _jsonl(folder, [GOOD, bad_both, GOOD.replace("440.0", "{}")])
+    err = _error(folder)
+    assert (err.line, err.field) == (2, "timestamp")
+    assert "cannot parse 'yesterday' as YYYY-MM-DDTHH:MM:SS" in str(err)
+
+
+def test_readings_as_texts_booleans_and_nulls(tmp_path):
+    folder = _telemetry_folder(tmp_path)
+    _jsonl(folder, ['{"asset_id": "Chiller 6", "timestamp": 1590984903, "Chiller 6 Tonnage": " 251.5 ", '
+                    '"Chiller 6 Run Status": true, "Chiller 6 Schedule": null, "Chiller 6 Setpoint": "", '
+                    '"_rev": "1-a", "Chiller 6 Power": "NaN"}'])
+    tel = import_assetopsbench(folder).frames["telemetry"]
+    assert sorted(map(tuple, tel[["sensor", "value"]].values.tolist())) == [("Run Status", 1.0), ("Tonnage", 251.5)]
+    assert str(tel["ts"].iloc[0]) == "2020-06-01 00:15:03"  # epoch seconds, New York wall clock
+
+
+def test_a_later_document_that_is_not_an_object_names_its_line(tmp_path):
+    folder = _telemetry_folder(tmp_path)
+    _jsonl(folder, [GOOD, "[1, 2]"])
+    err = _error(folder)
+    assert (err.line, err.field) == (2, None) and "expected a telemetry document" in str(err)
+
+
+def test_json_with_a_bom_reads_the_same(tmp_path):
+    folder = _telemetry_folder(tmp_path)
+    _jsonl(folder, [GOOD])
+    plain = import_assetopsbench(folder).frames["telemetry"]
+    path = folder / "readings.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert import_assetopsbench(folder).frames["telemetry"].equals(plain)
