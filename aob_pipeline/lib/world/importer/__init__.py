@@ -56,6 +56,12 @@ Column names are matched case-insensitively, with spaces and hyphens read as und
 - ``world_meta``: source ``imported:<path>``, scale ``imported``, seed empty, telemetry_start/end (only
   when telemetry was imported), now (telemetry end, else the latest event), built_at.
 
+Parsing is DuckDB's: ``csv_files`` (``read_csv`` with declared columns and ``store_rejects``; lines of bad records and
+values from DuckDB's reject tables), ``formats`` (dates, durations, booleans and numbers as ``try_strptime`` /
+``TRY_CAST`` expressions over whole columns), ``telemetry`` (``read_json_objects`` + ``json_each`` for the JSON shapes,
+``read_csv`` + ``UNPIVOT`` for the wide CSV). ``kinds`` recognises files, ``rules`` reads rule logic, ``build`` assembles
+the world, ``report`` holds the error and the manifest, ``files`` sends each file to its reader.
+
 Malformed input raises ``WorldImportError`` naming the file, the line (as an editor counts it, header =
 line 1) and the field, e.g. ``wo.csv: line 7: field 'actual_finish': cannot parse '13/45/21 9:00' as
 M/D/YY H:MM``.
