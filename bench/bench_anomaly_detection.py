@@ -3,7 +3,7 @@
 For each seed: build the world (``generate_world(scale, seed)``) and its fault-free twin
 (``inject_faults=False``: every random draw is shared, so the two differ exactly by the fault signatures).
 Every asset × sensor that an in-window fault affects (``failure_mode_sensors`` of the fault's mode for the
-asset's class) is one series; ``aob_pipeline.lib.tsfm.detect_anomalies`` runs on it over the whole
+asset's class) is one series; ``aob_pipeline.lib.timeseries.detect_anomalies`` runs on it over the whole
 telemetry window - the same call the ``tsfm_detect_anomalies`` tool and the scenarios' answers make.
 
 Scores (summed over seeds):
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib import tsfm
+from aob_pipeline.lib import timeseries
 from aob_pipeline.lib.world.generate import generate_world
 
 
@@ -125,8 +125,8 @@ def evaluate_seed(scale: str, seed: int, alpha: float, results: Results) -> None
             continue
         t0 = time.perf_counter()
         try:
-            found = tsfm.detect_anomalies(series["ts"], series["value"], alpha=alpha)
-        except tsfm.NotEnoughDataError:
+            found = timeseries.detect_anomalies(series["ts"], series["value"], alpha=alpha)
+        except timeseries.NotEnoughDataError:
             results.skipped += 1
             continue
         results.seconds.append(time.perf_counter() - t0)
@@ -143,7 +143,7 @@ def evaluate_seed(scale: str, seed: int, alpha: float, results: Results) -> None
         # the visible signature: where the faulted reading differs from the fault-free twin's
         twin_series = clean.get((asset_id, sensor))
         if twin_series is not None:
-            clean_values = tsfm.snap_to_grid(twin_series["ts"], twin_series["value"]).reindex(ts).to_numpy()
+            clean_values = timeseries.snap_to_grid(twin_series["ts"], twin_series["value"]).reindex(ts).to_numpy()
             visible = np.isfinite(clean_values) & ~np.isclose(pts["value"].to_numpy(), clean_values, rtol=0, atol=1e-9)
             results.visible.add(predicted, visible)
             effect = pts["value"].to_numpy() - clean_values
@@ -165,12 +165,12 @@ def evaluate_seed(scale: str, seed: int, alpha: float, results: Results) -> None
             tally[1] += 1
             tally[0] += int(bool(len(wins)) and _overlaps(wins, f.onset_ts, f.end).any())
 
-        if twin_series is not None and len(twin_series) >= tsfm.MIN_OBSERVED_POINTS:
-            twin_found = tsfm.detect_anomalies(twin_series["ts"], twin_series["value"], alpha=alpha)
+        if twin_series is not None and len(twin_series) >= timeseries.MIN_OBSERVED_POINTS:
+            twin_found = timeseries.detect_anomalies(twin_series["ts"], twin_series["value"], alpha=alpha)
             results.twin_readings += len(twin_found.points)
             results.twin_flagged += int(twin_found.points["anomaly"].sum())
             results.twin_windows += len(twin_found.windows)
-            results.twin_series_days += len(twin_found.points) / tsfm.DAILY_SEASON
+            results.twin_series_days += len(twin_found.points) / timeseries.DAILY_SEASON
 
     results.faults_detected += len(detected)
     for fid, shape in shape_of.items():
@@ -190,7 +190,7 @@ def _fmt(x: float) -> str:
 def report(results: Results, scale: str, seeds: list[int], alpha: float) -> str:
     lines = [
         f"Anomaly detection vs injected faults  (scale {scale}, seeds {', '.join(map(str, seeds))}, alpha {alpha}, "
-        f"method: {tsfm.ANOMALY_METHOD})",
+        f"method: {timeseries.ANOMALY_METHOD})",
         f"series: {results.series} affected asset x sensor ({results.skipped} skipped: too little data), "
         f"readings: {results.readings:,}, faults in window: {results.faults}",
         "",

@@ -9,7 +9,7 @@ twins ``<inner>+<fault>`` (from ``assets_data/agents.yaml`` where registered, el
 every scenario, judges every run with the reference judge, the trace-only judge (rules blind to the ground
 truth) and, with ``--llm-model``, an LLM judge (it needs ``ANTHROPIC_API_KEY`` or cached replies), and prints
 
-- the sensitivity table (``aob_pipeline.lib.judge.sensitivity.sensitivity_frame``): per judge and fault, the
+- the sensitivity table (``aob_pipeline.lib.judging.sensitivity.sensitivity_frame``): per judge and fault, the
   target criterion, pairs, sensitivity, detection rate, off-target flip rate, specificity on the clean runs,
   runs where the fault could not be planted, and the mean score of the clean and faulty runs;
 - the flip rate of every criterion per fault (the full picture behind the off-target rate);
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="aob-bench-judge-") as home:
         os.environ["AOB_HOME"] = home
         from aob_pipeline.lib.agents.registry import AgentSpec, load_agent_registry
-        from aob_pipeline.lib.judge import (
+        from aob_pipeline.lib.judging import (
             LLMJudge,
             ReferenceJudge,
             TraceOnlyJudge,

@@ -198,7 +198,7 @@ def locked_warehouse(home: Path):
 
 
 def test_imports_while_the_warehouse_is_locked_say_who_holds_it(home, locked_warehouse, tmp_path):
-    from aob_pipeline.lib.judge.agreement import CRITERIA
+    from aob_pipeline.lib.judging.agreement import CRITERIA
 
     labels = tmp_path / "labels.csv"
     labels.write_text(f"run_id,{CRITERIA[0]}\nrun-1,true\n")
@@ -250,7 +250,7 @@ def test_tools_list_json(home):
 def _write_leaderboard(path: Path) -> None:
     import pandas as pd
 
-    from aob_pipeline.lib.judge.scoring import LEADERBOARD_TABLE
+    from aob_pipeline.lib.judging.scoring import LEADERBOARD_TABLE
     from aob_pipeline.lib.warehouse import connect, replace_tables
 
     rows = []

@@ -31,24 +31,25 @@ import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.agents.table import AGENTS_TABLE
-from aob_pipeline.lib.judge.agreement import HUMAN_LABELS_TABLE, JUDGE_AGREEMENT_TABLE
-from aob_pipeline.lib.judge.records import JUDGEMENTS_TABLE
-from aob_pipeline.lib.judge.scoring import (
+from aob_pipeline.lib.judging.agreement import HUMAN_LABELS_TABLE, JUDGE_AGREEMENT_TABLE
+from aob_pipeline.lib.judging.records import JUDGEMENTS_TABLE
+from aob_pipeline.lib.judging.scoring import (
     LEADERBOARD_HISTORY_TABLE,
     LEADERBOARD_TABLE,
     SCORE_BREAKDOWNS_TABLE,
     SCORES_TABLE,
     leaderboard_column_description,
 )
-from aob_pipeline.lib.judge.sensitivity import JUDGE_SENSITIVITY_TABLE
+from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.run_hygiene import process_alive
-from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
+from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
 from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES
 from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
 
-WAREHOUSE_DOCS_PATH = PROJECT_ROOT / "docs" / "WAREHOUSE.md"
+# The checkout's docs page (an installed package has none: docs/WAREHOUSE.md under the current folder).
+WAREHOUSE_DOCS_PATH = (CHECKOUT_ROOT or Path.cwd()) / "docs" / "WAREHOUSE.md"
 TABLE_DOCS = "table_docs"
 LOCK_RETRY_SECONDS = 30.0
 """How long ``publish_warehouse`` retries when the pipeline holds the warehouse's write lock."""
@@ -105,10 +106,10 @@ def declared_tables() -> dict[str, Table]:
          JUDGE_AGREEMENT_TABLE, JUDGE_SENSITIVITY_TABLE, HUMAN_LABELS_TABLE],
     ]
     try:
-        from aob_pipeline.lib.trajfm import TRAJFM_TABLES
-        from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
-        from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE
-        from aob_pipeline.lib.trajfm.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
+        from aob_pipeline.lib.failures import TRAJFM_TABLES
+        from aob_pipeline.lib.failures.distribution import FAILURE_DISTRIBUTION_TABLE
+        from aob_pipeline.lib.failures.findings import FAILURE_FINDINGS_TABLE
+        from aob_pipeline.lib.failures.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 
         groups.append([FAILURE_FINDINGS_TABLE, *TRAJFM_TABLES.values(), FAILURE_DISTRIBUTION_TABLE,
                        FAILURE_EMBEDDINGS_TABLE, FAILURE_CLUSTER_MEMBERS_TABLE])
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aob_pipeline.lib.publish",
                                      description="Generate or check docs/WAREHOUSE.md from the table declarations.")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write-docs", action="store_true", help=f"write {WAREHOUSE_DOCS_PATH.relative_to(PROJECT_ROOT)}")
+    group.add_argument("--write-docs", action="store_true", help=f"write {WAREHOUSE_DOCS_PATH}")
     group.add_argument("--check", action="store_true", help="exit 1 when the docs page is out of date")
     args = parser.parse_args(argv)
     text = generate_warehouse_docs()

@@ -18,7 +18,7 @@ from aob_pipeline.defs.scenarios import scenario_assets
 from aob_pipeline.defs.trajectories import trajectory_assets
 from aob_pipeline.defs.world import world_assets
 from aob_pipeline.lib.agents.registry import AgentSpec, add_agent
-from aob_pipeline.lib.judge.records import CRITERIA
+from aob_pipeline.lib.judging.records import CRITERIA
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
 

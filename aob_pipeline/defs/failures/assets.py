@@ -21,11 +21,11 @@ from aob_pipeline.lib.reports.metadata_plots import (
     failure_heatmap_png,
 )
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-from aob_pipeline.lib.trajfm.distribution import FAILURE_DISTRIBUTION_TABLE
-from aob_pipeline.lib.trajfm.distribution import failure_distribution as distribution_of
-from aob_pipeline.lib.trajfm.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
+from aob_pipeline.lib.failures.distribution import FAILURE_DISTRIBUTION_TABLE
+from aob_pipeline.lib.failures.distribution import failure_distribution as distribution_of
+from aob_pipeline.lib.failures.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
 from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
-from aob_pipeline.lib.trajfm.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
+from aob_pipeline.lib.failures.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 
 GROUP = "failures"
 MAX_NOISE_SHARE = 0.5
@@ -39,13 +39,13 @@ class FindingsConfig(dg.Config):
 
 
 def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> list:
-    from aob_pipeline.lib.trajfm.detectors import OfflineExtractor
+    from aob_pipeline.lib.failures.detectors import OfflineExtractor
 
     extractors = [OfflineExtractor(judge_scenarios=judge_scenarios)]
     model = config.llm_extractor_model or os.environ.get("AOB_TRAJFM_MODEL")
     if model:
         from aob_pipeline.lib.llm import LLMClient
-        from aob_pipeline.lib.trajfm.llm_extractor import LLMExtractor
+        from aob_pipeline.lib.failures.llm_extractor import LLMExtractor
 
         extractors.append(LLMExtractor(LLMClient.from_settings(), model))
     return extractors
@@ -132,9 +132,9 @@ def failure_embeddings(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     pool=WAREHOUSE_WRITE_POOL,
 )
 def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource):
-    from aob_pipeline.lib.trajfm import cluster_table, cluster_texts, quality_frame
-    from aob_pipeline.lib.trajfm.cluster import CLUSTER_QUALITY_TABLE, keep_clusters
-    from aob_pipeline.lib.trajfm.naming import FAILURE_CLUSTERS_TABLE
+    from aob_pipeline.lib.failures import cluster_table, cluster_texts, quality_frame
+    from aob_pipeline.lib.failures.cluster import CLUSTER_QUALITY_TABLE, keep_clusters
+    from aob_pipeline.lib.failures.naming import FAILURE_CLUSTERS_TABLE
 
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")
@@ -250,7 +250,7 @@ def taxonomy(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: Aob
     candidate modes — stable clusters that match no known mode — with first-seen date, size and example
     titles. Promotion is a reviewed edit of the catalog file that bumps its version."""
     from aob_pipeline.lib.embeddings import embed_texts
-    from aob_pipeline.lib.trajfm import (
+    from aob_pipeline.lib.failures import (
         TAXONOMY_TABLE,
         candidates_from_frame,
         cluster_centroids,
@@ -288,7 +288,7 @@ def taxonomy(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: Aob
 def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Share of traces per failure mode and per cluster — overall, per agent and per orchestration — and how
     many traces have one or several new failures, in the shape of the published AssetOpsBench table."""
-    from aob_pipeline.lib.trajfm.distribution import compare_with_published, new_failure_counts
+    from aob_pipeline.lib.failures.distribution import compare_with_published, new_failure_counts
 
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")
@@ -319,7 +319,7 @@ def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     the failure clusters recover the planted fault families (ARI, noise rows as singletons) with the share of
     distinct cluster names. One row per (extractor, metric, fault)."""
     from aob_pipeline.lib.trajectories.store import read_trajectories
-    from aob_pipeline.lib.trajfm.validation import (
+    from aob_pipeline.lib.failures.validation import (
         EXTRACTOR_VALIDATION_TABLE,
         extractor_validation_frame,
         planted_faults_frame,

@@ -22,7 +22,7 @@ from aob_pipeline.defs.resources import (
     AobSettingsResource,
     markdown_table,
 )
-from aob_pipeline.lib.judge import (
+from aob_pipeline.lib.judging import (
     JUDGEMENTS_TABLE,
     LLMJudge,
     ReferenceJudge,
@@ -38,9 +38,9 @@ from aob_pipeline.lib.judge import (
     tool_call_accuracy_frame,
     tool_calls_frame,
 )
-from aob_pipeline.lib.judge.agreement import JUDGE_AGREEMENT_TABLE
-from aob_pipeline.lib.judge.scoring import SCORE_BREAKDOWNS_TABLE, SCORES_TABLE
-from aob_pipeline.lib.judge.sensitivity import JUDGE_SENSITIVITY_TABLE
+from aob_pipeline.lib.judging.agreement import JUDGE_AGREEMENT_TABLE
+from aob_pipeline.lib.judging.scoring import SCORE_BREAKDOWNS_TABLE, SCORES_TABLE
+from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.reports.metadata_plots import (
     criteria_png,
     judge_agreement_png,

@@ -53,8 +53,8 @@ from typing import Any
 import pandas as pd
 
 from aob_pipeline.lib.errors import UnknownAgent
-from aob_pipeline.lib.judge.records import CRITERIA, CRITERION_DESCRIPTIONS, rationale_column
-from aob_pipeline.lib.judge.scoring import (
+from aob_pipeline.lib.judging.records import CRITERIA, CRITERION_DESCRIPTIONS, rationale_column
+from aob_pipeline.lib.judging.scoring import (
     DEFAULT_BOOTSTRAP,
     DEPLOYMENT_READY_SCORE,
     bootstrap_ci,
@@ -89,8 +89,8 @@ def _words(text: str | None) -> set[str]:
 @lru_cache(maxsize=1)
 def published_vocabulary() -> frozenset[str]:
     """Words a hidden cluster keyword may be (see the module docstring, rule 1)."""
-    from aob_pipeline.lib.trajfm.findings import EMERGENT_TITLES
-    from aob_pipeline.lib.trajfm.taxonomy import load_taxonomy
+    from aob_pipeline.lib.failures.findings import EMERGENT_TITLES
+    from aob_pipeline.lib.failures.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
     words: set[str] = set(DOMAIN_TERMS)
@@ -108,8 +108,8 @@ def published_vocabulary() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def known_cluster_names() -> frozenset[str]:
     """Labels a hidden cluster may be shown with as they are: known mode names and emergent family titles."""
-    from aob_pipeline.lib.trajfm.findings import EMERGENT_TITLES
-    from aob_pipeline.lib.trajfm.taxonomy import load_taxonomy
+    from aob_pipeline.lib.failures.findings import EMERGENT_TITLES
+    from aob_pipeline.lib.failures.taxonomy import load_taxonomy
 
     names = {m.name for m in load_taxonomy().modes} | set(EMERGENT_TITLES)
     return frozenset(n.strip().casefold() for n in names)

@@ -28,7 +28,7 @@ from typing import Any
 
 import pandas as pd
 
-from aob_pipeline.lib.judge.scoring import DEPLOYMENT_READY_SCORE
+from aob_pipeline.lib.judging.scoring import DEPLOYMENT_READY_SCORE
 from aob_pipeline.lib.reports import plots
 from aob_pipeline.lib.reports.feedback import DEFAULT_MIN_CLUSTER_SIZE, build_feedback
 
@@ -119,7 +119,7 @@ def _agreement(frames: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame | None
     judgements = _frame(frames, "judgements")
     if judgements is None or judgements["judge"].nunique() < 2:
         return None
-    from aob_pipeline.lib.judge.agreement import agreement_frame
+    from aob_pipeline.lib.judging.agreement import agreement_frame
 
     return agreement_frame(judgements)
 

@@ -19,8 +19,8 @@ from contextlib import contextmanager
 
 import pandas as pd
 
-from aob_pipeline.lib.judge.records import CRITERIA
-from aob_pipeline.lib.judge.scoring import DEPLOYMENT_READY_SCORE
+from aob_pipeline.lib.judging.records import CRITERIA
+from aob_pipeline.lib.judging.scoring import DEPLOYMENT_READY_SCORE
 from aob_pipeline.lib.reports.plots import (
     CRITERION_LABELS,
     NOISE_COLOUR,

@@ -19,8 +19,8 @@ from functools import lru_cache
 
 import pandas as pd
 
-from aob_pipeline.lib.judge.records import CRITERIA
-from aob_pipeline.lib.judge.scoring import DEPLOYMENT_READY_SCORE
+from aob_pipeline.lib.judging.records import CRITERIA
+from aob_pipeline.lib.judging.scoring import DEPLOYMENT_READY_SCORE
 
 NOISE_COLOUR = "#b0b0b0"
 READY_COLOUR = "#2e7d32"
@@ -70,7 +70,7 @@ def _layout(fig, title: str, height: int = 420):
 @lru_cache(maxsize=1)
 def mast_mode_names() -> dict[str, str]:
     """MAST slug → mode name, from the taxonomy catalog (the fixed vocabulary of mode names)."""
-    from aob_pipeline.lib.trajfm.findings import mast_names
+    from aob_pipeline.lib.failures.findings import mast_names
 
     return dict(mast_names())
 
@@ -78,7 +78,7 @@ def mast_mode_names() -> dict[str, str]:
 @lru_cache(maxsize=1)
 def mast_mode_groups() -> dict[str, str]:
     """Known mode slug → group name, from the taxonomy catalog."""
-    from aob_pipeline.lib.trajfm.taxonomy import load_taxonomy
+    from aob_pipeline.lib.failures.taxonomy import load_taxonomy
 
     taxonomy = load_taxonomy()
     return {m.slug: taxonomy.group_name(m.group) for m in taxonomy.modes}
@@ -341,7 +341,7 @@ def agent_failure_heatmap(distribution: pd.DataFrame | None, findings: pd.DataFr
     if _empty(distribution):
         if _empty(findings):
             return None
-        from aob_pipeline.lib.trajfm.distribution import failure_distribution
+        from aob_pipeline.lib.failures.distribution import failure_distribution
 
         distribution = failure_distribution(findings)
     names = mast_mode_names()

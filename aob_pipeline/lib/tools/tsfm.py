@@ -1,6 +1,6 @@
 """TSFM tools: the supported analyses and models, forecasting a sensor, and anomaly detection over a window.
 
-The numerical work lives in ``aob_pipeline.lib.tsfm`` (the same code the scenarios' answer functions and
+The numerical work lives in ``aob_pipeline.lib.timeseries`` (the same code the scenarios' answer functions and
 the anomaly benchmark call); these tools resolve the asset and sensor, read the window through
 ``ctx.query`` and shape the result for an agent. Errors: ``unknown_asset``, ``unknown_sensor``,
 ``start_after_end``, ``empty_window`` (no reading at all) and ``not_enough_data`` (fewer than two days of
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aob_pipeline.lib import tsfm
+from aob_pipeline.lib import timeseries
 from aob_pipeline.lib.tools._common import (
     ASSET_SCHEMA,
     DEFAULT_PAGE_SIZE,
@@ -46,7 +46,7 @@ ANALYSES = [
     {
         "name": "anomaly_detection",
         "tool": "tsfm_detect_anomalies",
-        "method": tsfm.ANOMALY_METHOD,
+        "method": timeseries.ANOMALY_METHOD,
         "description": "Flag readings outside conformal bounds around a robust seasonal baseline (the median of "
                        "the same time of day over the previous 7 days, with past anomalies removed); "
                        "consecutive anomalies are merged into windows. Daily cycles are never flagged.",
@@ -58,13 +58,13 @@ def list_models(ctx: ToolContext) -> dict[str, Any]:
     return {
         "analyses": ANALYSES,
         "models": [
-            {"name": m.name, "description": m.description, "default": m.name == tsfm.DEFAULT_FORECAST_MODEL}
-            for m in tsfm.FORECAST_MODELS.values()
+            {"name": m.name, "description": m.description, "default": m.name == timeseries.DEFAULT_FORECAST_MODEL}
+            for m in timeseries.FORECAST_MODELS.values()
         ],
-        "cadence_minutes": int(tsfm.STEP.total_seconds() // 60),
-        "season_length": tsfm.DAILY_SEASON,
-        "max_horizon": tsfm.MAX_HORIZON,
-        "min_history_readings": tsfm.MIN_OBSERVED_POINTS,
+        "cadence_minutes": int(timeseries.STEP.total_seconds() // 60),
+        "season_length": timeseries.DAILY_SEASON,
+        "max_horizon": timeseries.MAX_HORIZON,
+        "min_history_readings": timeseries.MIN_OBSERVED_POINTS,
     }
 
 
@@ -91,16 +91,16 @@ def forecast(
     sensor: str,
     start: str,
     end: str,
-    horizon: int = tsfm.DAILY_SEASON,
-    model: str = tsfm.DEFAULT_FORECAST_MODEL,
+    horizon: int = timeseries.DAILY_SEASON,
+    model: str = timeseries.DEFAULT_FORECAST_MODEL,
     level: float = 90,
 ) -> dict[str, Any]:
     record, sensor_rec, s, e, frame = _window_series(ctx, asset, sensor, start, end)
     name = sensor_rec["sensor"]
     try:
-        result = tsfm.forecast(frame["ts"], frame["value"], s, e, horizon=horizon, model=model, level=level,
+        result = timeseries.forecast(frame["ts"], frame["value"], s, e, horizon=horizon, model=model, level=level,
                                plausible_range=(sensor_rec.get("min_value"), sensor_rec.get("max_value")))
-    except tsfm.NotEnoughDataError as exc:
+    except timeseries.NotEnoughDataError as exc:
         raise _not_enough(ctx, record, name, exc) from None
     except ValueError as exc:
         raise ToolError("invalid_arguments", str(exc)) from None
@@ -161,8 +161,8 @@ def detect_anomalies(
     record, sensor_rec, s, e, frame = _window_series(ctx, asset, sensor, start, end)
     name = sensor_rec["sensor"]
     try:
-        result = tsfm.detect_anomalies(frame["ts"], frame["value"], s, e, alpha=alpha)
-    except tsfm.NotEnoughDataError as exc:
+        result = timeseries.detect_anomalies(frame["ts"], frame["value"], s, e, alpha=alpha)
+    except timeseries.NotEnoughDataError as exc:
         raise _not_enough(ctx, record, name, exc) from None
     except ValueError as exc:
         raise ToolError("invalid_arguments", str(exc)) from None
@@ -234,10 +234,10 @@ TOOLS: list[ToolSpec] = [
         ),
         parameters=object_schema({
             **HISTORY_ARGS,
-            "horizon": {"type": "integer", "minimum": 1, "maximum": tsfm.MAX_HORIZON,
+            "horizon": {"type": "integer", "minimum": 1, "maximum": timeseries.MAX_HORIZON,
                         "description": "Steps of 15 minutes to forecast (default 96 = 24 hours)."},
-            "model": {"type": "string", "enum": list(tsfm.FORECAST_MODELS),
-                      "description": f"Forecasting model (default {tsfm.DEFAULT_FORECAST_MODEL}); see tsfm_list_models."},
+            "model": {"type": "string", "enum": list(timeseries.FORECAST_MODELS),
+                      "description": f"Forecasting model (default {timeseries.DEFAULT_FORECAST_MODEL}); see tsfm_list_models."},
             "level": {"type": "number", "minimum": 50, "exclusiveMaximum": 100,
                       "description": "Prediction-interval level in percent (default 90)."},
         }, ["asset", "sensor", "start", "end"]),

@@ -15,7 +15,7 @@ offline failure detector (pure code, no Dagster).
 - ``coherence``: the facts a judge criterion and a failure mode share, and the contradictions between a
   judgement and a finding on them (``contradictions``).
 
-The judges (``lib.judge.reference``, ``lib.judge.trace_only``) and the detectors (``lib.trajfm.detectors``) are
+The judges (``lib.judging.reference``, ``lib.judging.trace_only``) and the detectors (``lib.failures.detectors``) are
 rule sets over these facts; where a criterion and a failure mode speak of the same fact they call the same
 function here, so they agree by construction (and ``coherence`` measures that they do).
 """

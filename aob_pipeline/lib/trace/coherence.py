@@ -36,7 +36,7 @@ import pandas as pd
 from aob_pipeline.lib.trace.answer import states_result
 from aob_pipeline.lib.trace.claims import error_success_claims, overstatements
 from aob_pipeline.lib.trace.reading import TraceReading
-from aob_pipeline.lib.trajfm.findings import (
+from aob_pipeline.lib.failures.findings import (
     DISOBEY_ROLE_SPECIFICATION,
     EXTRANEOUS_OUTPUT_FORMATTING,
     LACK_OF_TOOL_ERROR_HANDLING,

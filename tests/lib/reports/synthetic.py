@@ -13,12 +13,12 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.judge.agreement import agreement_frame
-from aob_pipeline.lib.judge.records import CRITERIA, Judgement, judgements_frame
-from aob_pipeline.lib.judge.scoring import breakdown_frame, leaderboard_frame, scores_frame
+from aob_pipeline.lib.judging.agreement import agreement_frame
+from aob_pipeline.lib.judging.records import CRITERIA, Judgement, judgements_frame
+from aob_pipeline.lib.judging.scoring import breakdown_frame, leaderboard_frame, scores_frame
 from aob_pipeline.lib.trajectories.schema import Step, Trajectory, to_rows
-from aob_pipeline.lib.trajfm.distribution import failure_distribution
-from aob_pipeline.lib.trajfm.findings import (
+from aob_pipeline.lib.failures.distribution import failure_distribution
+from aob_pipeline.lib.failures.findings import (
     INEFFECTIVE_ERROR_RECOVERY,
     AdditionalMode,
     Finding,
@@ -26,8 +26,8 @@ from aob_pipeline.lib.trajfm.findings import (
     findings_frame,
     no_flags,
 )
-from aob_pipeline.lib.trajfm.naming import FAILURE_CLUSTERS_TABLE
-from aob_pipeline.lib.trajfm.taxonomy import load_taxonomy, taxonomy_frame
+from aob_pipeline.lib.failures.naming import FAILURE_CLUSTERS_TABLE
+from aob_pipeline.lib.failures.taxonomy import load_taxonomy, taxonomy_frame
 
 CANARY_PREFIX = "zqcanary"
 TYPES = ["IoT", "FMSR", "TSFM", "WO", "multi-agent"]

@@ -120,8 +120,8 @@ def test_the_imported_world_passes_the_work_order_quality_check(real_world):
 def test_the_reference_judge_passes_the_oracle_on_every_computed_public_scenario(real_world):
     from aob_pipeline.lib.agents.registry import build_agent, load_agent_registry
     from aob_pipeline.lib.agents.runner import run_agent
-    from aob_pipeline.lib.judge.reference import ReferenceJudge
-    from aob_pipeline.lib.judge.scenario import JudgeScenario
+    from aob_pipeline.lib.judging.reference import ReferenceJudge
+    from aob_pipeline.lib.judging.scenario import JudgeScenario
 
     rows, ctx = real_world
     registry = load_agent_registry(ctx.settings, include_unavailable=True)

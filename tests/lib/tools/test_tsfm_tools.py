@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aob_pipeline.lib import tsfm
+from aob_pipeline.lib import timeseries
 from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.tools.registry import call_tool, get_tool
 
@@ -33,8 +33,8 @@ def error(envelope: dict) -> dict:
 
 def test_list_models_is_truthful(handmade):
     result = ok(call_tool(handmade.ctx, "tsfm_list_models", {}))
-    assert [m["name"] for m in result["models"]] == list(tsfm.FORECAST_MODELS)
-    assert [m["name"] for m in result["models"] if m["default"]] == [tsfm.DEFAULT_FORECAST_MODEL]
+    assert [m["name"] for m in result["models"]] == list(timeseries.FORECAST_MODELS)
+    assert [m["name"] for m in result["models"] if m["default"]] == [timeseries.DEFAULT_FORECAST_MODEL]
     assert {a["name"]: a["tool"] for a in result["analyses"]} == {
         "forecasting": "tsfm_forecast", "anomaly_detection": "tsfm_detect_anomalies"}
     for a in result["analyses"]:
@@ -67,7 +67,7 @@ def test_forecast_returns_interval_rows_after_the_history(handmade):
 
 
 def test_forecast_with_each_model(handmade):
-    for model in tsfm.FORECAST_MODELS:
+    for model in timeseries.FORECAST_MODELS:
         result = ok(call_tool(handmade.ctx, "tsfm_forecast", {
             "asset": "CWC04006", "sensor": "Power Input", **WINDOW, "horizon": 8, "model": model}))
         assert result["model"] == model and len(result["forecast"]) == 8
@@ -131,7 +131,7 @@ def step_world(tmp_path_factory) -> ToolContext:
 def test_detect_anomalies_finds_the_planted_drop(step_world):
     args = {"asset": "Chiller 6", "sensor": "Condenser Water Flow", "start": "2020-06-01", "end": "2020-06-15"}
     result = ok(call_tool(step_world, "tsfm_detect_anomalies", args))
-    assert result["method"] == tsfm.ANOMALY_METHOD and result["alpha"] == 0.01
+    assert result["method"] == timeseries.ANOMALY_METHOD and result["alpha"] == 0.01
     assert result["points_checked"] == 14 * 96
     windows = result["windows"]
     assert len(windows) == 1, windows

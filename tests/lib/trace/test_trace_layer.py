@@ -105,11 +105,11 @@ def _imports(path: Path) -> list[tuple[str, str]]:
 
 
 def test_rule_sets_import_only_public_names_across_modules():
-    files = [*(ROOT / "aob_pipeline/lib/judge").glob("*.py"), *(ROOT / "aob_pipeline/lib/trajfm").glob("*.py"),
+    files = [*(ROOT / "aob_pipeline/lib/judging").glob("*.py"), *(ROOT / "aob_pipeline/lib/failures").glob("*.py"),
              *(ROOT / "aob_pipeline/lib/trace").glob("*.py")]
     private = [(p.name, m, n) for p in files for m, n in _imports(p)
                if n.startswith("_") and not n.startswith("__") and m.startswith("aob_pipeline")]
     assert private == []
-    trace_only = _imports(ROOT / "aob_pipeline/lib/judge/trace_only.py")
-    assert {n for m, n in trace_only if m.endswith("judge.reference")} <= {"RuleJudge", "no_data_read",
+    trace_only = _imports(ROOT / "aob_pipeline/lib/judging/trace_only.py")
+    assert {n for m, n in trace_only if m.endswith("judging.reference")} <= {"RuleJudge", "no_data_read",
                                                                            "without_reference"}

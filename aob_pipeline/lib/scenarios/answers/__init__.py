@@ -3,7 +3,7 @@
 A scenario's ``answer: {function, params, format}`` names one answer kind. Its function receives a DuckDB
 connection to the full warehouse (ground truth included) and the scenario's rendered parameters, and computes the
 answer with its own SQL or pandas, never through the agents' tools, so the oracle test checks the tools against an
-independent computation. TSFM answers call ``aob_pipeline.lib.tsfm`` on the same readings (the tools' numerics are
+independent computation. TSFM answers call ``aob_pipeline.lib.timeseries`` on the same readings (the tools' numerics are
 that module; the answer compares within a tolerance).
 
 Where each kind lives (next to the tools it mirrors, ``aob_pipeline.lib.tools.<domain>``):

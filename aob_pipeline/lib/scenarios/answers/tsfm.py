@@ -1,5 +1,5 @@
 """TSFM answer kinds: the forecasting service, forecasts and anomaly detection (mirroring
-``aob_pipeline.lib.tools.tsfm``; the numerics are ``aob_pipeline.lib.tsfm``, compared within a tolerance)."""
+``aob_pipeline.lib.tools.tsfm``; the numerics are ``aob_pipeline.lib.timeseries``, compared within a tolerance)."""
 
 from __future__ import annotations
 
@@ -23,9 +23,9 @@ from aob_pipeline.lib.scenarios.answers.iot import sensor_names
 
 @answer_kind("tsfm", reads=[], formats=["id_set", "label", "integer"])
 def tsfm_capability(con: Any, item: str) -> Any:
-    """What the TSFM service supports, from ``aob_pipeline.lib.tsfm``: item = models (names), default_model,
+    """What the TSFM service supports, from ``aob_pipeline.lib.timeseries``: item = models (names), default_model,
     max_horizon (steps), min_history_readings or cadence_minutes."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     values = {
         "models": sorted(tsfm.FORECAST_MODELS),
@@ -45,7 +45,7 @@ MODEL_PURPOSES = ("seasonal_with_trend", "baseline")
 def tsfm_model_recommendation(con: Any, purpose: str) -> dict[str, Any]:
     """What a model recommendation must name: for a daily-cycle series with drift (seasonal_with_trend) any
     model that removes the daily cycle and models the rest; for a baseline, a non-seasonal-decomposition one."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     _check_choice("purpose", purpose, MODEL_PURPOSES)
     wanted = [m.name for m in tsfm.FORECAST_MODELS.values() if m.seasonal == (purpose == "seasonal_with_trend")]
@@ -59,7 +59,7 @@ FORECAST_STATS = ("mean", "max", "min", "last_mean", "max_hi", "min_lo")
 
 def _forecast(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int, model: str, level: float):
     """The forecast of a sensor from its readings in [start, end), clipped to the sensor's plausible range."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     a, name, df = _readings(con, asset, sensor, start, end)
     meta = _sensor(con, a["asset_id"], name)
@@ -92,7 +92,7 @@ def forecast_stat(con: Any, asset: str, sensor: str, start: str, end: str, stat:
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["label"])
 def forecast_horizon_end(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int = 96) -> str:
     """Timestamp of the last forecast slot: horizon steps of 15 minutes after the last reading's slot."""
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     _, _, df = _readings(con, asset, sensor, start, end)
     last_slot = pd.Timestamp(df["ts"].iloc[-1]).round(tsfm.STEP)
@@ -100,7 +100,7 @@ def forecast_horizon_end(con: Any, asset: str, sensor: str, start: str, end: str
 
 
 def _anomalies(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float):
-    from aob_pipeline.lib import tsfm
+    from aob_pipeline.lib import timeseries as tsfm
 
     _, _, df = _readings(con, asset, sensor, start, end)
     try:
