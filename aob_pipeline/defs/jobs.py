@@ -3,14 +3,14 @@
 import dagster as dg
 
 # Everything the demo builds, in lineage order: the world, SQL models, scenarios, then the agent × scenario
-# partitions of the evaluation (a run of this job selects them with a partition range; see aob_pipeline.demo).
+# agent partitions of the evaluation (a run of this job selects them with a partition range; see aob_pipeline.demo).
 demo_job = dg.define_asset_job(
     name="aob_demo",
     selection=dg.AssetSelection.all(),
     description=(
         "The main job on the embedded default: build the world, SQL models and scenarios, run every registered "
         "agent on every scenario, and everything downstream. `aob demo` launches it with a partition range "
-        "covering all agent × scenario partitions."
+        "covering every agent partition."
     ),
 )
 
@@ -28,7 +28,7 @@ def evaluation_assets(defs: dg.Definitions | None = None) -> list[dg.AssetKey]:
 
 
 def partitioned_keys(defs: dg.Definitions | None = None) -> set[dg.AssetKey]:
-    """The agent × scenario partitioned assets of the code location (trajectories, judgements, findings)."""
+    """The agent-partitioned assets of the code location (trajectories, judgements, findings)."""
     if defs is None:
         from aob_pipeline.definitions import defs
     graph = defs.resolve_asset_graph()
@@ -37,8 +37,8 @@ def partitioned_keys(defs: dg.Definitions | None = None) -> set[dg.AssetKey]:
 
 def exact_runs(block_tags: list[dict[str, str]], selection: list[dg.AssetKey],
                defs: dg.Definitions | None = None) -> list[tuple[dict[str, str], list[dg.AssetKey]]]:
-    """The runs that evaluate exactly the partition rectangles ``block_tags`` (see ``exact_range_tags``):
-    every rectangle but the last runs only the partitioned assets of ``selection``; the last one runs the whole
+    """The runs that evaluate exactly the agent partition blocks ``block_tags`` (see ``exact_range_tags``):
+    every block but the last runs only the partitioned assets of ``selection``; the last one runs the whole
     ``selection``, so the unpartitioned assets after them (scores, leaderboard, clusters, report, publishing)
     are built once, after every partition. Launch them in order, one after the other."""
     if not block_tags:
