@@ -22,11 +22,24 @@ def domain_modules(*domains: str) -> list[ModuleType]:
     return modules
 
 
+def _module_level(modules: list[ModuleType], wanted) -> list:
+    """The objects the loader finds in ``modules``: module-level values (or lists of them) for which ``wanted``
+    holds, each object once (a module may import another's)."""
+    found: dict[int, object] = {}
+    for module in modules:
+        for value in vars(module).values():
+            for item in value if isinstance(value, list) else [value]:
+                if wanted(item):
+                    found.setdefault(id(item), item)
+    return list(found.values())
+
+
 def domain_assets(*domains: str) -> list[dg.AssetsDefinition]:
     """The assets defined at module level in ``domains`` (e.g. ``domain_assets("world", "scenarios")``)."""
-    return list(dg.load_assets_from_modules(domain_modules(*domains)))
+    return _module_level(domain_modules(*domains), lambda x: isinstance(x, dg.AssetsDefinition)
+                         and not isinstance(x, dg.AssetChecksDefinition))
 
 
 def domain_checks(*domains: str) -> list[dg.AssetChecksDefinition]:
     """The asset checks defined at module level in ``domains``."""
-    return list(dg.load_asset_checks_from_modules(domain_modules(*domains)))
+    return _module_level(domain_modules(*domains), lambda x: isinstance(x, dg.AssetChecksDefinition))
