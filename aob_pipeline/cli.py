@@ -14,7 +14,13 @@ from pathlib import Path
 import click
 
 from aob_pipeline.cli_errors import AobGroup, version_line
-from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
+
+try:
+    from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
+except RuntimeError as exc:  # settings.DataDirError: AOB_DATA_DIR names no data root; one line, not a traceback
+    if type(exc).__name__ != "DataDirError":
+        raise
+    raise SystemExit(f"error: {exc}") from None
 
 SCALES = ["tiny", "small", "default", "large"]
 
@@ -186,10 +192,22 @@ def evaluate(agent_ids: tuple[str, ...], rejudge: bool) -> None:
 @click.option("--port", type=int, default=3000, show_default=True)
 def ui(port: int) -> None:
     """Open the Dagster UI (`dagster dev`) on this project with the same instance `aob demo` writes to."""
+    import importlib.util
+
+    if importlib.util.find_spec("dagster_webserver") is None:
+        raise click.ClickException(
+            "the Dagster UI is not installed: it is the 'ui' extra of aob_pipeline (dagster-webserver, dagster-dg-cli); "
+            "install it with `pip install 'aob_pipeline[ui]'` (from a checkout: `pip install -e '.[ui]'`, which "
+            "scripts/setup.sh does)")
     settings = _settings()
     dagster_home(settings)
+    workspace = CHECKOUT_ROOT / "workspace.yaml" if CHECKOUT_ROOT else None
+    if workspace is None or not workspace.is_file():  # an installed wheel: the same code location, written out
+        workspace = settings.ensure().home / "workspace.yaml"
+        workspace.write_text("load_from:\n  - python_module:\n      module_name: aob_pipeline.definitions\n"
+                             "      location_name: aob_pipeline\n")
     exe = Path(sys.executable).with_name("dagster")
-    os.execv(str(exe), [str(exe), "dev", "-w", str(PROJECT_ROOT / "workspace.yaml"), "-p", str(port)])
+    os.execv(str(exe), [str(exe), "dev", "-w", str(workspace), "-p", str(port)])
 
 
 # ----------------------------------------------------------------------------- world

@@ -86,7 +86,7 @@ def run_demo(settings: Settings, scale: str = "default", seed: int = 7, echo: Ca
     agents = [s.agent_id for s in load_agent_registry(settings)]
     scenario_ids = [s.id for s in load_scenarios(settings=settings)]
     with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance, agents, scenario_ids)
+        sync_partitions(instance, agents)
         echo(f"evaluating {len(agents)} agents × {len(scenario_ids)} scenarios")
         blocks = exact_range_tags(instance, agent_ids=agents)
         if len(blocks) > 1:  # the instance knows agents that are unavailable now: they run too (and crash, recorded)
@@ -238,15 +238,15 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
                      if k in set(dg.AssetSelection.assets("judgements", "failure_findings").downstream()
                                  .resolve(graph))]
     with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance, registered, [s.id for s in load_scenarios(settings=settings)])
+        sync_partitions(instance, registered)
         # Exactly the chosen agents: one run per block of consecutive partitions, the downstream once at the end.
         runs = exact_runs(exact_range_tags(instance, agent_ids=chosen), selection, graph)
         for i, (tags, assets) in enumerate(runs, start=1):
             t0 = time.perf_counter()
             result = execute_job(job, settings, echo, instance=instance, raise_on_error=False, tags=tags,
                                  asset_selection=assets)
-            part = f" ({i}/{len(runs)}: {tags['dagster/asset_partition_range_start'].split('|')[0]}…" \
-                   f"{tags['dagster/asset_partition_range_end'].split('|')[0]})" if len(runs) > 1 else ""
+            part = f" ({i}/{len(runs)}: {tags['dagster/asset_partition_range_start']}…" \
+                   f"{tags['dagster/asset_partition_range_end']})" if len(runs) > 1 else ""
             echo(f"run {result.run_id}{part}: {'succeeded' if result.success else 'FAILED'} "
                  f"in {time.perf_counter() - t0:.1f} s")
             if not result.success:

@@ -233,7 +233,7 @@ class RunFollower:
 def planned_materialisations(job: Any, instance: Any, tags: dict | None, asset_selection: Any) -> int | None:
     """How many ASSET_MATERIALIZATION_PLANNED events the launch will record: one per asset, one per partition
     in the run's partition range for partitioned assets (None when it cannot be worked out)."""
-    import dagster as dg
+    from aob_pipeline.defs.partitions import agents_in_range
 
     try:
         graph = job.asset_layer.asset_graph
@@ -246,8 +246,7 @@ def planned_materialisations(job: Any, instance: Any, tags: dict | None, asset_s
             if partitions is None:
                 total += 1
             elif start and end:
-                total += len(partitions.get_partition_keys_in_range(dg.PartitionKeyRange(start, end),
-                                                                    dynamic_partitions_store=instance))
+                total += len(agents_in_range(instance, tags))
             else:
                 return None
         return total

@@ -26,15 +26,19 @@ from types import SimpleNamespace
 from typing import Any
 
 from aob_pipeline.lib.agents.base import RunLimits
-from aob_pipeline.lib.agents.claude import ClaudeReActAgent
+from aob_pipeline.lib.agents.llm import ClaudeReActAgent
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.llm import LLMCache, LLMClient
-from aob_pipeline.lib.llm.fake import FakeAnthropic, text_reply, tool_use_reply
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.trajectories.schema import Trajectory
 from aob_pipeline.lib.world.generate import generate_world
 from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
+
+# The scripted Anthropic client is a test double: it lives in tests/ (llm_fake.py), imported by name.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from llm_fake import FakeAnthropic, text_reply, tool_use_reply  # noqa: E402
+
 
 LIMITS = RunLimits(timeout_s=120, max_steps=50)
 

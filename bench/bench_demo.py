@@ -70,7 +70,7 @@ def main() -> None:
     agents = [s.agent_id for s in load_agent_registry(settings)]
     scenario_ids = [s.id for s in load_scenarios(settings=settings)]
     with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance, agents, scenario_ids)
+        sync_partitions(instance, agents)
         t0 = time.perf_counter()
         full = defs.resolve_job_def("aob_demo").execute_in_process(
             instance=instance, run_config=demo_run_config(args.scale, 7), tags=range_tags(instance, agents))

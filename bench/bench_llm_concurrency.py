@@ -18,13 +18,18 @@ production path) and with a memory-only cache (the client alone).
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from aob_pipeline.lib.llm import LLMCache, LLMClient, LLMRequest
-from aob_pipeline.lib.llm.fake import FakeAnthropic, tool_use_reply
+
+# The scripted Anthropic client is a test double: it lives in tests/ (llm_fake.py), imported by name.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from llm_fake import FakeAnthropic, tool_use_reply  # noqa: E402
+
 
 TOOLS = [
     {

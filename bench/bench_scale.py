@@ -3,17 +3,18 @@
     .venv/bin/python bench/bench_scale.py [--agents 300] [--scenarios 0] [--scale tiny]
 
 Registers N synthetic agents (bench/scale_agents.py: two real tool calls each, no model), runs the whole pipeline
-over every agent × scenario partition in one run, and prints:
+over every agent partition (every scenario inside each) in one run, and prints:
 - wall time by stage (sum of step times per asset group) and of the whole run;
 - pipeline overhead per trajectory, excluding the agents' own time: in the `trajectories` step (tool envelopes,
   rows, the write) and Dagster's bookkeeping (run wall time minus the steps), goal ≤ 10 ms;
-- Dagster events written by the run (and how many are per-partition materialisations);
+- Dagster events written by the run (and how many are per-partition materialisations: three per agent);
 - instance and warehouse size on disk, peak memory;
 - the latency of the Dagster UI's partition view of `trajectories` (the GraphQL query the asset page sends, on a
   real `dagster-webserver`), goal < 3 s;
 - the nightly run after one new agent was submitted, goal ≤ 5 % of the full run.
 
-`--scenarios M` limits the field to the first M scenarios (say so when quoting figures). The agents run one at a
+`--scenarios M` limits the field to the first M scenarios (the `scenarios` table is built with only those; say so
+when quoting figures). The agents run one at a
 time (trajectories concurrency 1) so that the agents' own time is a plain sum.
 """
 
@@ -144,11 +145,13 @@ def main() -> None:
     register_s = time.perf_counter() - t0
     agents = [s.agent_id for s in load_agent_registry(settings)]
     scenario_ids = [s.id for s in load_scenarios(settings=settings)][: args.scenarios or None]
-    partitions = len(agents) * len(scenario_ids)
+    pairs = len(agents) * len(scenario_ids)
     run_config = demo_run_config(args.scale, 7)
     run_config["ops"]["trajectories"] = {"config": {"concurrency": 1}}
+    if args.scenarios:
+        run_config["ops"]["scenarios"] = {"config": {"scenario_ids": scenario_ids}}
     with dg.DagsterInstance.get() as instance:
-        sync_partitions(instance, agents, scenario_ids)
+        sync_partitions(instance, agents)
         (tags,) = exact_range_tags(instance, agent_ids=agents)
         t0 = time.perf_counter()
         full = defs.resolve_job_def("aob_demo").execute_in_process(instance=instance, run_config=run_config, tags=tags)
@@ -180,7 +183,7 @@ def main() -> None:
     bookkeeping_ms = 1000 * bookkeeping / n_traj
 
     print(f"bench_scale: {args.agents} synthetic + {len(agents) - args.agents} built-in agents × {len(scenario_ids)} "
-          f"scenarios = {partitions:,} partitions ({n_traj:,} trajectories), world {args.scale}; "
+          f"scenarios = {pairs:,} runs in {len(agents)} agent partitions ({n_traj:,} trajectories), world {args.scale}; "
           f"{os.cpu_count()}-core machine")
     print(f"  registering {args.agents} agents: {register_s:.1f} s")
     print(f"  whole run: {full_s:8.1f} s   peak memory {peak_full:,.0f} MB")
@@ -197,7 +200,7 @@ def main() -> None:
         print(f"  of the trajectories step ({traj_step:.1f} s): running {traj_meta['trajectories_written_in_run'].value} "
               f"runs {runner_s:.1f} s, i.e. {1000 * (runner_s - agent_s) / n_traj:.2f} ms per run around the agents "
               f"(tool envelopes, runner, rows); the rest, {1000 * (traj_step - runner_s) / n_traj:.1f} ms per "
-              "partition, is the short warehouse write and Dagster writing one materialisation event per partition")
+              "trajectory, is the warehouse write and Dagster writing one materialisation event per agent")
     total_events = sum(by_type.values())
     print(f"Dagster events written by the run: {total_events:,} "
           f"({by_type.get('ASSET_MATERIALIZATION', 0):,} materialisations, "
@@ -220,7 +223,7 @@ def main() -> None:
     agents = [s.agent_id for s in load_agent_registry(settings)]
     with dg.DagsterInstance.get() as instance:
         t0 = time.perf_counter()
-        sync_partitions(instance, agents, scenario_ids)
+        sync_partitions(instance, agents)
         requests = nightly_run_request(instance, settings, agents, defs.resolve_asset_graph())
         plan_s = time.perf_counter() - t0
         assert isinstance(requests, list), requests

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install the project with its test extras. Safe to run again: it reinstalls
-# only when pyproject.toml changed. torch is installed first, pinned to the CPU build, so nothing later
+# Create .venv (if missing) and install the project with its test and ui extras. Safe to run again: it reinstalls
+# only when pyproject.toml or setup.py changed. torch is installed first, pinned to the CPU build, so nothing later
 # pulls a multi-GB CUDA build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,9 +22,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
 stamp=.venv/.aob-installed
-if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ setup.py -nt "$stamp" ]; then
   echo "setup: installing dependencies (first time takes a few minutes)"
-  .venv/bin/python -m pip install -q --disable-pip-version-check "torch==2.13.0"
-  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+  # AOB_TORCH_INDEX_URL: where the CPU build comes from when no local wheel provides it, e.g.
+  # https://download.pytorch.org/whl/cpu (PyPI's own torch for Linux is the multi-GB CUDA build).
+  .venv/bin/python -m pip install -q --disable-pip-version-check ${AOB_TORCH_INDEX_URL:+--index-url "$AOB_TORCH_INDEX_URL"} "torch==2.13.0"
+  # The project (editable), its tests and the 'ui' extra: the Dagster UI (`aob ui`) and the dg tooling.
+  .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test,ui]'
   touch "$stamp"
 fi

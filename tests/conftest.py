@@ -16,6 +16,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(tempfile.gettempdir(), "ao
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.pop("ANTHROPIC_API_KEY", None)
+os.environ.pop("AOB_DATA_DIR", None)  # the checkout's own assets_data/ and dbt_like_sql/ (lib/settings.py)
 # No test reaches a real model: provider endpoints and keys come only from the tests' own scripted servers.
 for _name in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "AOB_LLM_PRICES", "AOB_LLM_JUDGE_MODEL",
               "AOB_LLM_JUDGE_BASE_URL", "AOB_TRAJFM_MODEL", "AOB_TRAJFM_BASE_URL"):

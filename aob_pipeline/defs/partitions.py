@@ -1,51 +1,78 @@
-"""Partitions of the evaluation: agent × scenario, both dynamic.
+"""Partitions of the evaluation: one per agent (dynamic), every scenario inside it.
 
-Agents are registered and submitted over time and scenarios can be imported, so both dimensions are
-dynamic partitions that `sync_partitions` (called by `aob demo` and the registry sensor) keeps in step
-with the agent registry and the scenario files. Multi-partition keys read ``<agent>|<scenario>``; keys are
-ordered agent-major, so "one agent on every scenario" is one contiguous partition range.
+Agents are registered and submitted over time, so they are dynamic partitions that `sync_partitions` (called by
+`aob demo`, `aob evaluate`, the registry sensor and the nightly schedule) keeps in step with the agent registry.
+Scenarios are rows inside an agent's partition, not a partition dimension: Dagster records an event per
+materialised partition (about 8 ms each on the default SQLite instance), so agent × scenario partitions cost
+three events per trajectory — 8,658 for the default demo, 200,000 for a field of 300 agents — where agent
+partitions cost three per agent. Which scenarios of an agent actually run is decided inside the run: every scenario
+of the `scenarios` table, or only the stale ones (`TrajectoriesConfig.skip_unchanged`, what the nightly run sets),
+from the input fingerprints in `trajectory_inputs`.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-from aob_pipeline.lib.evaluation import PairBlock, pair_blocks
-
 AGENTS_PARTITIONS = dg.DynamicPartitionsDefinition(name="agents")
-SCENARIOS_PARTITIONS = dg.DynamicPartitionsDefinition(name="scenarios")
-AGENT_SCENARIO_PARTITIONS = dg.MultiPartitionsDefinition({"agent": AGENTS_PARTITIONS, "scenario": SCENARIOS_PARTITIONS})
 
 
-def split_partition_key(key: str) -> tuple[str, str]:
-    """``'oracle|IOT-001'`` → ``('oracle', 'IOT-001')``."""
-    mk = AGENT_SCENARIO_PARTITIONS.get_partition_key_from_str(key)
-    return mk.keys_by_dimension["agent"], mk.keys_by_dimension["scenario"]
+def sync_partitions(instance: dg.DagsterInstance, agent_ids: Iterable[str]) -> list[str]:
+    """Add the agents the instance does not know yet, in the order given; return them (nothing is removed)."""
+    have = set(instance.get_dynamic_partitions(AGENTS_PARTITIONS.name))
+    new = [a for a in dict.fromkeys(agent_ids) if a not in have]
+    if new:
+        instance.add_dynamic_partitions(AGENTS_PARTITIONS.name, new)
+    return new
 
 
-def partition_key(agent_id: str, scenario_id: str) -> str:
-    return dg.MultiPartitionKey({"agent": agent_id, "scenario": scenario_id})
+def agent_blocks(agent_order: Sequence[str], chosen: Iterable[str]) -> list[tuple[str, ...]]:
+    """Cut ``chosen`` into runs of agents that are consecutive in ``agent_order`` (the partitions' order), so
+    each run is one Dagster partition range and no agent outside ``chosen`` is in any of them. Agents that
+    are not in the order are an error (not a partition)."""
+    pos = {a: i for i, a in enumerate(agent_order)}
+    wanted = sorted({pos.get(a, -1) for a in chosen})
+    unknown = sorted(a for a in set(chosen) if a not in pos)
+    if unknown:
+        raise ValueError(f"not registered agent partition(s): {', '.join(unknown[:5])}")
+    blocks: list[list[int]] = []
+    for i in wanted:
+        if blocks and blocks[-1][-1] == i - 1:
+            blocks[-1].append(i)
+        else:
+            blocks.append([i])
+    return [tuple(agent_order[i] for i in block) for block in blocks]
 
 
-def sync_partitions(instance: dg.DagsterInstance, agent_ids: Iterable[str], scenario_ids: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Add agents and scenarios the instance does not know yet; return what was added (nothing is removed)."""
-    added = []
-    for name, wanted in ((AGENTS_PARTITIONS.name, list(agent_ids)), (SCENARIOS_PARTITIONS.name, list(scenario_ids))):
-        have = set(instance.get_dynamic_partitions(name))
-        new = [k for k in dict.fromkeys(wanted) if k not in have]
-        if new:
-            instance.add_dynamic_partitions(name, new)
-        added.append(new)
-    return added[0], added[1]
+def block_tags(agents: Sequence[str]) -> dict[str, str]:
+    """The partition-range tags of a run over consecutive agent partitions."""
+    return {"dagster/asset_partition_range_start": agents[0], "dagster/asset_partition_range_end": agents[-1]}
+
+
+def exact_range_tags(instance: dg.DagsterInstance, agent_ids: Iterable[str] | None = None) -> list[dict[str, str]]:
+    """Run tags for exactly ``agent_ids`` (every agent partition when None): one partition range per block of
+    consecutive partitions. Running them all materialises those agents and no other — `aob evaluate --agent A
+    --agent B` runs A and B only, whoever was registered between them."""
+    agents = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
+    if not agents:
+        raise ValueError("no agent partitions yet: run sync_partitions first")
+    wanted = list(agents if agent_ids is None else dict.fromkeys(agent_ids))
+    if not wanted:
+        raise ValueError("not registered agent partition(s): none chosen")
+    return [block_tags(b) for b in agent_blocks(agents, wanted)]
+
+
+def agents_in_range(instance: dg.DagsterInstance, tags: dict[str, str]) -> list[str]:
+    """The agent partitions a run with these partition-range tags covers (registration order)."""
+    agents = list(instance.get_dynamic_partitions(AGENTS_PARTITIONS.name))
+    start, end = tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
+    return agents[agents.index(start):agents.index(end) + 1]
 
 
 def range_tags(instance: dg.DagsterInstance, agent_ids: list[str] | None = None) -> dict[str, str]:
-    """Run tags selecting every scenario for ``agent_ids`` (all agents when None) as one partition range.
-
-    A run covers one rectangle of agents × scenarios, consecutive in registration order; when the chosen
-    agents are not consecutive this raises ``ValueError`` — use ``exact_range_tags``, which splits a
-    selection into as many runs as it needs and never runs an agent that was not chosen.
-    """
+    """Run tags selecting ``agent_ids`` (all agents when None) as one partition range; raises ``ValueError``
+    when they are not consecutive — use ``exact_range_tags``, which splits a selection into as many runs as
+    it needs."""
     blocks = exact_range_tags(instance, agent_ids=agent_ids)
     if len(blocks) != 1:
         raise ValueError(f"agents {agent_ids} are not consecutive partitions: {len(blocks)} runs are needed "
@@ -53,50 +80,25 @@ def range_tags(instance: dg.DagsterInstance, agent_ids: list[str] | None = None)
     return blocks[0]
 
 
-def block_tags(block: PairBlock) -> dict[str, str]:
-    """The partition-range tags of one rectangle of agent × scenario partitions."""
-    return {
-        "dagster/asset_partition_range_start": str(partition_key(block.agents[0], block.scenarios[0])),
-        "dagster/asset_partition_range_end": str(partition_key(block.agents[-1], block.scenarios[-1])),
-    }
-
-
-def exact_range_tags(instance: dg.DagsterInstance, pairs: Iterable[tuple[str, str]] | None = None,
-                     agent_ids: Iterable[str] | None = None) -> list[dict[str, str]]:
-    """Run tags for exactly ``pairs`` (or every scenario of ``agent_ids``; everything when both are None):
-    one partition range per rectangle of ``pair_blocks``. Running them all materialises those partitions and
-    no other — `aob evaluate --agent A --agent B` runs A and B only, whoever was registered between them."""
-    agents = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
-    scenarios = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
-    if not agents or not scenarios:
-        raise ValueError("no agent or scenario partitions yet: run sync_partitions first")
-    if pairs is None:
-        wanted = agents if agent_ids is None else [a for a in dict.fromkeys(agent_ids)]
-        unknown = [a for a in wanted if a not in set(agents)]
-        if unknown or not wanted:
-            raise ValueError(f"not registered agent partition(s): {unknown or 'none chosen'}")
-        pairs = [(a, s) for a in wanted for s in scenarios]
-    pairs = list(pairs)
-    if not pairs:
-        return []
-    return [block_tags(b) for b in pair_blocks(agents, scenarios, pairs)]
-
-
-def load_partition_runs(con, partition_keys: list[str]):
-    """For a run over agent × scenario partitions: the (agent_id, scenario_id) key frame, the stored
-    trajectories of those pairs, and the `scenarios` rows they refer to — read in one short connection."""
+def load_partition_runs(con, agent_ids: list[str]):
+    """For a run over agent partitions: the key frame (``agent_id``) whose rows a re-materialisation replaces,
+    the stored trajectories of those agents on the scenarios of the `scenarios` table, and those `scenarios`
+    rows — read in one short connection."""
     import pandas as pd
 
     from aob_pipeline.lib.trajectories.store import read_trajectories
 
-    keys = pd.DataFrame([split_partition_key(k) for k in partition_keys], columns=["agent_id", "scenario_id"])
-    con.register("__pairs", keys)
-    try:
-        run_ids = [r[0] for r in con.execute(
-            "SELECT t.run_id FROM trajectories t JOIN __pairs p USING (agent_id, scenario_id)").fetchall()]
-        scenario_rows = con.execute(
-            "SELECT s.* FROM scenarios s JOIN (SELECT DISTINCT scenario_id FROM __pairs) USING (scenario_id)").df()
-    finally:
-        con.unregister("__pairs")
+    from aob_pipeline.lib.warehouse import table_exists
+
+    keys = pd.DataFrame({"agent_id": pd.Series(list(dict.fromkeys(agent_ids)), dtype="object")})
+    if not table_exists(con, "trajectories"):
+        return keys, [], con.execute("SELECT * FROM scenarios LIMIT 0").df()
+    run_ids = [r[0] for r in con.execute(
+        "SELECT t.run_id FROM trajectories t SEMI JOIN scenarios s USING (scenario_id) "
+        "WHERE t.agent_id IN (SELECT unnest(?)) ORDER BY t.agent_id, t.scenario_id, t.trial",
+        [list(keys["agent_id"])]).fetchall()]
+    scenario_rows = con.execute(
+        "SELECT s.* FROM scenarios s WHERE s.scenario_id IN (SELECT DISTINCT scenario_id FROM trajectories "
+        "WHERE agent_id IN (SELECT unnest(?)))", [list(keys["agent_id"])]).df()
     trajs = read_trajectories(con, run_ids=run_ids) if run_ids else []
     return keys, trajs, scenario_rows

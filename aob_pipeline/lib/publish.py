@@ -43,12 +43,13 @@ from aob_pipeline.lib.judging.scoring import (
 from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.run_hygiene import process_alive
-from aob_pipeline.lib.settings import PROJECT_ROOT, Settings
+from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
 from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES
 from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
 
-WAREHOUSE_DOCS_PATH = PROJECT_ROOT / "docs" / "WAREHOUSE.md"
+# The checkout's docs page (an installed package has none: docs/WAREHOUSE.md under the current folder).
+WAREHOUSE_DOCS_PATH = (CHECKOUT_ROOT or Path.cwd()) / "docs" / "WAREHOUSE.md"
 TABLE_DOCS = "table_docs"
 LOCK_RETRY_SECONDS = 30.0
 """How long ``publish_warehouse`` retries when the pipeline holds the warehouse's write lock."""
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m aob_pipeline.lib.publish",
                                      description="Generate or check docs/WAREHOUSE.md from the table declarations.")
     group = parser.add_mutually_exclusive_group(required=True)
-    group.add_argument("--write-docs", action="store_true", help=f"write {WAREHOUSE_DOCS_PATH.relative_to(PROJECT_ROOT)}")
+    group.add_argument("--write-docs", action="store_true", help=f"write {WAREHOUSE_DOCS_PATH}")
     group.add_argument("--check", action="store_true", help="exit 1 when the docs page is out of date")
     args = parser.parse_args(argv)
     text = generate_warehouse_docs()

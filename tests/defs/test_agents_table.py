@@ -91,7 +91,7 @@ def test_with_the_key_set_claude_agents_are_available_and_no_secret_is_written(s
 
 
 def test_orchestration_of_the_builtins_matches_their_classes():
-    from aob_pipeline.lib.agents.claude import (
+    from aob_pipeline.lib.agents.llm import (
         ClaudeAgentsAsToolsAgent,
         ClaudePlanExecuteAgent,
         ClaudeReActAgent,

@@ -1,11 +1,11 @@
-"""The evaluation through Dagster: agent × scenario partitions, idempotent re-runs, judging, leaderboard,
-a crashing agent that becomes a failed trajectory, and the submission sensor."""
+"""The evaluation through Dagster: agent partitions, idempotent re-runs, judging, leaderboard, a crashing agent
+that becomes a failed trajectory, and the submission sensor."""
 
 import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, SCENARIOS_PARTITIONS, range_tags, sync_partitions
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.defs.trajectories.sensors import agent_registry_sensor
 from aob_pipeline.lib.agents.registry import AgentSpec, add_agent
@@ -31,6 +31,8 @@ def location_graph():
 
 
 SCENARIOS = ["IOT-001", "IOT-002", "FMSR-001", "WO-001"]
+WORLD = {"world_tables": {"config": {"scale": "tiny", "seed": 7}},
+         "scenarios": {"config": {"scenario_ids": SCENARIOS}}}  # agents run on the scenarios of the table
 
 
 @pytest.fixture(scope="module")
@@ -47,10 +49,10 @@ def env(tmp_path_factory):
                    "aob": AobSettingsResource(home=str(home))},
     )
     instance = dg.DagsterInstance.ephemeral()
-    sync_partitions(instance, ["oracle", "do_nothing", "crasher"], SCENARIOS)
+    sync_partitions(instance, ["oracle", "do_nothing", "crasher"])
     run = lambda: defs.resolve_job_def("everything").execute_in_process(  # noqa: E731
         instance=instance, tags=range_tags(instance),
-        run_config={"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}},
+        run_config={"ops": WORLD},
     )
     result = run()
     yield settings, instance, result, run, defs
@@ -98,7 +100,7 @@ def test_rerunning_replaces_partitions_exactly(env):
 def test_sensor_registers_a_submitted_agent_and_requests_its_run(env, monkeypatch):
     settings, _, _, _, defs = env
     instance = dg.DagsterInstance.ephemeral()  # its own instance: the other tests' partitions stay as they are
-    sync_partitions(instance, ["oracle", "do_nothing", "crasher"], SCENARIOS)
+    sync_partitions(instance, ["oracle", "do_nothing", "crasher"])
     monkeypatch.setenv("AOB_HOME", str(settings.home))
     add_agent(settings, AgentSpec(agent_id="submitted_one", kind="command", command=["python3", "agent.py"]))
     with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
@@ -107,8 +109,8 @@ def test_sensor_registers_a_submitted_agent_and_requests_its_run(env, monkeypatc
     mine = [r for r in result.run_requests if r.run_key == "agent-submitted:submitted_one"]
     assert len(mine) == 1
     tags = mine[0].tags
-    assert tags["dagster/asset_partition_range_start"].startswith("submitted_one|")
-    assert tags["dagster/asset_partition_range_end"].startswith("submitted_one|")
+    assert tags["dagster/asset_partition_range_start"] == "submitted_one"
+    assert tags["dagster/asset_partition_range_end"] == "submitted_one"
     with dg.build_sensor_context(instance=instance, definitions=defs) as ctx:
         again = agent_registry_sensor(ctx)
     assert isinstance(again, dg.SkipReason), "a known agent must not be requested twice"
@@ -117,13 +119,13 @@ def test_sensor_registers_a_submitted_agent_and_requests_its_run(env, monkeypatc
 def test_nightly_skips_unchanged_deterministic_runs_and_reruns_changed_ones(env):
     settings, instance, _, _, defs = env
     job = defs.resolve_job_def("everything")
-    config = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}},
+    config = {"ops": {**WORLD, "world_tables": {"config": {"scale": "tiny", "seed": 7}},
                       "trajectories": {"config": {"skip_unchanged": True}}}}
     before = _q(settings, "SELECT run_id, ended_at FROM trajectories ORDER BY run_id")
     result = job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=config)
     assert result.success
     meta = [m for m in result.asset_materializations_for_node("trajectories")][0].metadata
-    assert meta["partitions_skipped_unchanged"].value == 3 * len(SCENARIOS)
+    assert meta["runs_skipped_unchanged"].value == 3 * len(SCENARIOS)
     after = _q(settings, "SELECT run_id, ended_at FROM trajectories ORDER BY run_id")
     assert before.equals(after), "skipped partitions keep their stored trajectories untouched"
 
@@ -131,8 +133,8 @@ def test_nightly_skips_unchanged_deterministic_runs_and_reruns_changed_ones(env)
     config["ops"]["world_tables"]["config"]["seed"] = 8
     result = job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=config)
     meta = [m for m in result.asset_materializations_for_node("trajectories")][0].metadata
-    assert meta["partitions_skipped_unchanged"].value == 0
-    restore = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}}
+    assert meta["runs_skipped_unchanged"].value == 0
+    restore = {"ops": WORLD}
     assert job.execute_in_process(instance=instance, tags=range_tags(instance), run_config=restore).success
 
 
@@ -164,13 +166,12 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
     try:
         (request,) = nightly_run_request(instance, settings, agents, location_graph())
         assert isinstance(request, dg.RunRequest)
-        assert request.tags["dagster/asset_partition_range_start"].startswith("crasher|")
-        assert request.tags["dagster/asset_partition_range_end"].startswith("crasher|")
+        assert request.tags["dagster/asset_partition_range_start"] == "crasher"
+        assert request.tags["dagster/asset_partition_range_end"] == "crasher"
         assert "4 changed" in request.tags["aob/plan"]
         result = defs.resolve_job_def("everything").execute_in_process(
             instance=instance, tags=request.tags,
-            run_config={"ops": {**request.run_config["ops"],
-                                "world_tables": {"config": {"scale": "tiny", "seed": 7}}}})
+            run_config={"ops": {**request.run_config["ops"], **WORLD}})
         assert result.success
         meta = result.asset_materializations_for_node("trajectories")[0].metadata
         assert meta["trajectories_written_in_run"].value == len(SCENARIOS)
@@ -184,7 +185,7 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
 
     restore = defs.resolve_job_def("everything").execute_in_process(
         instance=instance, tags=range_tags(instance, ["crasher"]),
-        run_config={"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}})
+        run_config={"ops": WORLD})
     assert restore.success
     with _connect(settings.warehouse_path) as con:
         con.execute("DELETE FROM judgements WHERE run_id IN "
@@ -195,8 +196,19 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
     plan = plan_stale_runs(settings.warehouse_path, specs, SCENARIOS)
     assert plan.stale == (("do_nothing", "WO-001"),) and plan.reasons["unjudged"] == 1
     (request,) = nightly_run_request(instance, settings, agents, location_graph())
-    assert request.tags["dagster/asset_partition_range_start"] == "do_nothing|WO-001"
-    assert request.tags["dagster/asset_partition_range_end"] == "do_nothing|WO-001", "exactly the stale pair"
+    assert request.tags["dagster/asset_partition_range_start"] == "do_nothing"
+    assert request.tags["dagster/asset_partition_range_end"] == "do_nothing", "only the agent with a stale pair"
+    assert request.run_config["ops"]["trajectories"]["config"]["skip_unchanged"] is True
+    before = _q(settings, "SELECT run_id, ended_at FROM trajectories WHERE agent_id = 'do_nothing' ORDER BY run_id")
+    result = defs.resolve_job_def("everything").execute_in_process(
+        instance=instance, tags=request.tags, run_config={"ops": {**request.run_config["ops"], **WORLD}})
+    assert result.success
+    meta = result.asset_materializations_for_node("trajectories")[0].metadata
+    assert meta["trajectories_written_in_run"].value == 0, "the stale pair was only unjudged: nothing re-run"
+    assert before.equals(_q(settings, "SELECT run_id, ended_at FROM trajectories WHERE agent_id = 'do_nothing' "
+                                      "ORDER BY run_id"))
+    assert isinstance(nightly_run_request(instance, settings, agents, location_graph()), dg.SkipReason), \
+        "judged again: up to date"
 
 
 def test_nightly_plan_counts_new_and_non_deterministic_agents_and_waits_out_a_writer(env, tmp_path):
@@ -247,18 +259,16 @@ def test_the_nightly_schedule_plans_over_every_registered_agent(env, monkeypatch
     settings = env[0]
     monkeypatch.setenv("AOB_HOME", str(settings.home))
     with dg.instance_for_test() as instance:  # a schedule context needs an instance with a ref
-        sync_partitions(instance, ["oracle", "do_nothing", "crasher"], SCENARIOS)
+        sync_partitions(instance, ["oracle", "do_nothing", "crasher"])
         with dg.build_schedule_context(instance=instance, repository_def=location_repository()) as ctx:
             (request,) = nightly_evaluation_schedule(ctx)
         registered = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
-        scenario_partitions = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
     assert isinstance(request, dg.RunRequest)
     assert "heuristic_single" in registered, "the schedule adds every registered agent as a partition"
-    assert len(scenario_partitions) > len(SCENARIOS), "... and every scenario file's scenario"
     # this instance never materialised `scenarios`, so nothing says which files the table was built from: the
     # night rebuilds it and checks every agent (the whole range)
-    assert request.tags["dagster/asset_partition_range_start"] == f"oracle|{scenario_partitions[0]}"
-    assert request.tags["dagster/asset_partition_range_end"] == f"{registered[-1]}|{scenario_partitions[-1]}"
+    assert request.tags["dagster/asset_partition_range_start"] == "oracle"
+    assert request.tags["dagster/asset_partition_range_end"] == registered[-1]
     assert "scenario files changed" in request.tags["aob/plan"]
     assert request.run_config["ops"]["trajectories"]["config"]["skip_unchanged"] is True
 
@@ -276,8 +286,8 @@ def test_edited_scenario_files_make_the_nightly_rebuild_scenarios_and_check_ever
     (request,) = schedules.nightly_run_request(instance, settings, agents, location_graph())
     assert isinstance(request, dg.RunRequest)
     assert request.asset_selection is None, "the whole evaluate_agents job, `scenarios` included"
-    assert request.tags["dagster/asset_partition_range_start"].startswith("oracle|")
-    assert request.tags["dagster/asset_partition_range_end"].startswith("crasher|")
+    assert request.tags["dagster/asset_partition_range_start"] == "oracle"
+    assert request.tags["dagster/asset_partition_range_end"] == "crasher"
     assert "scenario files changed" in request.tags["aob/plan"]
     assert dg.DagsterInstance.ephemeral().get_latest_materialization_event(dg.AssetKey("scenarios")) is None
 
@@ -301,31 +311,27 @@ def test_the_nightly_skips_with_a_reason_before_any_warehouse_exists(tmp_path):
     from aob_pipeline.defs.evaluation.schedules import nightly_run_request
 
     instance = dg.DagsterInstance.ephemeral()
-    sync_partitions(instance, ["oracle"], SCENARIOS)
+    sync_partitions(instance, ["oracle"])
     result = nightly_run_request(instance, Settings(home=tmp_path), ["oracle"], location_graph())
     assert isinstance(result, dg.SkipReason) and "no warehouse" in result.skip_message
 
 
-def test_pair_blocks_cover_exactly_the_requested_pairs():
-    from aob_pipeline.lib.evaluation import pair_blocks
+def test_agent_blocks_cover_exactly_the_chosen_agents():
+    from aob_pipeline.defs.partitions import agent_blocks
 
-    agents, scenarios = ["a", "b", "c", "d", "e"], ["s1", "s2", "s3", "s4"]
-    pairs = ([("a", s) for s in scenarios] + [("b", s) for s in scenarios] + [("d", "s2"), ("d", "s3")]
-             + [("e", "s1"), ("e", "s4")])
-    blocks = pair_blocks(agents, scenarios, pairs)
-    assert [(b.agents, b.scenarios) for b in blocks] == [
-        (("a", "b"), ("s1", "s2", "s3", "s4")), (("d",), ("s2", "s3")), (("e",), ("s1",)), (("e",), ("s4",))]
-    covered = [p for b in blocks for p in b.pairs]
-    assert sorted(covered) == sorted(pairs) and len(covered) == len(set(covered))
+    order = ["a", "b", "c", "d", "e"]
+    assert agent_blocks(order, ["e", "a", "b", "d"]) == [("a", "b"), ("d", "e")]
+    assert agent_blocks(order, ["c"]) == [("c",)]
+    assert agent_blocks(order, order) == [tuple(order)]
     with pytest.raises(ValueError, match="zz"):
-        pair_blocks(agents, scenarios, [("zz", "s1")])
+        agent_blocks(order, ["a", "zz"])
 
 
 def test_evaluate_two_agents_runs_those_two_only(env):
     """`aob evaluate --agent oracle --agent crasher` with do_nothing registered between them: do_nothing is
     neither run nor materialised; the downstream tables are built once, by the last run."""
     from aob_pipeline.defs.evaluation.jobs import exact_runs
-    from aob_pipeline.defs.partitions import exact_range_tags, partition_key
+    from aob_pipeline.defs.partitions import exact_range_tags
 
     settings, instance, _, _, defs = env
     assert instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)[:3] == ["oracle", "do_nothing", "crasher"]
@@ -340,18 +346,18 @@ def test_evaluate_two_agents_runs_those_two_only(env):
     assert dg.AssetKey("leaderboard") in runs[1][1]
 
     counts_before = {a: len(instance.fetch_materializations(dg.AssetRecordsFilter(
-        asset_key=dg.AssetKey("trajectories"), asset_partitions=[str(partition_key(a, s)) for s in SCENARIOS]),
+        asset_key=dg.AssetKey("trajectories"), asset_partitions=[a]),
         limit=1000).records) for a in ("oracle", "do_nothing", "crasher")}
     job = defs.resolve_job_def("everything")
     for tags, assets in runs:
         result = job.execute_in_process(instance=instance, tags=tags, asset_selection=assets)
         assert result.success
     counts_after = {a: len(instance.fetch_materializations(dg.AssetRecordsFilter(
-        asset_key=dg.AssetKey("trajectories"), asset_partitions=[str(partition_key(a, s)) for s in SCENARIOS]),
+        asset_key=dg.AssetKey("trajectories"), asset_partitions=[a]),
         limit=1000).records) for a in ("oracle", "do_nothing", "crasher")}
     assert counts_after["do_nothing"] == counts_before["do_nothing"], "do_nothing was not chosen"
-    assert counts_after["oracle"] == counts_before["oracle"] + len(SCENARIOS)
-    assert counts_after["crasher"] == counts_before["crasher"] + len(SCENARIOS)
+    assert counts_after["oracle"] == counts_before["oracle"] + 1
+    assert counts_after["crasher"] == counts_before["crasher"] + 1
     after = _q(settings, "SELECT agent_id, run_id, ended_at FROM trajectories ORDER BY run_id")
     untouched = before[before.agent_id == "do_nothing"].reset_index(drop=True)
     assert untouched.equals(after[after.agent_id == "do_nothing"].reset_index(drop=True))
@@ -372,7 +378,7 @@ def test_nightly_requests_exactly_the_stale_pairs_of_two_agents_apart(env):
         requests = nightly_run_request(instance, settings, agents, location_graph())
     finally:
         _edit_user_agent(settings, "crasher", timeout_s=None)
-    from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+    from aob_pipeline.defs.partitions import agents_in_range
     from aob_pipeline.lib.agents.registry import load_agent_registry
     from aob_pipeline.lib.evaluation import plan_stale_runs
 
@@ -384,11 +390,10 @@ def test_nightly_requests_exactly_the_stale_pairs_of_two_agents_apart(env):
         _edit_user_agent(settings, "crasher", timeout_s=None)
     requested = []
     for r in requests:
-        keys = AGENT_SCENARIO_PARTITIONS.get_partition_keys_in_range(
-            dg.PartitionKeyRange(r.tags["dagster/asset_partition_range_start"],
-                                 r.tags["dagster/asset_partition_range_end"]), dynamic_partitions_store=instance)
-        requested += [split_partition_key(k) for k in keys]
-    assert len(requested) == len(set(requested)) and set(requested) == stale, "exactly the stale pairs, once each"
+        requested += agents_in_range(instance, r.tags)
+        assert r.run_config["ops"]["trajectories"]["config"]["skip_unchanged"] is True, "stale pairs only"
+    assert len(requested) == len(set(requested)) and set(requested) == {a for a, _ in stale}, \
+        "exactly the agents with a stale pair, once each"
     assert ("oracle", "IOT-002") in stale and ("oracle", "IOT-001") not in stale
     assert {("crasher", s) for s in SCENARIOS} <= stale and len(requests) >= 2
     assert all(r.tags["aob/queue"] == "nightly" for r in requests)

@@ -56,7 +56,7 @@ def env(tmp_path_factory):
                        "aob": AobSettingsResource(home=str(home))},
         )
         instance = dg.DagsterInstance.ephemeral()
-        sync_partitions(instance, ["llama_react"], SCENARIOS)
+        sync_partitions(instance, ["llama_react"])
         mp = pytest.MonkeyPatch()
         mp.setenv("AOB_LLM_JUDGE_MODEL", "openai/qwen3-32b")
         mp.setenv("AOB_LLM_JUDGE_BASE_URL", server.url)
@@ -64,6 +64,7 @@ def env(tmp_path_factory):
             result = defs.resolve_job_def("everything").execute_in_process(
                 instance=instance, tags=range_tags(instance),
                 run_config={"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}},
+                                    "scenarios": {"config": {"scenario_ids": SCENARIOS}},
                                     "judgements": {"config": {"llm_samples": 1}}}},
             )
         finally:

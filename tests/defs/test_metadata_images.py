@@ -21,7 +21,8 @@ trajectory_assets = domain_assets("trajectories")
 world_assets = domain_assets("world")
 
 SCENARIOS = ["IOT-001", "FMSR-001"]
-CONFIG = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}}}}
+CONFIG = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}},
+                  "scenarios": {"config": {"scenario_ids": SCENARIOS}}}}
 IMAGE = re.compile(r"!\[[^\]]*\]\(data:image/png;base64,([A-Za-z0-9+/=]+)\)")
 
 
@@ -35,7 +36,7 @@ def _setup(tmp_path_factory, assets, agents, scenarios):
                    "aob": AobSettingsResource(home=str(home))},
     )
     instance = dg.DagsterInstance.ephemeral()
-    sync_partitions(instance, agents, scenarios)
+    sync_partitions(instance, agents)
     result = defs.resolve_job_def("everything").execute_in_process(instance=instance, tags=range_tags(instance),
                                                                    run_config=CONFIG)
     assert result.success

@@ -22,9 +22,10 @@ from aob_pipeline.definitions import defs
 from aob_pipeline.defs.partitions import exact_range_tags
 agent = sys.argv[1]
 with dg.DagsterInstance.get() as instance:
-    (tags,) = exact_range_tags(instance, pairs=[(agent, s) for s in sys.argv[2].split(",")])
+    (tags,) = exact_range_tags(instance, agent_ids=[agent])
     result = defs.resolve_job_def("evaluate_agents").execute_in_process(
         instance=instance, tags={**tags, "aob/test": "postgres"}, raise_on_error=False,
+        run_config={"ops": {"trajectories": {"config": {"scenario_ids": sys.argv[2].split(",")}}}},
         asset_selection=[dg.AssetKey("trajectories"), dg.AssetKey("judgements")])
     print("RESULT", result.run_id, result.success, flush=True)
 """
@@ -41,9 +42,9 @@ with dg.DagsterInstance.get() as instance:
     built = defs.resolve_job_def("aob_demo").execute_in_process(
         instance=instance, run_config=demo_run_config("tiny", 7), asset_selection=sorted(upstream),
         raise_on_error=False)
-    sync_partitions(instance, %r, %r)
+    sync_partitions(instance, %r)
     print("BUILT", built.success, flush=True)
-""" % (AGENTS, SCENARIOS)
+""" % (AGENTS,)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,6 @@ def pg_env(postgres_server, tmp_path_factory):
 
 
 def test_the_documented_postgres_instance_runs_three_evaluations_at_once(pg_env):
-    from aob_pipeline.defs.partitions import partition_key
     from aob_pipeline.lib.warehouse import connect
 
     home, env = pg_env
@@ -105,10 +105,9 @@ def test_the_documented_postgres_instance_runs_three_evaluations_at_once(pg_env)
         assert max(starts) < min(ends), "the three runs overlapped in time"
         for asset in ("trajectories", "judgements"):
             for agent in AGENTS:
-                keys = [str(partition_key(agent, s)) for s in SCENARIOS]
                 got = instance.fetch_materializations(dg.AssetRecordsFilter(
-                    asset_key=dg.AssetKey(asset), asset_partitions=keys), limit=100).records
-                assert sorted(r.partition_key for r in got) == sorted(keys), (asset, agent)
+                    asset_key=dg.AssetKey(asset), asset_partitions=[agent]), limit=100).records
+                assert [r.partition_key for r in got] == [agent], (asset, agent)
                 assert {r.run_id for r in got} <= set(run_ids)
 
     with connect(home / "warehouse" / "aob.duckdb" if (home / "warehouse" / "aob.duckdb").exists()

@@ -26,14 +26,14 @@ def evaluation_assets(asset_graph: BaseAssetGraph) -> list[dg.AssetKey]:
 
 
 def partitioned_keys(asset_graph: BaseAssetGraph) -> set[dg.AssetKey]:
-    """The agent × scenario partitioned assets of ``asset_graph`` (trajectories, judgements, findings)."""
+    """The agent-partitioned assets of ``asset_graph`` (trajectories, judgements, findings)."""
     return {k for k in asset_graph.get_all_asset_keys() if asset_graph.get(k).partitions_def is not None}
 
 
 def exact_runs(block_tags: list[dict[str, str]], selection: list[dg.AssetKey],
                asset_graph: BaseAssetGraph) -> list[tuple[dict[str, str], list[dg.AssetKey]]]:
-    """The runs that evaluate exactly the partition rectangles ``block_tags`` (see ``exact_range_tags``):
-    every rectangle but the last runs only the partitioned assets of ``selection``; the last one runs the whole
+    """The runs that evaluate exactly the agent partition blocks ``block_tags`` (see ``exact_range_tags``):
+    every block but the last runs only the partitioned assets of ``selection``; the last one runs the whole
     ``selection``, so the unpartitioned assets after them (scores, leaderboard, clusters, report, publishing)
     are built once, after every partition. Launch them in order, one after the other."""
     if not block_tags:

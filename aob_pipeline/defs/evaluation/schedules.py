@@ -7,10 +7,9 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from aob_pipeline.defs.evaluation.jobs import evaluation_assets, evaluation_job, exact_runs
-from aob_pipeline.defs.partitions import SCENARIOS_PARTITIONS, exact_range_tags, sync_partitions
+from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.evaluation import WarehouseBusy, plan_stale_runs
-from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.settings import Settings
 
 if TYPE_CHECKING:
@@ -47,16 +46,17 @@ def _requests(runs: list[tuple[dict[str, str], list[dg.AssetKey] | None]], summa
 
 def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_ids: list[str],
                         asset_graph: BaseAssetGraph, log=None) -> list[dg.RunRequest] | dg.SkipReason:
-    """The runs a night needs for ``agent_ids`` (registered agents) on the scenario partitions, with the
+    """The runs a night needs for ``agent_ids`` (registered agents) on the scenarios of the warehouse, with the
     selections resolved against ``asset_graph`` (the code location's; the schedule passes its repository's).
 
     No warehouse yet → a ``SkipReason`` (build the world first). When the scenario files changed since the
     `scenarios` table was built, the night rebuilds `scenarios` first and covers every agent. Otherwise
     ``plan_stale_runs`` compares the registry, the scenarios and the world build with the fingerprints stored
     in ``trajectory_inputs``. Nothing stale → a ``SkipReason`` (no run, no LLM call, no embedding). Otherwise
-    exactly the stale agent × scenario pairs are requested: one ``evaluate_agents`` run per rectangle of
-    consecutive partitions (``exact_range_tags``); every run but the last materialises only the partitioned
-    assets, the last one also judging's tables, failure analysis, reports and publishing, once. The runs carry
+    the agents with a stale pair are requested, with ``skip_unchanged`` so each runs exactly its stale
+    scenarios: one ``evaluate_agents`` run per block of consecutive agent partitions (``exact_range_tags``);
+    every run but the last materialises only the partitioned assets, the last one also judging's tables, failure
+    analysis, reports and publishing, once. The runs carry
     ``aob/queue=nightly`` so the queued run coordinator runs them one at a time in order. When the pipeline
     holds the warehouse lock too long to plan, every agent is requested: correct, only slower (the
     ``trajectories`` asset still skips unchanged pairs).
@@ -77,9 +77,8 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
         runs[0] = (runs[0][0], [SCENARIOS_KEY, *runs[0][1]])
         return _requests(runs, summary)
     specs = [s for s in load_agent_registry(settings) if s.agent_id in set(agent_ids)]
-    scenario_ids = instance.get_dynamic_partitions(SCENARIOS_PARTITIONS.name)
     try:
-        plan = plan_stale_runs(settings.warehouse_path, specs, scenario_ids)
+        plan = plan_stale_runs(settings.warehouse_path, specs)
     except WarehouseBusy as exc:
         if log:
             log.warning(f"could not plan the night ({exc}); requesting every agent, unchanged runs are skipped")
@@ -89,7 +88,8 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
             reason = (f"nothing changed: all {plan.total} agent × scenario runs are up to date "
                       "(fingerprints in trajectory_inputs)" if plan.total else plan.describe())
             return dg.SkipReason(reason)
-        blocks, summary = exact_range_tags(instance, pairs=plan.stale), plan.describe()
+        stale_agents = list(dict.fromkeys(a for a, _ in plan.stale))
+        blocks, summary = exact_range_tags(instance, agent_ids=stale_agents), plan.describe()
     runs = exact_runs(blocks, selection, asset_graph)
     if log:
         log.info(f"nightly plan: {summary}; {len(runs)} run(s)")
@@ -115,6 +115,6 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
 def nightly_evaluation_schedule(context: dg.ScheduleEvaluationContext):
     settings = Settings.from_env()
     agents = [s.agent_id for s in load_agent_registry(settings)]
-    sync_partitions(context.instance, agents, [s.id for s in load_scenarios(settings=settings)])
+    sync_partitions(context.instance, agents)
     return nightly_run_request(context.instance, settings, agents, context.repository_def.asset_graph,
                                log=context.log)

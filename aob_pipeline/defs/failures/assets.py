@@ -1,7 +1,7 @@
 """TrajFM as assets: failures extracted per trajectory, embedded, clustered, named, kept in a versioned
 taxonomy, and counted into the failure distribution.
 
-`failure_findings` shares the agent × scenario partitions of `trajectories`. Embedding is cached by content
+`failure_findings` shares the agent partitions of `trajectories`. Embedding is cached by content
 hash, so a nightly run embeds only texts it has never seen.
 """
 
@@ -13,7 +13,7 @@ import pandas as pd
 from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.metadata_images import image_metadata
-from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
 from aob_pipeline.defs.resources import markdown_table
 from aob_pipeline.lib.reports.metadata_plots import (
@@ -52,7 +52,7 @@ def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> 
 
 
 @dg.asset(
-    partitions_def=AGENT_SCENARIO_PARTITIONS,
+    partitions_def=AGENTS_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["trajectories", "scenarios"],
     group_name=GROUP,

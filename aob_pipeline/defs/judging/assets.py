@@ -1,6 +1,6 @@
 """Judging: six verdicts per trajectory and judge, then scores, the leaderboard and judge diagnostics.
 
-`judgements` shares the agent × scenario partitions of `trajectories`; everything after it is one table
+`judgements` shares the agent partitions of `trajectories`; everything after it is one table
 over all partitions, recomputed from the warehouse (cheap: milliseconds per thousand trajectories).
 The reference judge always runs; the trace-only judge (rules blind to the ground truth) runs beside it unless
 `JudgingConfig.trace_only_judge` is false, so `judge_agreement` measures agreement even offline; the LLM judge
@@ -16,7 +16,7 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from aob_pipeline.defs.metadata_images import image_metadata
-from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, load_partition_runs
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import (
     WAREHOUSE_WRITE_POOL,
     AobSettingsResource,
@@ -109,7 +109,7 @@ def _judges(config: JudgingConfig) -> list:
 
 
 @dg.asset(
-    partitions_def=AGENT_SCENARIO_PARTITIONS,
+    partitions_def=AGENTS_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["trajectories", "scenarios"],
     group_name=GROUP,

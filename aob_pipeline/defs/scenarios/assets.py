@@ -63,6 +63,13 @@ def _outcome_result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity = dg.
                                metadata=metadata)
 
 
+class ScenariosConfig(dg.Config):
+    """``scenario_ids``: build only these scenarios (a smoke evaluation on a few; default: every scenario of the
+    scenario files). Agents run on the scenarios of the table, so this also limits the next evaluation."""
+
+    scenario_ids: list[str] | None = None
+
+
 @dg.asset(
     name="scenarios",
     group_name=SCENARIOS_GROUP,
@@ -78,10 +85,17 @@ def _outcome_result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity = dg.
         "dagster/table_name": "aob.main.scenarios",
     },
 )
-def scenarios(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
+def scenarios(context: dg.AssetExecutionContext, config: ScenariosConfig, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Evaluation scenarios rendered for the current world, each with its expected answer computed from the
-    world by a named answer function (never typed in), its gold plan and metadata (type, split, robustness)."""
+    world by a named answer function (never typed in), its gold plan and metadata (type, split, robustness).
+    Agents are evaluated on every scenario of this table."""
     loaded = load_scenarios()
+    if config.scenario_ids is not None:
+        unknown = sorted(set(config.scenario_ids) - {s.id for s in loaded})
+        if unknown:
+            raise dg.Failure(f"scenario_ids not in the scenario files: {', '.join(unknown[:10])}")
+        wanted = set(config.scenario_ids)
+        loaded = [s for s in loaded if s.id in wanted]
     with duckdb.get_connection() as con:
         frame = materialize_scenarios(con, loaded)
         replace_tables(con, {"scenarios": frame}, {"scenarios": SCENARIOS_TABLE})

@@ -1,9 +1,9 @@
-"""Agent runs as a partitioned asset: one partition per (agent, scenario), every trial inside it.
+"""Agent runs as a partitioned asset: one partition per agent, every scenario and trial inside it.
 
-Backfills run many partitions in one run (single-run backfill policy): the world snapshot is opened
-once, agents run (threads for agents that wait on LLMs or subprocesses), and all rows are written in one
-short transaction at the end — so no DuckDB connection is held while agents run. Re-materialising a
-partition replaces its rows exactly (every trial of that agent × scenario is deleted, then inserted).
+Backfills run many agents in one run (single-run backfill policy): the world snapshot is opened once, agents
+run (threads for agents that wait on LLMs or subprocesses), and all rows are written in one short transaction
+at the end — so no DuckDB connection is held while agents run. Each (agent, scenario) that ran has its rows
+replaced exactly (every trial of that pair is deleted, then inserted); pairs that did not run keep theirs.
 """
 
 import time
@@ -12,7 +12,7 @@ import dagster as dg
 import pandas as pd
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.partitions import AGENT_SCENARIO_PARTITIONS, split_partition_key
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.evaluation import (
@@ -37,17 +37,24 @@ class TrajectoriesConfig(dg.Config):
     trials: int | None = None
     concurrency: int = 4
     skip_unchanged: bool = False
-    """Skip deterministic agents whose inputs (registry entry, scenario as shown, world build) are unchanged
-    since their stored run (the nightly schedule sets this)."""
+    """Skip the scenarios of deterministic agents whose inputs (registry entry, scenario as shown, world build)
+    are unchanged since their stored run (the nightly schedule sets this)."""
+    scenario_ids: list[str] | None = None
+    """Run only these scenarios (default: every scenario of the `scenarios` table); the agent's other stored runs
+    are kept."""
 
 
-def _load_scenarios(con, scenario_ids: list[str]) -> dict:
-    frame = con.execute("SELECT * FROM scenarios WHERE scenario_id IN (SELECT unnest(?))", [scenario_ids]).df()
+def _load_scenarios(con, scenario_ids: list[str] | None) -> dict:
+    if scenario_ids is None:
+        frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
+    else:
+        frame = con.execute("SELECT * FROM scenarios WHERE scenario_id IN (SELECT unnest(?)) ORDER BY scenario_id",
+                            [scenario_ids]).df()
     return {row["scenario_id"]: scenario_from_row(row) for row in frame.to_dict("records")}
 
 
 @dg.asset(
-    partitions_def=AGENT_SCENARIO_PARTITIONS,
+    partitions_def=AGENTS_PARTITIONS,
     backfill_policy=dg.BackfillPolicy.single_run(),
     deps=["scenarios"],
     group_name="evaluation",
@@ -62,16 +69,18 @@ def trajectories(
     questions), final answer, status (completed, failed, timed_out, crashed) with its reason, tokens, cost.
     Tables `trajectories` and `trajectory_steps`; a crashing or hanging agent gives a failed trajectory,
     never a failed run."""
-    pairs = [split_partition_key(k) for k in context.partition_keys]
-    agent_ids = sorted({a for a, _ in pairs})
-    scenario_ids = sorted({s for _, s in pairs})
+    agent_ids = list(context.partition_keys)
     with duckdb.get_connection() as con:
-        scenarios = _load_scenarios(con, scenario_ids)
-    missing = sorted(set(scenario_ids) - set(scenarios))
+        scenarios = _load_scenarios(con, config.scenario_ids)
+    missing = sorted(set(config.scenario_ids or ()) - set(scenarios))
     if missing:
         raise dg.Failure(
             f"{len(missing)} scenario(s) are not in the scenarios table, e.g. {missing[:5]}: materialise `scenarios` first"
         )
+    if not scenarios:
+        raise dg.Failure("the scenarios table is empty: materialise `scenarios` first")
+    scenario_ids = list(scenarios)
+    pairs = [(a, s) for a in agent_ids for s in scenario_ids]
     registry = load_agent_registry(aob.settings(), include_unavailable=True)
     specs = {s.agent_id: s for s in registry}
     unknown = [a for a in agent_ids if a not in specs]
@@ -85,7 +94,7 @@ def trajectories(
     if config.skip_unchanged and stored is not None:
         previous = {(r["agent_id"], r["scenario_id"]): r["fingerprint"] for r in stored.to_dict("records")}
         unchanged = up_to_date_pairs(pairs, specs, fingerprints, previous)
-        context.log.info(f"{len(unchanged)} of {len(pairs)} partitions unchanged since their last run: skipped")
+        context.log.info(f"{len(unchanged)} of {len(pairs)} agent × scenario runs unchanged since their last run: skipped")
     run_pairs = [p for p in pairs if p not in unchanged]
     jobs = [
         EvaluationJob(specs[a], scenarios[s], trial)
@@ -117,9 +126,9 @@ def trajectories(
         row = per_agent.setdefault(t.agent_id, {"runs": 0, "completed": 0, "failed": 0, "timed_out": 0, "crashed": 0})
         row["runs"] += 1
         row[t.status] = row.get(t.status, 0) + 1
-    # Dagster copies this metadata onto the materialisation of every partition of the run, so it stays small:
-    # the 25 agents with the most runs that did not complete (a field of 300 agents would put a 300-row table on
-    # each of 66,600 events).
+    # Dagster copies this metadata onto the materialisation of every partition (agent) of the run, so it stays
+    # small: the 25 agents with the most runs that did not complete (a field of 300 agents would put a 300-row
+    # table on each of 300 events).
     shown = sorted(per_agent.items(), key=lambda kv: (-(kv[1]["runs"] - kv[1]["completed"]), kv[0]))[:25]
     table = "| agent | runs | completed | failed | timed out | crashed |\n|---|---|---|---|---|---|\n" + "\n".join(
         f"| {a} | {r['runs']} | {r['completed']} | {r['failed']} | {r['timed_out']} | {r['crashed']} |"
@@ -128,7 +137,7 @@ def trajectories(
     return dg.MaterializeResult(
         metadata={
             "trajectories_written_in_run": written["trajectories"],
-            "partitions_skipped_unchanged": len(unchanged),
+            "runs_skipped_unchanged": len(unchanged),
             "steps_written": written["trajectory_steps"],
             "trajectories_per_second": summary.get("trajectories_per_second"),
             "seconds": summary.get("seconds"),

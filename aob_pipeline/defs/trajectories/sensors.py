@@ -4,7 +4,6 @@ import dagster as dg
 
 from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
-from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.settings import Settings
 
 
@@ -13,7 +12,7 @@ from aob_pipeline.lib.settings import Settings
     description=(
         "Watches the agent registry (assets_data/agents.yaml and $AOB_HOME/agents.yaml, where `aob agents add` "
         "writes). A new agent is added to the `agents` partitions and one run is requested that evaluates it on "
-        "every scenario (trajectories and everything downstream of them, and the `agents` table). New scenario files add scenario partitions."
+        "every scenario (trajectories and everything downstream of them, and the `agents` table)."
     ),
     minimum_interval_seconds=30,
     asset_selection=dg.AssetSelection.assets("trajectories").downstream() | dg.AssetSelection.assets("agents"),
@@ -22,14 +21,11 @@ from aob_pipeline.lib.settings import Settings
 def agent_registry_sensor(context: dg.SensorEvaluationContext):
     settings = Settings.from_env()
     agent_ids = [s.agent_id for s in load_agent_registry(settings)]
-    scenario_ids = [s.id for s in load_scenarios()]
     known_before = set(context.instance.get_dynamic_partitions(AGENTS_PARTITIONS.name))
-    new_agents, new_scenarios = sync_partitions(context.instance, agent_ids, scenario_ids)
-    if new_scenarios:
-        context.log.info(f"added {len(new_scenarios)} scenario partition(s)")
+    new_agents = sync_partitions(context.instance, agent_ids)
     if not known_before:
         # First evaluation on a fresh instance: register partitions only; `aob demo` or a backfill runs them.
-        return dg.SkipReason(f"registered {len(new_agents)} agent(s) and {len(new_scenarios)} scenario(s)")
+        return dg.SkipReason(f"registered {len(new_agents)} agent(s)")
     if not new_agents:
         return dg.SkipReason("no new agents")
     requests = [

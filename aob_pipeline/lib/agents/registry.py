@@ -364,17 +364,17 @@ def _builtin_factories() -> dict[str, Callable[[], Any]]:
         return DoNothingAgent()
 
     def claude_react():
-        from aob_pipeline.lib.agents.claude import ClaudeReActAgent
+        from aob_pipeline.lib.agents.llm import ClaudeReActAgent
 
         return ClaudeReActAgent()
 
     def claude_agents_as_tools():
-        from aob_pipeline.lib.agents.claude import ClaudeAgentsAsToolsAgent
+        from aob_pipeline.lib.agents.llm import ClaudeAgentsAsToolsAgent
 
         return ClaudeAgentsAsToolsAgent()
 
     def claude_plan_execute():
-        from aob_pipeline.lib.agents.claude import ClaudePlanExecuteAgent
+        from aob_pipeline.lib.agents.llm import ClaudePlanExecuteAgent
 
         return ClaudePlanExecuteAgent()
 
@@ -423,7 +423,7 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
                              max_steps=spec.max_steps, protocol=spec.protocol,
                              runtime={"trusted": "process"}.get(runtime, runtime), image=spec.image)
     elif spec.kind == "llm":
-        from aob_pipeline.lib.agents.claude import build_llm_agent
+        from aob_pipeline.lib.agents.llm import build_llm_agent
 
         try:
             agent = build_llm_agent(spec.model, spec.orchestration, agent_id=spec.agent_id, base_url=spec.base_url,

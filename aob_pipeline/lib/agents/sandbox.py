@@ -153,10 +153,11 @@ def require_sandbox(agent_id: str | None = None) -> str:
 
 
 def protected_paths() -> list[Path]:
-    """What no agent may see: the checkout, AOB_HOME, Dagster's home, the virtualenv, the scenario folder."""
-    from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT, Settings
+    """What no agent may see: the checkout (or the data root: ``settings.PROJECT_ROOT``), the package, AOB_HOME,
+    Dagster's home, the virtualenv, the scenario folder."""
+    from aob_pipeline.lib.settings import ASSETS_DATA, PACKAGE_DIR, PROJECT_ROOT, Settings
 
-    paths = [PROJECT_ROOT, ASSETS_DATA, Path(sys.prefix)]
+    paths = [PROJECT_ROOT, ASSETS_DATA, PACKAGE_DIR, Path(sys.prefix)]
     try:
         paths.append(Settings.from_env().home)
     except Exception:  # noqa: BLE001 - a broken AOB_HOME setting is reported elsewhere
@@ -175,11 +176,11 @@ def code_folders(argv: Sequence[str]) -> list[str]:
     (a file's folder, or the folder itself), outside the system folders already visible.
 
     Raises ``SandboxPathError`` for a folder that is ``/``, holds or lies inside a protected path (the project
-    checkout — except its ``examples/`` folder —, AOB_HOME, DAGSTER_HOME, the virtualenv)."""
-    from aob_pipeline.lib.settings import PROJECT_ROOT
+    checkout — except its ``examples/`` folder (``settings.EXAMPLES_DIR``, shipped in the wheel too) —, the
+    package, AOB_HOME, DAGSTER_HOME, the virtualenv)."""
+    from aob_pipeline.lib.settings import EXAMPLES_DIR
 
-    project = Path(os.path.realpath(PROJECT_ROOT))
-    examples = project / "examples"
+    examples = Path(os.path.realpath(EXAMPLES_DIR))
     protected = protected_paths()
     protected += [Path(os.path.abspath(p)) for p in (sys.prefix,) if Path(os.path.abspath(p)) not in protected]
     out: list[str] = []
@@ -205,7 +206,7 @@ def code_folders(argv: Sequence[str]) -> list[str]:
                 raise SandboxPathError(
                     f"the agent's command names {part!r}, whose folder {folder} contains {secret}, which an agent "
                     "must not see: put the agent's code in a folder of its own")
-            if _is_within(folder, secret) and not (secret == project and _is_within(folder, examples)):
+            if _is_within(folder, secret) and not _is_within(folder, examples):
                 raise SandboxPathError(
                     f"the agent's command names {part!r}, inside {secret}, which an agent must not see (the "
                     "sandbox shows neither the project, AOB_HOME, DAGSTER_HOME nor the virtualenv; agents run "

@@ -206,24 +206,26 @@ def extract_findings(
 ) -> list[Finding]:
     """Every extractor on every trajectory (scenario looked up by ``scenario_id``; None when missing).
 
-    ``concurrency`` > 1 runs trajectories on threads (useful for the LLM extractor, which waits on the network;
-    the client's own concurrency limit still applies). Findings come back in trajectory order, extractor order
-    within a trajectory.
+    ``concurrency`` > 1 runs trajectories on threads for extractors that wait on the network (the LLM
+    extractor; the client's own concurrency limit still applies); offline extractors are pure Python and run
+    one trajectory after the other (threads would only contend for the interpreter lock). Findings come back in
+    trajectory order, extractor order within a trajectory.
     """
     trajectories = list(trajectories)
 
-    def one(trajectory: Any) -> list[Finding]:
-        scenario = scenarios.get(trajectory.scenario_id)
-        return [extractor.extract(trajectory, scenario) for extractor in extractors]
+    def run(extractor: FailureExtractor) -> list[Finding]:
+        def one(trajectory: Any) -> Finding:
+            return extractor.extract(trajectory, scenarios.get(trajectory.scenario_id))
 
-    if concurrency <= 1:
-        batches = [one(t) for t in trajectories]
-    else:
+        if concurrency <= 1 or getattr(extractor, "name", None) == OFFLINE_EXTRACTOR:
+            return [one(t) for t in trajectories]
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="trajfm-extract") as pool:
-            batches = list(pool.map(one, trajectories))
-    return [f for batch in batches for f in batch]
+            return list(pool.map(one, trajectories))
+
+    per_extractor = [run(e) for e in extractors]
+    return [findings[i] for i in range(len(trajectories)) for findings in per_extractor]
 
 
 def failed_extraction(trajectory: Any, extractor: str, error: str, taxonomy_version: str | None = None) -> Finding:

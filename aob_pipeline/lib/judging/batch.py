@@ -62,7 +62,8 @@ def judge_trajectories(
 ) -> pd.DataFrame:
     """The ``judgements`` frame of ``judge`` over ``trajectories`` (see the module docstring).
 
-    ``concurrency`` > 1 judges in threads (useful for LLM judges, which wait on the network).
+    ``concurrency`` > 1 judges in threads (useful for LLM judges, which wait on the network; rule judges always
+    judge one run after the other).
     """
     index = scenario_index(scenarios)
     if isinstance(trajectories, tuple):
@@ -77,6 +78,8 @@ def judge_trajectories(
 
     total = len(items)
     results: list[Judgement] = []
+    if getattr(judge, "kind", None) in RULE_JUDGE_KINDS:
+        concurrency = 1  # rules are pure Python: threads only contend for the interpreter lock
     if concurrency <= 1:
         for i, item in enumerate(items, start=1):
             results.append(one(item))

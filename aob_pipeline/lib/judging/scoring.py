@@ -582,7 +582,7 @@ def _plan_steps(plan: Any) -> list[Mapping[str, Any]]:
 
 def _plan_problems(plan: Any) -> list[str]:
     try:
-        from aob_pipeline.lib.agents.claude.plan_execute import validate_plan
+        from aob_pipeline.lib.agents.llm.plan_execute import validate_plan
     except ImportError:  # the plan-execute agent is optional; the same checks, minimal
         return _own_plan_problems(plan)
     return validate_plan(plan)

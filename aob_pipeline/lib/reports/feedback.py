@@ -354,19 +354,20 @@ def _public_runs(frames: Mapping[str, pd.DataFrame | None], runs: pd.DataFrame, 
                 "arguments": _json_or_text(rec.get("arguments")), "observation": _json_or_text(rec.get("observation")),
                 "error": _json_or_text(rec.get("error")),
             })
+    findings_of: dict[str, list[dict]] = {}
+    if findings is not None and extractor is not None:
+        part = findings[findings["run_id"].isin(set(runs["run_id"])) & (findings["extractor"] == extractor)]
+        part = part[part["flagged"].fillna(False).astype(bool)]
+        for f in part.to_dict("records"):
+            findings_of.setdefault(f["run_id"], []).append(
+                {k: _clean(f.get(k)) for k in ("kind", "slug", "title", "description", "step", "evidence")})
     out = []
     for rec in runs.sort_values(["scenario_id", *(["trial"] if "trial" in runs.columns else [])]).to_dict("records"):
         run_id = rec["run_id"]
         traj = run_rows.get(run_id, {})
         judgement = judged.get(run_id, {})
         score = score_of.get(run_id, {})
-        run_findings = []
-        if findings is not None and extractor is not None:
-            part = findings[(findings["run_id"] == run_id) & (findings["extractor"] == extractor)]
-            part = part[part["flagged"].fillna(False).astype(bool)]
-            for f in part.to_dict("records"):
-                run_findings.append({k: _clean(f.get(k)) for k in ("kind", "slug", "title", "description", "step",
-                                                                    "evidence")})
+        run_findings = findings_of.get(run_id, [])
         out.append({
             "run_id": run_id, "scenario_id": str(rec["scenario_id"]), "trial": _clean(rec.get("trial")),
             "scenario_text": _clean(text_of.get(rec["scenario_id"])), "status": _clean(traj.get("status")),

@@ -65,5 +65,5 @@ def write_feedback(settings: Settings, agent_id: str, min_cluster_size: int = 5,
     md = feedback_dir(settings) / f"{safe}.md"
     js = feedback_dir(settings) / f"{safe}.json"
     md.write_text(render_feedback_markdown(feedback))
-    js.write_text(json.dumps(feedback, indent=2, default=str))
+    js.write_text(json.dumps(feedback, default=str))  # no indent: json's C encoder (indent is pure Python, 10x slower)
     return md, js

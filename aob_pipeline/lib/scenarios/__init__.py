@@ -3,7 +3,8 @@
 - ``model``: the pydantic ``Scenario`` record (fields documented there);
 - ``loader``: reading ``assets_data/scenarios/*.yaml`` (``load_scenarios``, ``list_scenarios``, ``get_scenario``);
 - ``templating``: time placeholders rendered at the world's ``now``; ``references``: step-to-step references;
-- ``answers``: named answer functions over the warehouse; ``materialize``: the ``scenarios`` table;
+- ``answers``: the answer kinds, declared once each by domain (``answers/{iot,fmsr,tsfm,wo,multi,robustness}.py``),
+  computed over the warehouse; ``materialize``: the ``scenarios`` table;
 - ``compare``: ``answers_match`` (the oracle test and the reference judge share it);
 - ``checks``: the pure checks behind the Dagster asset checks; ``importer``: public AssetOpsBench scenarios.
 """

@@ -122,7 +122,15 @@ YES_NO = re.compile(r"\b(yes|no|true|false|none)\b", re.IGNORECASE)
 
 def norm(value: Any) -> str:
     """The comparison form of a name or id: case-folded, letters and digits only."""
-    return _NON_ALNUM.sub("", str(value).casefold())
+    text = value if isinstance(value, str) else str(value)
+    if len(text) <= 256:  # names, ids and short texts recur across runs and judges: remembered
+        return _norm_short(text)
+    return _NON_ALNUM.sub("", text.casefold())
+
+
+@lru_cache(maxsize=1 << 16)
+def _norm_short(text: str) -> str:
+    return _NON_ALNUM.sub("", text.casefold())
 
 
 @lru_cache(maxsize=1)
@@ -591,6 +599,21 @@ def split_answer(answer: str | None) -> tuple[Any, str]:
 
 
 def answer_claims(answer: str | None) -> AnswerClaims:
+    """The claims of a final answer (see ``read_answer_claims``). Both judges, the detectors and the scores read
+    the same answers and requests many times over: the reading is remembered by text and each caller gets its
+    own copy of the lists."""
+    if not isinstance(answer, str) or len(answer) > 20_000:
+        return read_answer_claims(answer)
+    known = _remembered_claims(answer)
+    return AnswerClaims(**{f: (list(v) if isinstance(v, list) else v) for f, v in vars(known).items()})
+
+
+@lru_cache(maxsize=8192)
+def _remembered_claims(answer: str) -> AnswerClaims:
+    return read_answer_claims(answer)
+
+
+def read_answer_claims(answer: str | None) -> AnswerClaims:
     """The claims of a final answer: structured (JSON) values by their leaves, text by patterns.
 
     Numbers are those written (ids, dates, equipment names, list enumerations and table row numbers are
@@ -632,6 +655,62 @@ def answer_claims(answer: str | None) -> AnswerClaims:
 # ------------------------------------------------------------------------------------------ facts
 
 
+@dataclass(frozen=True)
+class ObservationFacts:
+    """What one tool observation shows, whoever reads it: its numbers (``observed_numbers``), the numbers it
+    gives as values (``read_numbers``), its texts (string leaves, then a mapping's keys) and the (asset id,
+    name) pairs it links."""
+
+    numbers: tuple[float, ...]
+    leaves: tuple[float, ...]
+    texts: tuple[str, ...]
+    aliases: tuple[tuple[str, str], ...]
+
+
+def _read_observation(obs: Any) -> ObservationFacts:
+    texts = [leaf for _, leaf in walk(obs) if isinstance(leaf, str)]
+    if isinstance(obs, Mapping):
+        texts.extend(str(k) for k in obs)
+    aliases = []
+    stack = [obs]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, Mapping):
+            asset_id = item.get("asset_id")
+            if isinstance(asset_id, str):
+                for name_key in ("name", "equipment_name", "asset_name"):
+                    if isinstance(item.get(name_key), str):
+                        aliases.append((asset_id, item[name_key]))
+            stack.extend(v for v in item.values() if isinstance(v, (Mapping, list, tuple)))
+        elif isinstance(item, (list, tuple)):
+            stack.extend(v for v in item if isinstance(v, (Mapping, list, tuple)))
+    return ObservationFacts(tuple(observed_numbers(obs)), tuple(read_numbers(obs)), tuple(texts), tuple(aliases))
+
+
+_OBSERVATIONS: dict[bytes, ObservationFacts] = {}
+_OBSERVATIONS_MAX = 8192
+
+
+def observation_facts(obs: Any) -> ObservationFacts:
+    """``ObservationFacts`` of ``obs``, remembered by content: the same tool answer recurs in many runs (every
+    agent that asks the same question of the same world) and is read by both rule judges and the detectors,
+    so it is walked once. The key is a digest of its JSON text (key order kept, so equal keys mean equal
+    facts); an observation JSON cannot encode is read every time."""
+    import hashlib
+
+    try:
+        key = hashlib.blake2b(json.dumps(obs, ensure_ascii=False, allow_nan=True).encode(), digest_size=20).digest()
+    except (TypeError, ValueError):
+        return _read_observation(obs)
+    found = _OBSERVATIONS.get(key)
+    if found is None:
+        found = _read_observation(obs)
+        if len(_OBSERVATIONS) >= _OBSERVATIONS_MAX:
+            _OBSERVATIONS.clear()
+        _OBSERVATIONS[key] = found
+    return found
+
+
 class TraceFacts:
     """What a trajectory shows, computed once per (trajectory, scenario)."""
 
@@ -653,15 +732,12 @@ class TraceFacts:
         numbers: list[float] = []
         leaves: list[float] = []
         for call in self.ok_calls:
-            obs = call.observation
-            numbers.extend(observed_numbers(obs))
-            leaves.extend(read_numbers(obs))
-            self._learn_aliases(obs)
-            for _, leaf in walk(obs):
-                if isinstance(leaf, str):
-                    texts.append(leaf)
-            if isinstance(obs, Mapping):
-                texts.extend(str(k) for k in obs)
+            seen = observation_facts(call.observation)
+            numbers.extend(seen.numbers)
+            leaves.extend(seen.leaves)
+            for asset_id, name in seen.aliases:
+                self.aliases.link(asset_id, name)
+            texts.extend(seen.texts)
         for call in self.calls:
             if call.informative:
                 for key in ("message", "hint"):
@@ -683,20 +759,6 @@ class TraceFacts:
         self.expected_error_codes = {
             (s.tool, s.expect_error) for s in (scenario.gold_plan if scenario else ()) if s.expect_error
         }
-
-    def _learn_aliases(self, obs: Any) -> None:
-        stack = [obs]
-        while stack:
-            item = stack.pop()
-            if isinstance(item, Mapping):
-                asset_id = item.get("asset_id")
-                if isinstance(asset_id, str):
-                    for name_key in ("name", "equipment_name", "asset_name"):
-                        if isinstance(item.get(name_key), str):
-                            self.aliases.link(asset_id, item[name_key])
-                stack.extend(v for v in item.values() if isinstance(v, (Mapping, list, tuple)))
-            elif isinstance(item, (list, tuple)):
-                stack.extend(v for v in item if isinstance(v, (Mapping, list, tuple)))
 
     # -------------------------------------------------------------------------------- errors
 

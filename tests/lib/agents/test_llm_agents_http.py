@@ -18,14 +18,14 @@ import llm_servers as S
 import pytest
 
 from aob_pipeline.lib.agents.base import RunLimits
-from aob_pipeline.lib.agents.claude import (
+from aob_pipeline.lib.agents.llm import (
     LLMAgentsAsToolsAgent,
     LLMPlanExecuteAgent,
     LLMReActAgent,
     build_llm_agent,
     llm_agent_available,
 )
-from aob_pipeline.lib.agents.claude.react_text import parse_react_reply
+from aob_pipeline.lib.agents.llm.react_text import parse_react_reply
 from aob_pipeline.lib.agents.registry import AgentRegistryError, AgentSpec, build_agent, load_agent_registry
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.agents.table import agents_frame

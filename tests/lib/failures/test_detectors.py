@@ -287,7 +287,7 @@ def test_domain_of_reads_the_names_orchestrations_use(name, domain):
 
 
 def test_domain_tool_groups_match_the_claude_orchestrations():
-    from aob_pipeline.lib.agents.claude.common import DEFAULT_DOMAIN_GROUPS
+    from aob_pipeline.lib.agents.llm.common import DEFAULT_DOMAIN_GROUPS
 
     assert d.DOMAIN_TOOL_GROUPS == {k: tuple(v) for k, v in DEFAULT_DOMAIN_GROUPS.items()}
 

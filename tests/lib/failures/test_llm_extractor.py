@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from aob_pipeline.lib.llm import LLMCache, LLMClient
-from aob_pipeline.lib.llm.fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
+from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
 from aob_pipeline.lib.llm.structured import check_tool_schema, schema_errors
 from aob_pipeline.lib.failures.detectors import OfflineExtractor
 from aob_pipeline.lib.failures.findings import FailureExtractor, extract_findings, findings_frame

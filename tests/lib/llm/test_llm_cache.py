@@ -12,7 +12,7 @@ import pytest
 
 from aob_pipeline.lib.llm import LLMCache, LLMCacheError, LLMClient, canonical_json
 from aob_pipeline.lib.llm.cache import CACHE_FILE_NAME, CACHE_TABLE
-from aob_pipeline.lib.llm.fake import FakeAnthropic, text_reply
+from llm_fake import FakeAnthropic, text_reply
 from aob_pipeline.lib.settings import Settings
 
 

@@ -24,7 +24,7 @@ from aob_pipeline.lib.llm import (
     LLMUnavailable,
     tool_result_block,
 )
-from aob_pipeline.lib.llm.fake import (
+from llm_fake import (
     FakeAnthropic,
     FakeScriptExhausted,
     bad_request_error,

@@ -13,7 +13,7 @@ from aob_pipeline.lib.llm import (
     call_structured_samples,
     majority_vote,
 )
-from aob_pipeline.lib.llm.fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
+from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
 
 VERDICT_SCHEMA = {
     "type": "object",

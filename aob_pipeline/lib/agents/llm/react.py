@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from aob_pipeline.lib.agents.base import Agent, AgentEnvironment, AgentFault, Task
-from aob_pipeline.lib.agents.claude.common import (
+from aob_pipeline.lib.agents.llm.common import (
     DEFAULT_MAX_OBSERVATION_CHARS,
     DEFAULT_MAX_TOKENS,
     MODEL_ENV,

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from aob_pipeline.lib.agents.base import Agent, AgentEnvironment, AgentFault, Task
-from aob_pipeline.lib.agents.claude.common import (
+from aob_pipeline.lib.agents.llm.common import (
     AGENT_MODEL_ENV,
     DEFAULT_MAX_OBSERVATION_CHARS,
     DEFAULT_MAX_TOKENS,

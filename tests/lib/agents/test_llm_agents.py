@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from aob_pipeline.lib.agents.base import NO_FURTHER_INFORMATION, RunLimits
-from aob_pipeline.lib.agents.claude import (
+from aob_pipeline.lib.agents.llm import (
     ASK_OPERATOR_TOOL,
     PLAN_SCHEMA,
     PLAN_TOOL,
@@ -24,10 +24,10 @@ from aob_pipeline.lib.agents.claude import (
     claude_agents_available,
     validate_plan,
 )
-from aob_pipeline.lib.agents.claude.common import DEFAULT_MODEL
+from aob_pipeline.lib.agents.llm.common import DEFAULT_MODEL
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.llm import LLMCache, LLMClient, cost_usd
-from aob_pipeline.lib.llm.fake import (
+from llm_fake import (
     FakeAnthropic,
     bad_request_error,
     rate_limit_error,

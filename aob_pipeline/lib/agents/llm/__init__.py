@@ -19,18 +19,18 @@ Every call goes through one ``LLMClient`` (cache keyed by model, messages, tools
 yields the same trajectory. Tokens and cost go to the trajectory's steps. An LLM failure after retries ends
 the run as ``failed`` with the reason. The agents are constructible without ``ANTHROPIC_API_KEY``;
 ``claude_agents_available()`` tells the agent registry whether new calls can be made. Tests inject
-``lib/llm/fake.FakeAnthropic`` as the client's transport. Model defaults: see ``common``.
+``tests/llm_fake.FakeAnthropic`` as the client's transport. Model defaults: see ``common``.
 """
 
 from __future__ import annotations
 
-from aob_pipeline.lib.agents.claude.agents_as_tools import (
+from aob_pipeline.lib.agents.llm.agents_as_tools import (
     AGENTS_AS_TOOLS_AGENT_ID,
     SUPERVISOR,
     SUPERVISOR_SYSTEM_PROMPT,
     ClaudeAgentsAsToolsAgent,
 )
-from aob_pipeline.lib.agents.claude.common import (
+from aob_pipeline.lib.agents.llm.common import (
     AGENT_MODEL_ENV,
     ASK_OPERATOR,
     ASK_OPERATOR_TOOL,
@@ -46,7 +46,7 @@ from aob_pipeline.lib.agents.claude.common import (
     llm_agent_available,
     resolve_model,
 )
-from aob_pipeline.lib.agents.claude.plan_execute import (
+from aob_pipeline.lib.agents.llm.plan_execute import (
     PLAN_EXECUTE_AGENT_ID,
     PLAN_SCHEMA,
     PLAN_TOOL,
@@ -56,7 +56,7 @@ from aob_pipeline.lib.agents.claude.plan_execute import (
     plan_schema,
     validate_plan,
 )
-from aob_pipeline.lib.agents.claude.react import REACT_AGENT_ID, REACT_SYSTEM_PROMPT, ClaudeReActAgent
+from aob_pipeline.lib.agents.llm.react import REACT_AGENT_ID, REACT_SYSTEM_PROMPT, ClaudeReActAgent
 from aob_pipeline.lib.llm import LLMClient
 
 CLAUDE_AGENT_IDS: tuple[str, ...] = (REACT_AGENT_ID, AGENTS_AS_TOOLS_AGENT_ID, PLAN_EXECUTE_AGENT_ID)

@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aob_pipeline.lib.agents.base import AgentEnvironment, AgentFault, Task
-from aob_pipeline.lib.agents.claude.react_text import (
+from aob_pipeline.lib.agents.llm.react_text import (
     FORMAT_REMINDER,
     OBSERVATION,
     STOP_SEQUENCES,
