@@ -126,7 +126,7 @@ def main() -> None:
 
     from aob_pipeline.cli import dagster_home
     from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
-    from aob_pipeline.defs.reports.schedules import nightly_run_request
+    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
     from aob_pipeline.definitions import defs
     from aob_pipeline.demo import demo_run_config
     from aob_pipeline.lib.agents.registry import AgentSpec, add_agent, load_agent_registry
@@ -231,7 +231,7 @@ def main() -> None:
     with dg.DagsterInstance.get() as instance:
         t0 = time.perf_counter()
         sync_partitions(instance, agents)
-        requests = nightly_run_request(instance, settings, agents)
+        requests = nightly_run_request(instance, settings, agents, defs.resolve_asset_graph())
         plan_s = time.perf_counter() - t0
         assert isinstance(requests, list), requests
         for request in requests:
