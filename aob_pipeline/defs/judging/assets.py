@@ -162,13 +162,13 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
     figures; deployment_ready at a mean of 85 or more. Every run is also appended to `leaderboard_history`
     so trends show."""
     with duckdb.get_connection() as con:
-        score_frame, scen = _read(con, "scores", "scenarios")
+        score_frame, scen, runs = _read(con, "scores", "scenarios", "trajectories")  # runs: the run-level table
         trajs = read_trajectories(con)
     board = leaderboard_frame(
         score_frame,
         tool_accuracy=tool_call_accuracy_frame(tool_calls_frame(trajs, scen)),
         plan_scores=plan_scores_frame(trajs, scen),
-        operational=operational_frame(trajs),
+        operational=operational_frame(runs),
     )
     history = board.assign(evaluated_at=pd.Timestamp.now(tz="UTC").tz_localize(None), run_id=context.run.run_id)
     table = _frame_table("leaderboard", "Per-agent, per-judge leaderboard.", board)
