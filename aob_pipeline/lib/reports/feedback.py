@@ -256,9 +256,31 @@ def _safe_keywords(keywords: Any, cluster_runs: set[str], findings: pd.DataFrame
     return out
 
 
+_KEYWORDS_SEEN: dict[tuple, tuple[Any, Any, list[str]]] = {}
+
+
+def _cluster_keywords(cid: int, keywords: Any, all_members: pd.DataFrame, extractor: str | None,
+                      findings: pd.DataFrame | None, min_cluster_size: int) -> list[str]:
+    """``_safe_keywords`` of cluster ``cid`` over all its runs — the same for every agent's feedback, so it is
+    worked out once per cluster for the frames of a feedback batch (remembered with those frames)."""
+    key = (cid, str(keywords), extractor, min_cluster_size)
+    seen = _KEYWORDS_SEEN.get(key)
+    if seen is not None and seen[0] is all_members and seen[1] is findings:
+        return list(seen[2])
+    members = all_members
+    if extractor is not None and "extractor" in members.columns:
+        members = members[members["extractor"] == extractor]
+    all_runs = set(members.loc[members["cluster_id"].astype(int) == cid, "run_id"].astype(str))
+    found = _safe_keywords(keywords, all_runs, findings, min_cluster_size)
+    if len(_KEYWORDS_SEEN) > 256:
+        _KEYWORDS_SEEN.clear()
+    _KEYWORDS_SEEN[key] = (all_members, findings, found)
+    return list(found)
+
+
 def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: pd.DataFrame, hidden_scores: pd.DataFrame,
                        extractor: str | None, min_cluster_size: int) -> tuple[list[dict[str, Any]], str | None]:
-    members = _members(frames)
+    members = all_members = _members(frames)
     clusters = _frame(frames, "failure_clusters")
     if members is None:
         return [], "Failure clusters are not computed yet."
@@ -281,8 +303,7 @@ def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: p
         if len(runs) < min_cluster_size:
             withheld += 1
             continue
-        all_runs = set(members.loc[members["cluster_id"].astype(int) == cid, "run_id"].astype(str))
-        keywords = _safe_keywords(keywords_of.get(cid), all_runs, findings, min_cluster_size)
+        keywords = _cluster_keywords(cid, keywords_of.get(cid), all_members, extractor, findings, min_cluster_size)
         label = label_of.get(cid)
         if isinstance(label, str) and label.strip().casefold() in known_cluster_names():
             name = label.strip()
@@ -337,16 +358,19 @@ def _public_runs(frames: Mapping[str, pd.DataFrame | None], runs: pd.DataFrame, 
     trajectories = _frame(frames, "trajectories")
     steps = _frame(frames, "trajectory_steps")
     findings = _frame(frames, "failure_findings")
+    mine = set(runs["run_id"])  # only this agent's public runs: the frames hold every agent's
     text_of = {} if scenarios is None else scenarios.set_index("scenario_id")["text"].to_dict()
-    run_rows = {} if trajectories is None else trajectories.set_index("run_id").to_dict("index")
+    run_rows = {} if trajectories is None else \
+        trajectories[trajectories["run_id"].isin(mine)].set_index("run_id").to_dict("index")
     judged = {}
     if judgements is not None and judge is not None:
-        part = judgements[judgements["judge"] == judge]
+        part = judgements[(judgements["judge"] == judge) & judgements["run_id"].isin(mine)]
         judged = part.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index")
-    score_of = scores.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index") if len(scores) else {}
+    score_of = scores[scores["run_id"].isin(mine)].drop_duplicates("run_id", keep="last").set_index("run_id") \
+        .to_dict("index") if len(scores) else {}
     steps_of: dict[str, list[dict]] = {}
     if steps is not None:
-        keep = steps[steps["run_id"].isin(set(runs["run_id"]))].sort_values(["run_id", "step"])
+        keep = steps[steps["run_id"].isin(mine)].sort_values(["run_id", "step"])
         for rec in keep.to_dict("records"):
             steps_of.setdefault(rec["run_id"], []).append({
                 "step": int(rec["step"]), "agent_name": _clean(rec.get("agent_name")), "kind": _clean(rec.get("kind")),
@@ -356,7 +380,7 @@ def _public_runs(frames: Mapping[str, pd.DataFrame | None], runs: pd.DataFrame, 
             })
     findings_of: dict[str, list[dict]] = {}
     if findings is not None and extractor is not None:
-        part = findings[findings["run_id"].isin(set(runs["run_id"])) & (findings["extractor"] == extractor)]
+        part = findings[findings["run_id"].isin(mine) & (findings["extractor"] == extractor)]
         part = part[part["flagged"].fillna(False).astype(bool)]
         for f in part.to_dict("records"):
             findings_of.setdefault(f["run_id"], []).append(
