@@ -46,7 +46,8 @@ from aob_pipeline.lib.run_hygiene import process_alive
 from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
 from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES
-from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.world.schema import WORLD_TABLES
 
 # The checkout's docs page (an installed package has none: docs/WAREHOUSE.md under the current folder).
 WAREHOUSE_DOCS_PATH = (CHECKOUT_ROOT or Path.cwd()) / "docs" / "WAREHOUSE.md"

@@ -30,7 +30,8 @@ import yaml
 
 from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.settings import SQL_MODELS_DIR
-from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.world.schema import WORLD_TABLES
 
 # Schemas under which a world table or model may be referenced (``main.telemetry`` is ``telemetry``).
 _LOCAL_SCHEMAS = frozenset({"", "main"})

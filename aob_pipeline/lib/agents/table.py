@@ -22,7 +22,7 @@ import pandas as pd
 
 from aob_pipeline.lib.agents.registry import AgentSpec, agent_available, needs_api_key
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 BUILTIN_REGISTRY = ASSETS_DATA / "agents.yaml"
 BUILTIN_SOURCE = "built-in"

@@ -63,7 +63,7 @@ from typing import Any, ContextManager
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 DEFAULT_SEED = 42
 DEFAULT_N_COMPONENTS = 5

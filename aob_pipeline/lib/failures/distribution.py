@@ -31,7 +31,7 @@ from aob_pipeline.lib.failures.findings import (
     LACK_OF_TOOL_ERROR_HANDLING,
     OVERSTATEMENT_OF_TASK_COMPLETION,
 )
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 PUBLISHED_TRACES = 881
 """Traces the upstream failure analysis read."""

@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS, Taxonomy, load_taxonomy
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 OFFLINE_EXTRACTOR = "offline"
 """Extractor name of the offline (structural) detectors; the LLM extractor is named by its model."""

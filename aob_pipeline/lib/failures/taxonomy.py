@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 TAXONOMY_PATH = ASSETS_DATA / "taxonomy" / "failure_taxonomy.yaml"
 """The tracked catalog file."""

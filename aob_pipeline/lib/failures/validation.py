@@ -325,7 +325,7 @@ def cluster_recovery(
 
 # ---------------------------------------------------------------------------------- the validation table
 
-from aob_pipeline.lib.world.schema import Column, Table  # noqa: E402 - the table declaration goes with its frame
+from aob_pipeline.lib.warehouse.schema import Column, Table  # noqa: E402 - the table declaration goes with its frame
 
 EXTRACTOR_VALIDATION_TABLE = Table(
     "extractor_validation",

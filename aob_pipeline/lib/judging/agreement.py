@@ -41,7 +41,7 @@ from aob_pipeline.lib.judging.records import (
     Judgement,
     judgements_frame,
 )
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n"})

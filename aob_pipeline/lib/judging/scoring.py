@@ -63,7 +63,7 @@ from aob_pipeline.lib.trace import (
     role_of,
 )
 from aob_pipeline.lib.trajectories.schema import Trajectory, to_rows
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 DEPLOYMENT_READY_SCORE = 85.0
 HALLUCINATION_PENALTY = 20.0

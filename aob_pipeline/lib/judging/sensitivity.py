@@ -43,7 +43,7 @@ import pandas as pd
 from aob_pipeline.lib.judging.records import CRITERIA, NEGATIVE_CRITERION
 from aob_pipeline.lib.judging.scoring import trajectory_score
 from aob_pipeline.lib.trajectories.schema import Trajectory, to_rows
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 FAULT_TARGETS: dict[str, str] = {
     "skipped_verification": "result_verification",

@@ -19,7 +19,7 @@ import pandas as pd
 from aob_pipeline.lib.scenarios.answers import AnswerError, compute_answer, world_now, world_telemetry_start
 from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.scenarios.model import Scenario
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 log = logging.getLogger(__name__)
 

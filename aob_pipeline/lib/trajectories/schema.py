@@ -23,7 +23,7 @@ from typing import Any, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 StepKind = Literal["thought", "message", "tool_call", "ask_operator", "operator_reply", "final"]
 STEP_KINDS: tuple[str, ...] = ("thought", "message", "tool_call", "ask_operator", "operator_reply", "final")

@@ -23,7 +23,7 @@ from aob_pipeline.lib.trajectories.schema import (
     to_frames,
 )
 from aob_pipeline.lib.warehouse import add_missing_columns
-from aob_pipeline.lib.world.schema import Table
+from aob_pipeline.lib.warehouse.schema import Table
 
 
 def _create_if_missing(con: duckdb.DuckDBPyConnection, table: Table) -> None:

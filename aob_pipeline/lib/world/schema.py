@@ -7,34 +7,7 @@ domain tools may ever read it (``injected_faults`` is ground truth and never is)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    description: str
-    nullable: bool = True
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    description: str
-    columns: tuple[Column, ...]
-    key: tuple[str, ...] = ()
-    agent_visible: bool = True
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def ddl(self, name: str | None = None) -> str:
-        cols = ",\n  ".join(
-            f'"{c.name}" {c.type}{"" if c.nullable else " NOT NULL"}' for c in self.columns
-        )
-        return f'CREATE OR REPLACE TABLE "{name or self.name}" (\n  {cols}\n)'
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 
 def _t(name: str, description: str, cols: list[tuple], key: tuple[str, ...] = (), agent_visible: bool = True) -> Table:

@@ -2,7 +2,8 @@
 
 DuckDB allows one writing process per file, so connections here are opened for one unit of work and
 closed at once. ``replace_tables`` swaps a set of tables in a single transaction: a failure anywhere
-leaves every previous table as it was.
+leaves every previous table as it was. The tables themselves are declared as ``Table``/``Column``
+(``aob_pipeline.lib.warehouse.schema``).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from aob_pipeline.lib.world.schema import Table
+from aob_pipeline.lib.warehouse.schema import Table
 
 
 DEFAULT_WAIT_SECONDS = 60.0
