@@ -75,7 +75,7 @@ from aob_pipeline.lib.agents.base import (
 )
 from aob_pipeline.lib.agents.runner import TRUNCATION_MARK
 from aob_pipeline.lib.settings import Settings
-from aob_pipeline.lib.trajectories.schema import Totals, Trajectory, json_text, make_run_id, utc_now
+from aob_pipeline.lib.trajectories.schema import Status, Totals, Trajectory, json_text, make_run_id, utc_now
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
@@ -424,7 +424,7 @@ class EpisodeRecorder:
                                     None)
             return self._finish("failed", NO_FINAL_ANSWER_REASON, None)
 
-    def _finish(self, status: str, reason: str | None, answer: str | None) -> Trajectory:
+    def _finish(self, status: Status, reason: str | None, answer: str | None) -> Trajectory:
         with self._lock:
             if self.trajectory is not None:
                 return self.trajectory

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aob_pipeline.lib.trajectories.schema import DEFAULT_AGENT_NAME, Step, utc_now
+from aob_pipeline.lib.trajectories.schema import DEFAULT_AGENT_NAME, Status, Step, utc_now
 
 NO_FURTHER_INFORMATION = "No further information is available."
 """The operator's reply when the scenario scripts none (or every scripted reply was given)."""
@@ -69,7 +69,7 @@ class RunLimitExceeded(BaseException):
     swallow it. Agents should let it propagate.
     """
 
-    status = "failed"
+    status: Status = "failed"
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -87,7 +87,7 @@ class ToolCallLimitExceeded(RunLimitExceeded):
 class RunTimeout(RunLimitExceeded):
     """The run's wall-clock deadline passed (or the runner cancelled the run)."""
 
-    status = "timed_out"
+    status: Status = "timed_out"
 
 
 class AgentFault(Exception):
@@ -97,9 +97,9 @@ class AgentFault(Exception):
     child that exits without a final answer.
     """
 
-    status = "failed"
+    status: Status = "failed"
 
-    def __init__(self, reason: str, status: str | None = None):
+    def __init__(self, reason: str, status: Status | None = None):
         super().__init__(reason)
         self.reason = reason
         if status is not None:

@@ -361,6 +361,7 @@ def reduce_embeddings(
     placement = None
     rest = np.setdiff1d(np.arange(n_distinct), fit_uids)
     if len(rest) and method == "umap":
+        assert neighbours is not None  # set in the "umap" branch above
         with stage("place"):
             idx, dists = neighbours.query(x[first[rest]])
             weights = 1.0 / (dists + 1e-6)
@@ -740,7 +741,7 @@ def _check_embeddings(embeddings: np.ndarray) -> np.ndarray:
     if x.size and not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"embeddings: expected numbers, got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1)) if x.size else []
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1)) if x.size else np.array([], dtype=np.intp)
     if len(bad):
         raise ValueError(f"embeddings: row {int(bad[0])} holds NaN or infinite values ({len(bad)} such rows)")
     return x

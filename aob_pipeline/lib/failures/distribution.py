@@ -31,7 +31,7 @@ from aob_pipeline.lib.failures.findings import (
     LACK_OF_TOOL_ERROR_HANDLING,
     OVERSTATEMENT_OF_TASK_COMPLETION,
 )
-from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 PUBLISHED_TRACES = 881
 """Traces the upstream failure analysis read."""
@@ -52,7 +52,7 @@ PUBLISHED_NEW_MODE_TRACES: dict[str, int] = {"one": 185, "two_or_more": 164}
 SCOPES = ("all", "agent", "orchestration")
 _SCOPE_COLUMN = {"agent": "agent_id", "orchestration": "orchestration"}
 
-_DISTRIBUTION_COLUMNS = [
+_DISTRIBUTION_COLUMNS: list[ColumnRow] = [
     ("extractor", "VARCHAR", "Extractor of the findings counted: 'offline' or the LLM extractor's model.", False),
     ("scope", "VARCHAR", "'all' (every trace), 'agent' (per agent_id) or 'orchestration' (per orchestration).", False),
     ("group_value", "VARCHAR", "The agent id or orchestration of the row ('all' for scope 'all').", False),
@@ -72,7 +72,7 @@ FAILURE_DISTRIBUTION_TABLE = Table(
     "failure_distribution",
     "Share of traces per failure mode (MAST slug, additional-mode title, failure cluster), per extractor, overall, "
     "per agent and per orchestration.",
-    tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in _DISTRIBUTION_COLUMNS),
+    columns(_DISTRIBUTION_COLUMNS),
     key=("extractor", "scope", "group_value", "kind", "mode"),
 )
 

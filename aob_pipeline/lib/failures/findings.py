@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS, Taxonomy, load_taxonomy
-from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 OFFLINE_EXTRACTOR = "offline"
 """Extractor name of the offline (structural) detectors; the LLM extractor is named by its model."""
@@ -240,7 +240,7 @@ def failed_extraction(trajectory: Any, extractor: str, error: str, taxonomy_vers
 
 # ------------------------------------------------------------------------------------------- the table
 
-_FINDINGS_COLUMNS = [
+_FINDINGS_COLUMNS: list[ColumnRow] = [
     ("run_id", "VARCHAR", "Run the finding is about (trajectories.run_id).", False),
     ("agent_id", "VARCHAR", "Agent of the run.", False),
     ("scenario_id", "VARCHAR", "Scenario of the run.", False),
@@ -279,7 +279,7 @@ FAILURE_FINDINGS_TABLE = Table(
     "failure_findings",
     "TrajFM failure findings, long form: per run and extractor, one row per MAST mode (flagged or not) and one "
     "row per additional failure mode, with the run's summary and attribution.",
-    tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in _FINDINGS_COLUMNS),
+    columns(_FINDINGS_COLUMNS),
     key=("run_id", "extractor", "kind", "title"),
 )
 

@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
-from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 TAXONOMY_PATH = ASSETS_DATA / "taxonomy" / "failure_taxonomy.yaml"
 """The tracked catalog file."""
@@ -502,8 +502,8 @@ def discover_candidates(
 
 # ------------------------------------------------------------------------------------------ the taxonomy table
 
-def _table(name: str, description: str, columns: list[tuple], key: tuple[str, ...] = ()) -> Table:
-    return Table(name, description, tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in columns), key)
+def _table(name: str, description: str, rows: list[ColumnRow], key: tuple[str, ...] = ()) -> Table:
+    return Table(name, description, columns(rows), key)
 
 
 TAXONOMY_TABLE: Table = _table("taxonomy", "The failure taxonomy of this run: known modes (MAST and promoted) and candidate modes from failure clusters.", [

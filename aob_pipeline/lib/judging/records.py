@@ -220,8 +220,8 @@ def judgements_from_frame(frame: pd.DataFrame) -> list[Judgement]:
     for i, rec in enumerate(frame.to_dict("records")):
         where = f"judgements row {i} (run {rec.get('run_id')}, judge {rec.get('judge')})"
         try:
-            suggestions = rec.get("suggestions")
-            samples = rec.get("samples")
+            suggestions: Any = rec.get("suggestions")
+            samples: Any = rec.get("samples")
             out.append(Judgement(
                 run_id=rec["run_id"],
                 agent_id=None if _missing(rec.get("agent_id")) else rec.get("agent_id"),

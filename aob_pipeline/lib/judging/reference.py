@@ -241,6 +241,7 @@ def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verd
     answer = t.final_answer
     if answer is None or not answer.strip():
         return False, "the run gave no final answer"
+    assert sc.answer_format is not None  # without_reference(sc) said it is there
     match = compare_answers(sc.expected_answer, answer, sc.answer_format, sc.answer_tolerance,
                             aliases=sc.answer_aliases)
     if not match:

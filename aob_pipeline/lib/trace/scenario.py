@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+from aob_pipeline.lib.warehouse import frame_records
 
 OPERATOR_TOOL = "ask_operator"
 MULTI_AGENT_TYPE = "multi-agent"
@@ -162,7 +163,7 @@ def scenario_index(scenarios: pd.DataFrame | Sequence[JudgeScenario] | Mapping[s
         if "scenario_id" not in scenarios.columns:
             raise ValueError("scenarios: missing column 'scenario_id'")
         out: dict[str, JudgeScenario] = {}
-        for rec in scenarios.to_dict("records"):
+        for rec in frame_records(scenarios):
             sc = JudgeScenario.from_row(rec)
             if sc.scenario_id in out:
                 raise ValueError(f"scenarios: scenario_id {sc.scenario_id} appears twice")

@@ -18,7 +18,7 @@ import json
 import math
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timezone
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -30,6 +30,11 @@ STEP_KINDS: tuple[str, ...] = ("thought", "message", "tool_call", "ask_operator"
 
 Status = Literal["completed", "failed", "timed_out", "crashed"]
 STATUSES: tuple[str, ...] = ("completed", "failed", "timed_out", "crashed")
+
+
+def is_status(value: object) -> TypeGuard[Status]:
+    """Whether ``value`` is one of the run statuses (``STATUSES``)."""
+    return isinstance(value, str) and value in STATUSES
 
 KNOWN_ORCHESTRATIONS: tuple[str, ...] = (
     "single", "agents_as_tools", "plan_execute", "oracle", "heuristic", "command", "container", "mcp",

