@@ -237,8 +237,8 @@ def answering_agent(trajectory: Trajectory) -> str:
     for step in reversed(trajectory.steps):
         if step.kind in ("thought", "message") and step.agent_name:
             return step.agent_name
-    step = final_step(trajectory)
-    return step.agent_name if step else "agent"
+    last = final_step(trajectory)
+    return last.agent_name if last else "agent"
 
 
 MIN_ANSWER_QUOTE = 3

@@ -19,7 +19,7 @@ extraction succeeded (``flagged`` not NULL):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -139,7 +139,8 @@ def failure_distribution(
     flagged_mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)]
     extra = _additional_rows(findings, clusters)
     rows: list[dict[str, Any]] = []
-    for extractor, ex_runs in runs.groupby("extractor", sort=True):
+    for extractor_key, ex_runs in runs.groupby("extractor", sort=True):
+        extractor = str(extractor_key)  # (a text column)
         ex_mast = flagged_mast[flagged_mast["extractor"] == extractor]
         ex_extra = extra[extra["extractor"] == extractor]
         for scope, value, group in _groups(ex_runs, scopes):
@@ -153,7 +154,8 @@ def failure_distribution(
                     rows.append(_dist_row(extractor, scope, value, "mast", slug, names[slug], n, total, None, None))
             group_extra = ex_extra[ex_extra["run_id"].isin(ids)]
             n_rows = len(group_extra)
-            for title, part in group_extra.groupby("title", sort=True):
+            for title_key, part in group_extra.groupby("title", sort=True):
+                title = str(title_key)  # (a text column)
                 rows.append(_dist_row(extractor, scope, value, "additional", title, title, part["run_id"].nunique(),
                                       total, len(part), n_rows))
             if clusters is not None:
@@ -161,7 +163,7 @@ def failure_distribution(
                     label = None
                     if "cluster_label" in part.columns and part["cluster_label"].notna().any():
                         label = str(part["cluster_label"].dropna().iloc[0])
-                    rows.append(_dist_row(extractor, scope, value, "cluster", str(int(cluster_id)), label,
+                    rows.append(_dist_row(extractor, scope, value, "cluster", str(int(cast(float, cluster_id))), label,
                                           part["run_id"].nunique(), total, len(part), n_rows))
     frame = pd.DataFrame(rows, columns=FAILURE_DISTRIBUTION_TABLE.column_names)
     if len(frame):

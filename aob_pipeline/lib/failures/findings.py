@@ -375,7 +375,7 @@ def findings_from_frame(frame: pd.DataFrame) -> list[Finding]:
                 raise ValueError(f"{where}: column 'kind': expected 'mast' or 'additional', got {kind!r}")
         try:
             out.append(Finding(
-                run_id=run_id, agent_id=first["agent_id"], scenario_id=first["scenario_id"], extractor=extractor,
+                run_id=str(run_id), agent_id=first["agent_id"], scenario_id=first["scenario_id"], extractor=str(extractor),
                 taxonomy_version=first["taxonomy_version"], orchestration=first["orchestration"],
                 summary=_cell(first["summary"]) or "", task_completed=_cell(first["task_completed"]),
                 mast=mast, mast_details=details, additional=additional,

@@ -349,7 +349,9 @@ def known_mode_texts(taxonomy: Taxonomy) -> dict[str, str]:
 def embed_known_modes(taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Embedding of each known mode's name and definition, by slug (default: ``embeddings.embed_texts``, cached)."""
     if embed is None:
-        from aob_pipeline.lib.embeddings import embed_texts as embed
+        from aob_pipeline.lib.embeddings import embed_texts
+
+        embed = embed_texts
     texts = known_mode_texts(taxonomy)
     vectors = np.asarray(embed(list(texts.values())), dtype=np.float32)
     return dict(zip(texts, vectors))
@@ -558,7 +560,7 @@ def taxonomy_frame(taxonomy: Taxonomy, candidates: Sequence[Candidate] = ()) -> 
     frame["size"] = frame["size"].astype("Int64")
     for col in ("first_seen", "last_seen"):
         frame[col] = pd.to_datetime(frame[col]).dt.date
-        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)  # type: ignore[call-overload]  # pandas takes None as `other`; its stubs do not
     return frame
 
 

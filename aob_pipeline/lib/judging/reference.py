@@ -164,10 +164,11 @@ class RuleJudge:
             facts = TraceFacts(trajectory, sc)
             verdicts = self.verdicts(trajectory, sc, facts, answer_claims(trajectory.final_answer))
             t = trajectory
+            criteria: dict[str, Any] = {c: verdicts[c][0] for c in CRITERIA}
             return Judgement(
                 run_id=t.run_id, agent_id=t.agent_id, scenario_id=t.scenario_id, trial=t.trial,
                 judge=self.name, judge_kind=self.kind,
-                **{c: verdicts[c][0] for c in CRITERIA},
+                **criteria,
                 rationales={c: verdicts[c][1] for c in CRITERIA},
                 suggestions=suggestions_for(verdicts),
             )

@@ -89,7 +89,7 @@ def trajectory_score(verdicts: Mapping[str, Any]) -> tuple[float | None, bool | 
     ``passed`` is None then (a run cannot pass on what was not judged). (None, None) when hallucination or every
     positive criterion is undecided."""
     values = {c: _verdict(verdicts.get(c)) for c in CRITERIA}
-    judged = [values[c] for c in POSITIVE_CRITERIA if values[c] is not None]
+    judged = [v for c in POSITIVE_CRITERIA if (v := values[c]) is not None]
     if values[NEGATIVE_CRITERION] is None or not judged:
         return None, None
     score = 100.0 * sum(judged) / len(judged)

@@ -327,7 +327,7 @@ class _ShortConnection:
         self.lock_timeout_s = lock_timeout_s
         self._con: duckdb.DuckDBPyConnection | None = None
 
-    def __enter__(self) -> Any:
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05

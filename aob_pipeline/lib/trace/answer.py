@@ -210,8 +210,8 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
             return prose_form(text, items, "a structured answer")
         return (bool(text.strip()), "text")
     if fmt == "text":
-        words = len(text.split())
-        return (words >= 3, f"{words} word(s)")
+        n_words = len(text.split())
+        return (n_words >= 3, f"{n_words} word(s)")
     if fmt == "clarification":
         if not isinstance(expected, Mapping):
             return bool(text.strip()), "text"
@@ -234,8 +234,8 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
             final = parsed.get("final") if is_map else text
             if final is None:
                 return False, "gives no final answer after the operator's reply"
-            ok, why = answer_form(expected.get("final_format") or "json", expected["final"], final, facts)
-            return ok, f"{behaviour}; final answer: {why}"
+            final_ok, why = answer_form(expected.get("final_format") or "json", expected["final"], final, facts)
+            return final_ok, f"{behaviour}; final answer: {why}"
         return True, f"shows the {behaviour} behaviour"
     return (bool(text.strip()), "non-empty")
 

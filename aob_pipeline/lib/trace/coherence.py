@@ -29,7 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -170,7 +170,9 @@ def judge_detector_rows(judgements: pd.DataFrame, findings: pd.DataFrame | None,
         return pd.DataFrame()
     modes = modes_by_run(findings, extractor)
     mine = judgements[(judgements["judge"] == judge) & judgements["judge_error"].isna()]
-    verdicts = mine.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index")
+    # run_id -> {column: value} (text column names)
+    verdicts = cast("dict[str, dict[str, Any]]",
+                    mine.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index"))
     items = []
     for t in trajectories:
         v, m = verdicts.get(t.run_id), modes.get(t.run_id)

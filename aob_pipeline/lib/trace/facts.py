@@ -724,7 +724,7 @@ class TraceFacts:
                 self.aliases.link(asset_id, name)
             texts.extend(seen.texts)
         for call in self.calls:
-            if call.informative:
+            if call.informative and call.error is not None:  # (informative: an error that says something)
                 for key in ("message", "hint"):
                     if isinstance(call.error.get(key), str):
                         texts.append(call.error[key])
@@ -1022,7 +1022,7 @@ class TraceFacts:
 
 def truncated(text: str | None) -> bool:
     """True when the runner cut the answer at its size limit."""
-    return bool(text) and text.rstrip().endswith(_TRUNCATION_MARK)
+    return text is not None and bool(text) and text.rstrip().endswith(_TRUNCATION_MARK)
 
 
 __all__ = [

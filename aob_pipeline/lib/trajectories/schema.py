@@ -472,7 +472,7 @@ def from_rows(trajectories: pd.DataFrame, steps: pd.DataFrame) -> list[Trajector
         missing = [c for c in ("run_id",) if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
-    steps_by_run: dict[str, list[dict[str, Any]]] = {}
+    steps_by_run: dict[str, list[Step]] = {}
     if len(steps):
         ordered = steps.sort_values(["run_id", "step"], kind="stable")
         for rec in ordered.to_dict("records"):

@@ -63,7 +63,8 @@ def wait_seconds_default() -> float:
 
 
 def open_connection(path: str | Path, read_only: bool = False, wait_seconds: float | None = None,
-                    notify: Callable[[str], None] | None = None, config: dict | None = None):
+                    notify: Callable[[str], None] | None = None,
+                    config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect`` that waits while another process holds the file's lock: it says once (through
     ``notify``) who holds it, retries until ``wait_seconds`` (default ``AOB_WAREHOUSE_WAIT_S`` or 60 s) and
     then raises ``WarehouseLocked`` with the holder, the path and what to do."""
@@ -207,7 +208,7 @@ def replace_partition_rows(
     return {"deleted": int(deleted), "inserted": len(frame)}
 
 
-def read_table(con: duckdb.DuckDBPyConnection, name: str):
+def read_table(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame | None:
     """The whole table as a pandas frame, or None when it does not exist yet."""
     if not table_exists(con, name):
         return None

@@ -297,9 +297,9 @@ def find_window(text: str, now: datetime | None, telemetry_start: datetime | Non
         return Window(today - timedelta(days=1), today, "yesterday")
     m = re.search(rf"\bsince\s+({DATE_PATTERN})", text, re.IGNORECASE)
     if m:
-        d = parse_date(m.group(1), now)
-        if d and d < now:
-            return Window(d, now, m.group(0))
+        since = parse_date(m.group(1), now)
+        if since and since < now:
+            return Window(since, now, m.group(0))
     m = re.search(r"\bover the last (\d+) hours\b|\blast (\d+) hours\b", low)
     if m:
         hours = int(m.group(1) or m.group(2))

@@ -29,7 +29,7 @@ class _Collected:
     _con: duckdb.DuckDBPyConnection | None = None
 
     @property
-    def con(self) -> Any:
+    def con(self) -> duckdb.DuckDBPyConnection:
         """One in-memory DuckDB connection for the whole import (readers and value conversions)."""
         if self._con is None:
             # one thread: the files are small, and on a shared machine DuckDB's thread pool cost more than it gave

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -73,8 +74,6 @@ def _read_wide_telemetry(path: Path, display: str, collected: _Collected, manife
     declared types and ``store_rejects``: a cell that is not a number or a timestamp is an error naming the line
     and column (DuckDB counts lines like an editor, header = line 1); empty cells give no reading."""
     import tempfile
-
-    import duckdb
 
     raw = path.read_bytes()
     text = decode_text(raw, display, manifest, collected.encoding)
@@ -182,8 +181,6 @@ def _read_json(path: Path, display: str, collected: _Collected, manifest: Import
     """A JSON file through DuckDB's ``read_json_objects`` (``format = 'array'`` for a top-level array, else
     ``'unstructured'``: JSON lines or values one after another). Malformed JSON is an error at the line of the byte
     DuckDB names; the first document says the kind."""
-    import duckdb
-
     raw = path.read_bytes()
     text = decode_text(raw, display, manifest, collected.encoding)
     is_array = text.lstrip().startswith("[")
@@ -213,7 +210,7 @@ def _read_json(path: Path, display: str, collected: _Collected, manifest: Import
         raise WorldImportError(display, "is an empty JSON array (nothing imported; the previous world is unchanged)")
     first_type, keys = con.execute(
         f"SELECT json_type(json), CASE WHEN json_type(json) = 'OBJECT' THEN json_keys(json) END FROM {table} "
-        "ORDER BY rowid LIMIT 1").fetchone()
+        "ORDER BY rowid LIMIT 1").fetchall()[0]
     telemetry = _Telemetry(display, text, table, int(documents))
     if first_type == "OBJECT" and {"asset_id", "timestamp"} <= set(keys):
         not_object = con.execute(f"SELECT min(rowid) FROM {table} WHERE json_type(json) <> 'OBJECT'").fetchall()[0][0]
@@ -236,7 +233,7 @@ def _read_json(path: Path, display: str, collected: _Collected, manifest: Import
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 
 
-def _json_readings(con, t: _Telemetry, tz: str) -> tuple[list[tuple], list[tuple]]:
+def _json_readings(con: duckdb.DuckDBPyConnection, t: _Telemetry, tz: str) -> tuple[list[tuple], list[tuple]]:
     """(documents, readings) of a telemetry file, converted by DuckDB.
 
     documents: (n, asset type, asset text, timestamp type, timestamp text, timestamp, is epoch) per document;

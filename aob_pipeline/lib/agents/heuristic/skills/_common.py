@@ -38,7 +38,8 @@ class ToolFailed(Exception):
     """A tool answered with an error envelope."""
 
     def __init__(self, tool: str, args: dict[str, Any], error: Mapping[str, Any]):
-        self.tool, self.args, self.error = tool, args, dict(error or {})
+        # (not ``self.args``: Exception.__init__ below resets that to the message tuple)
+        self.tool, self.tool_args, self.error = tool, args, dict(error or {})
         super().__init__(f"{tool} failed: {self.error.get('code', 'error')}: {self.error.get('message', '')}")
 
 
