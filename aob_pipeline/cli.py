@@ -60,8 +60,8 @@ run_monitoring:
 
 DAGSTER_EVENT_SETTINGS = {
     # One "materialisation planned" event per asset and run, carrying the partition subset, instead of one per
-    # partition: a demo run plans 3 × 2,886 partitions, and each planned event is a separate SQLite write (with
-    # its fsync) before any step starts. Dagster's trade-off: partitions of a run that fails are not marked failed
+    # partition: a backfill of 300 agents would plan 3 × 300 partitions, and each planned event is a separate
+    # SQLite write (with its fsync) before any step starts. Dagster's trade-off: partitions of a run that fails are not marked failed
     # in the UI (the run is; the trajectories table records every failure itself).
     "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "1",
     # Event storages that can (PostgreSQL) write a step's per-partition materialisations in batches.

@@ -1,24 +1,32 @@
-"""The Dagster code location: one place that assembles every domain's assets, checks, jobs, sensors and
-resources. Each domain lives in ``aob_pipeline/defs/<domain>/``; the logic they call is in ``aob_pipeline/lib``."""
+"""The Dagster code location. Each domain lives in ``aob_pipeline/defs/<domain>/`` and is found by Dagster's
+``load_from_defs_folder`` (the ``[tool.dg]`` project in pyproject.toml): the modules there define their assets,
+checks, jobs, schedules and sensors at module level, and ``defs/resources.py`` binds the resources. Nothing here
+lists the domains: a module added under ``defs/`` is part of the code location. The logic the domains call is in
+``aob_pipeline/lib``."""
+
+import warnings
+from pathlib import Path
 
 import dagster as dg
 
-from aob_pipeline.defs.failures import failure_assets, failure_checks
-from aob_pipeline.defs.jobs import jobs
-from aob_pipeline.defs.judging import judging_assets, judging_checks
-from aob_pipeline.defs.quality import quality_checks
-from aob_pipeline.defs.reports import report_assets, report_schedules
-from aob_pipeline.defs.resources import default_resources
-from aob_pipeline.defs.scenarios import scenario_assets, scenario_checks
-from aob_pipeline.defs.sql_models import sql_model_assets
-from aob_pipeline.defs.trajectories import trajectory_assets, trajectory_sensors
-from aob_pipeline.defs.world import world_assets
+PACKAGE_DIR = Path(__file__).resolve().parent
 
-defs = dg.Definitions(
-    assets=[*world_assets, *sql_model_assets, *scenario_assets, *trajectory_assets, *judging_assets, *failure_assets, *report_assets],
-    asset_checks=[*quality_checks, *scenario_checks, *judging_checks, *failure_checks],
-    jobs=jobs,
-    sensors=[*trajectory_sensors],
-    schedules=[*report_schedules],
-    resources=default_resources(),
-)
+
+def load_defs(project_root: Path | None = None) -> dg.Definitions:
+    """Every definition under ``aob_pipeline/defs/``.
+
+    From a source checkout (``pyproject.toml`` with ``[tool.dg]`` next to the package) this is
+    ``dg.load_from_defs_folder``, which reads the project's configuration. An installed wheel ships no
+    ``pyproject.toml``, so there the same component tree is built from the ``aob_pipeline.defs`` module itself.
+    """
+    root = project_root or PACKAGE_DIR.parent
+    if (root / "pyproject.toml").is_file():
+        return dg.load_from_defs_folder(path_within_project=root)
+    import aob_pipeline.defs
+
+    with warnings.catch_warnings():  # load_from_defs_folder silences the same preview warnings of its module loader
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.ComponentTree.from_module(defs_module=aob_pipeline.defs, project_root=root).build_defs()
+
+
+defs = load_defs()

@@ -212,7 +212,7 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
     partitions of ``agent_ids`` (default: all registered agents), recorded in the persistent instance."""
     import dagster as dg
 
-    from aob_pipeline.defs.jobs import exact_runs
+    from aob_pipeline.defs.evaluation.jobs import evaluation_assets, exact_runs
     from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
     from aob_pipeline.definitions import defs
     from aob_pipeline.lib.agents.registry import load_agent_registry
@@ -224,9 +224,8 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
         raise SystemExit(f"unknown agent(s): {', '.join(unknown)} (see `aob agents list`)")
     chosen = agent_ids or registered
     job = defs.resolve_job_def("evaluate_agents")
-    from aob_pipeline.defs.jobs import evaluation_assets
-
-    selection = evaluation_assets(defs)  # the job without `scenarios` (only the nightly run rebuilds those)
+    graph = defs.resolve_asset_graph()
+    selection = evaluation_assets(graph)  # the job without `scenarios` (only the nightly run rebuilds those)
     readiness = evaluation_readiness(settings, [s.id for s in load_scenarios(settings=settings)])
     if readiness == "no_world":
         raise SystemExit("no world in the warehouse yet: run `aob world build --scale tiny` (generated) or "
@@ -235,14 +234,13 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
         echo("the scenarios table is missing or older than the scenario files: materialising `scenarios` first")
         selection = sorted(set(selection) | {dg.AssetKey("scenarios")})
     if rejudge:
-        graph = defs.resolve_asset_graph()
         selection = [k for k in graph.get_all_asset_keys()
                      if k in set(dg.AssetSelection.assets("judgements", "failure_findings").downstream()
                                  .resolve(graph))]
     with dg.DagsterInstance.get() as instance:
         sync_partitions(instance, registered)
         # Exactly the chosen agents: one run per block of consecutive partitions, the downstream once at the end.
-        runs = exact_runs(exact_range_tags(instance, agent_ids=chosen), selection, defs)
+        runs = exact_runs(exact_range_tags(instance, agent_ids=chosen), selection, graph)
         for i, (tags, assets) in enumerate(runs, start=1):
             t0 = time.perf_counter()
             result = execute_job(job, settings, echo, instance=instance, raise_on_error=False, tags=tags,

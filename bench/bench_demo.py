@@ -56,7 +56,7 @@ def main() -> None:
     import duckdb
 
     from aob_pipeline.defs.partitions import range_tags, sync_partitions
-    from aob_pipeline.defs.reports.schedules import nightly_evaluation_schedule
+    from aob_pipeline.defs.evaluation.schedules import nightly_evaluation_schedule
     from aob_pipeline.definitions import defs
     from aob_pipeline.demo import demo_run_config
     from aob_pipeline.lib.agents.registry import AgentSpec, add_agent, load_agent_registry
@@ -88,7 +88,7 @@ def main() -> None:
         llm_before = llm_rows()
         embedded_before = _embedded_texts(settings)
         t0 = time.perf_counter()
-        with dg.build_schedule_context(instance=instance) as ctx:
+        with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def()) as ctx:
             tick = nightly_evaluation_schedule(ctx)
         tick_s = time.perf_counter() - t0
         assert isinstance(tick, dg.SkipReason), f"nothing changed, yet the nightly tick asked for {tick}"
@@ -98,7 +98,7 @@ def main() -> None:
         add_agent(settings, AgentSpec(agent_id="submitted_heuristic", kind="builtin",
                                       builtin="heuristic_plan_execute", description="bench: a submitted agent"))
         t0 = time.perf_counter()
-        with dg.build_schedule_context(instance=instance) as ctx:
+        with dg.build_schedule_context(instance=instance, repository_def=defs.get_repository_def()) as ctx:
             requests = nightly_evaluation_schedule(ctx)
         assert isinstance(requests, list), requests
         for request in requests:  # in order, one after the other (the queued coordinator does the same)

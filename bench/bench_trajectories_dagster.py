@@ -28,7 +28,8 @@ def main() -> None:
 
     from aob_pipeline.defs.partitions import range_tags, sync_partitions
     from aob_pipeline.defs.resources import AobSettingsResource
-    from aob_pipeline.defs.trajectories import trajectory_assets
+    from aob_pipeline.defs.trajectories.agents_table import agents as agents_asset
+    from aob_pipeline.defs.trajectories.assets import trajectories
     from aob_pipeline.lib.agents.registry import load_agent_registry
     from aob_pipeline.lib.evaluation import plan_jobs, run_evaluations
     from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE, materialize_scenarios, scenario_from_row
@@ -64,7 +65,7 @@ def main() -> None:
         sync_partitions(instance, [s.agent_id for s in specs])
         t0 = time.perf_counter()
         result = dg.materialize(
-            [dg.AssetSpec("scenarios"), *trajectory_assets], instance=instance, selection=["trajectories"],
+            [dg.AssetSpec("scenarios"), trajectories, agents_asset], instance=instance, selection=["trajectories"],
             resources={"duckdb": DuckDBResource(database=str(settings.warehouse_path)),
                        "aob": AobSettingsResource(home=str(home))},
             tags=range_tags(instance),

@@ -61,6 +61,13 @@ def default_resources() -> dict[str, object]:
     }
 
 
+@dg.definitions
+def resources() -> dg.Definitions:
+    """The resources every asset of the code location is bound to (``duckdb``: the warehouse, ``aob``: the
+    storage settings), built when the code location loads, from ``AOB_HOME`` at that moment."""
+    return dg.Definitions(resources=default_resources())
+
+
 def markdown_table(frame, rows: int = 20) -> dg.MetadataValue:
     """The first ``rows`` of a frame as a markdown table for asset metadata in the UI."""
     return dg.MetadataValue.md(frame.head(rows).to_markdown(index=False, floatfmt=".3g") if len(frame) else "(empty)")

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.jobs import demo_job, evaluation_job
+from aob_pipeline.defs.evaluation.jobs import evaluation_job
+from aob_pipeline.defs.jobs import demo_job
 from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.defs.trajectories import trajectory_assets
 from aob_pipeline.defs.trajectories.agents_table import agents
 from aob_pipeline.lib.agents.registry import (
     AgentSpec,
@@ -24,6 +24,9 @@ from aob_pipeline.lib.agents.table import (
     entry_point,
 )
 from aob_pipeline.lib.settings import Settings
+from domain_defs import domain_assets
+
+trajectory_assets = domain_assets("trajectories")
 
 CANARY_KEY = "canary-sk-ant-5f1e0d9c"
 CANARY_TOKEN = "canary-token-77a2b4"

@@ -5,16 +5,30 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.judging import judging_assets, judging_checks
 from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.defs.scenarios import scenario_assets
-from aob_pipeline.defs.trajectories import trajectory_assets
 from aob_pipeline.defs.trajectories.sensors import agent_registry_sensor
-from aob_pipeline.defs.world import world_assets
 from aob_pipeline.lib.agents.registry import AgentSpec, add_agent
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
+from domain_defs import domain_assets, domain_checks
+
+judging_assets = domain_assets("judging")
+judging_checks = domain_checks("judging")
+scenario_assets = domain_assets("scenarios")
+trajectory_assets = domain_assets("trajectories")
+world_assets = domain_assets("world")
+
+def location_repository() -> dg.RepositoryDefinition:
+    """The whole code location (the nightly plans over it, not over this file's partial definitions)."""
+    from aob_pipeline.definitions import defs as code_location
+
+    return code_location.get_repository_def()
+
+
+def location_graph():
+    return location_repository().asset_graph
+
 
 SCENARIOS = ["IOT-001", "IOT-002", "FMSR-001", "WO-001"]
 WORLD = {"world_tables": {"config": {"scale": "tiny", "seed": 7}},
@@ -140,17 +154,17 @@ def _edit_user_agent(settings, agent_id: str, **changes) -> None:
 
 
 def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_otherwise(env):
-    from aob_pipeline.defs.reports.schedules import nightly_run_request
+    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
     from aob_pipeline.lib.evaluation import plan_stale_runs
 
     settings, instance, _, _, defs = env
     agents = ["oracle", "do_nothing", "crasher"]
-    assert isinstance(nightly_run_request(instance, settings, agents), dg.SkipReason)
+    assert isinstance(nightly_run_request(instance, settings, agents, location_graph()), dg.SkipReason)
 
     # A changed registry entry makes only that agent's runs stale; the request covers that agent alone.
     _edit_user_agent(settings, "crasher", timeout_s=33)
     try:
-        (request,) = nightly_run_request(instance, settings, agents)
+        (request,) = nightly_run_request(instance, settings, agents, location_graph())
         assert isinstance(request, dg.RunRequest)
         assert request.tags["dagster/asset_partition_range_start"] == "crasher"
         assert request.tags["dagster/asset_partition_range_end"] == "crasher"
@@ -161,7 +175,7 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
         assert result.success
         meta = result.asset_materializations_for_node("trajectories")[0].metadata
         assert meta["trajectories_written_in_run"].value == len(SCENARIOS)
-        assert isinstance(nightly_run_request(instance, settings, agents), dg.SkipReason), \
+        assert isinstance(nightly_run_request(instance, settings, agents, location_graph()), dg.SkipReason), \
             "once re-run, the changed agent is up to date again"
     finally:
         _edit_user_agent(settings, "crasher", timeout_s=None)
@@ -181,7 +195,7 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
     specs = [s for s in load_agent_registry(settings) if s.agent_id in agents]
     plan = plan_stale_runs(settings.warehouse_path, specs, SCENARIOS)
     assert plan.stale == (("do_nothing", "WO-001"),) and plan.reasons["unjudged"] == 1
-    (request,) = nightly_run_request(instance, settings, agents)
+    (request,) = nightly_run_request(instance, settings, agents, location_graph())
     assert request.tags["dagster/asset_partition_range_start"] == "do_nothing"
     assert request.tags["dagster/asset_partition_range_end"] == "do_nothing", "only the agent with a stale pair"
     assert request.run_config["ops"]["trajectories"]["config"]["skip_unchanged"] is True
@@ -193,7 +207,8 @@ def test_nightly_requests_nothing_when_nothing_changed_and_only_changed_agents_o
     assert meta["trajectories_written_in_run"].value == 0, "the stale pair was only unjudged: nothing re-run"
     assert before.equals(_q(settings, "SELECT run_id, ended_at FROM trajectories WHERE agent_id = 'do_nothing' "
                                       "ORDER BY run_id"))
-    assert isinstance(nightly_run_request(instance, settings, agents), dg.SkipReason), "judged again: up to date"
+    assert isinstance(nightly_run_request(instance, settings, agents, location_graph()), dg.SkipReason), \
+        "judged again: up to date"
 
 
 def test_nightly_plan_counts_new_and_non_deterministic_agents_and_waits_out_a_writer(env, tmp_path):
@@ -239,13 +254,13 @@ def test_nightly_plan_counts_new_and_non_deterministic_agents_and_waits_out_a_wr
 
 
 def test_the_nightly_schedule_plans_over_every_registered_agent(env, monkeypatch):
-    from aob_pipeline.defs.reports.schedules import nightly_evaluation_schedule
+    from aob_pipeline.defs.evaluation.schedules import nightly_evaluation_schedule
 
     settings = env[0]
     monkeypatch.setenv("AOB_HOME", str(settings.home))
     with dg.instance_for_test() as instance:  # a schedule context needs an instance with a ref
         sync_partitions(instance, ["oracle", "do_nothing", "crasher"])
-        with dg.build_schedule_context(instance=instance) as ctx:
+        with dg.build_schedule_context(instance=instance, repository_def=location_repository()) as ctx:
             (request,) = nightly_evaluation_schedule(ctx)
         registered = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
     assert isinstance(request, dg.RunRequest)
@@ -259,7 +274,7 @@ def test_the_nightly_schedule_plans_over_every_registered_agent(env, monkeypatch
 
 
 def test_edited_scenario_files_make_the_nightly_rebuild_scenarios_and_check_every_agent(env, monkeypatch):
-    from aob_pipeline.defs.reports import schedules
+    from aob_pipeline.defs.evaluation import schedules
     from aob_pipeline.defs.scenarios import assets as scenario_asset_module
 
     settings, instance, _, _, _ = env
@@ -268,7 +283,7 @@ def test_edited_scenario_files_make_the_nightly_rebuild_scenarios_and_check_ever
 
     monkeypatch.setattr(scenario_asset_module, "scenario_files_version", lambda: "edited-since")
     assert schedules.scenario_files_changed(instance)
-    (request,) = schedules.nightly_run_request(instance, settings, agents)
+    (request,) = schedules.nightly_run_request(instance, settings, agents, location_graph())
     assert isinstance(request, dg.RunRequest)
     assert request.asset_selection is None, "the whole evaluate_agents job, `scenarios` included"
     assert request.tags["dagster/asset_partition_range_start"] == "oracle"
@@ -278,12 +293,13 @@ def test_edited_scenario_files_make_the_nightly_rebuild_scenarios_and_check_ever
 
 
 def test_a_normal_night_leaves_scenarios_out_of_the_run(env):
-    from aob_pipeline.defs.reports.schedules import nightly_run_request
+    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
 
     settings, instance, _, _, _ = env
     _edit_user_agent(settings, "crasher", timeout_s=34)
     try:
-        request = nightly_run_request(instance, settings, ["oracle", "do_nothing", "crasher"])[-1]
+        request = nightly_run_request(instance, settings, ["oracle", "do_nothing", "crasher"],
+                                      location_graph())[-1]
     finally:
         _edit_user_agent(settings, "crasher", timeout_s=None)
     keys = {k.to_user_string() for k in request.asset_selection}
@@ -292,11 +308,11 @@ def test_a_normal_night_leaves_scenarios_out_of_the_run(env):
 
 
 def test_the_nightly_skips_with_a_reason_before_any_warehouse_exists(tmp_path):
-    from aob_pipeline.defs.reports.schedules import nightly_run_request
+    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
 
     instance = dg.DagsterInstance.ephemeral()
     sync_partitions(instance, ["oracle"])
-    result = nightly_run_request(instance, Settings(home=tmp_path), ["oracle"])
+    result = nightly_run_request(instance, Settings(home=tmp_path), ["oracle"], location_graph())
     assert isinstance(result, dg.SkipReason) and "no warehouse" in result.skip_message
 
 
@@ -314,7 +330,7 @@ def test_agent_blocks_cover_exactly_the_chosen_agents():
 def test_evaluate_two_agents_runs_those_two_only(env):
     """`aob evaluate --agent oracle --agent crasher` with do_nothing registered between them: do_nothing is
     neither run nor materialised; the downstream tables are built once, by the last run."""
-    from aob_pipeline.defs.jobs import exact_runs
+    from aob_pipeline.defs.evaluation.jobs import exact_runs
     from aob_pipeline.defs.partitions import exact_range_tags
 
     settings, instance, _, _, defs = env
@@ -324,7 +340,7 @@ def test_evaluate_two_agents_runs_those_two_only(env):
     before = _q(settings, "SELECT agent_id, run_id, ended_at FROM trajectories ORDER BY run_id")
     graph = defs.resolve_asset_graph()
     runs = exact_runs(exact_range_tags(instance, agent_ids=["oracle", "crasher"]),
-                      sorted(dg.AssetSelection.assets("trajectories").downstream().resolve(graph)), defs)
+                      sorted(dg.AssetSelection.assets("trajectories").downstream().resolve(graph)), graph)
     assert len(runs) == 2
     assert {k.to_user_string() for k in runs[0][1]} == {"trajectories", "judgements"}
     assert dg.AssetKey("leaderboard") in runs[1][1]
@@ -350,7 +366,7 @@ def test_evaluate_two_agents_runs_those_two_only(env):
 
 
 def test_nightly_requests_exactly_the_stale_pairs_of_two_agents_apart(env):
-    from aob_pipeline.defs.reports.schedules import nightly_run_request
+    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
 
     settings, instance, _, _, _ = env
     agents = ["oracle", "do_nothing", "crasher"]
@@ -359,7 +375,7 @@ def test_nightly_requests_exactly_the_stale_pairs_of_two_agents_apart(env):
         con.execute("DELETE FROM judgements WHERE run_id IN "
                     "(SELECT run_id FROM trajectories WHERE agent_id = 'oracle' AND scenario_id = 'IOT-002')")
     try:
-        requests = nightly_run_request(instance, settings, agents)
+        requests = nightly_run_request(instance, settings, agents, location_graph())
     finally:
         _edit_user_agent(settings, "crasher", timeout_s=None)
     from aob_pipeline.defs.partitions import agents_in_range

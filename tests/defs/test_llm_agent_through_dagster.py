@@ -11,16 +11,19 @@ import llm_servers as S
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.judging import judging_assets, judging_checks
 from aob_pipeline.defs.partitions import range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.defs.scenarios import scenario_assets
-from aob_pipeline.defs.trajectories import trajectory_assets
-from aob_pipeline.defs.world import world_assets
 from aob_pipeline.lib.agents.registry import AgentSpec, add_agent
 from aob_pipeline.lib.judging.records import CRITERIA
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
+from domain_defs import domain_assets, domain_checks
+
+judging_assets = domain_assets("judging")
+judging_checks = domain_checks("judging")
+scenario_assets = domain_assets("scenarios")
+trajectory_assets = domain_assets("trajectories")
+world_assets = domain_assets("world")
 
 
 SCENARIOS = ["IOT-001", "IOT-002"]

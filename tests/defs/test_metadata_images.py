@@ -9,14 +9,16 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.failures import failure_assets
-from aob_pipeline.defs.judging import judging_assets
 from aob_pipeline.defs.partitions import range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.defs.scenarios import scenario_assets
-from aob_pipeline.defs.trajectories import trajectory_assets
-from aob_pipeline.defs.world import world_assets
 from aob_pipeline.lib.settings import Settings
+from domain_defs import domain_assets
+
+failure_assets = domain_assets("failures")
+judging_assets = domain_assets("judging")
+scenario_assets = domain_assets("scenarios")
+trajectory_assets = domain_assets("trajectories")
+world_assets = domain_assets("world")
 
 SCENARIOS = ["IOT-001", "FMSR-001"]
 CONFIG = {"ops": {"world_tables": {"config": {"scale": "tiny", "seed": 7}},

@@ -11,13 +11,15 @@ import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.quality import quality_checks
+from aob_pipeline.defs.quality.checks import quality_checks
 from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.defs.sql_models import sql_model_assets
-from aob_pipeline.defs.world import world_assets
+from aob_pipeline.defs.sql_models.assets import sql_model_assets
 from aob_pipeline.lib.sql_models import build_models, discover_models
 from aob_pipeline.lib.warehouse import replace_tables
 from aob_pipeline.lib.world.schema import WORLD_TABLES
+from domain_defs import domain_assets
+
+world_assets = domain_assets("world")
 
 _spec = importlib.util.spec_from_file_location("sql_world", Path(__file__).resolve().parents[1] / "lib" / "sql_world.py")
 sql_world = importlib.util.module_from_spec(_spec)

@@ -11,17 +11,19 @@ import pytest
 from click.testing import CliRunner
 from dagster_duckdb import DuckDBResource
 
-from aob_pipeline.defs.failures import failure_assets
-from aob_pipeline.defs.judging import judging_assets
 from aob_pipeline.defs.partitions import range_tags, sync_partitions
-from aob_pipeline.defs.reports import report_assets
 from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.defs.scenarios import scenario_assets
-from aob_pipeline.defs.sql_models import sql_model_assets
-from aob_pipeline.defs.trajectories import trajectory_assets
-from aob_pipeline.defs.world import world_assets
+from aob_pipeline.defs.sql_models.assets import sql_model_assets
 from aob_pipeline.lib.publish import declared_tables, publish_warehouse, query_published
 from aob_pipeline.lib.settings import Settings
+from domain_defs import domain_assets
+
+failure_assets = domain_assets("failures")
+judging_assets = domain_assets("judging")
+report_assets = domain_assets("reports")
+scenario_assets = domain_assets("scenarios")
+trajectory_assets = domain_assets("trajectories")
+world_assets = domain_assets("world")
 
 AGENTS = ["oracle", "do_nothing", "heuristic_single", "oracle+ignored_tool_error"]
 SCENARIOS = ["IOT-001", "IOT-002", "FMSR-001", "WO-001", "TSFM-001", "MA-001"]

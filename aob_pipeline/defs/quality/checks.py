@@ -121,3 +121,7 @@ def mart_quality_checks(root: Path = SQL_MODELS_DIR) -> list[dg.AssetChecksDefin
         for model in discover_models(root)
         if model.layer == MART_LAYER
     ]
+
+
+# The checks of the code location (the loader of ``defs/`` finds this module-level list).
+quality_checks = [*world_quality_checks(), *mart_quality_checks()]

@@ -83,3 +83,7 @@ def sql_model_assets_from(models: Sequence[SqlModel],
 def load_sql_model_assets(root: Path = SQL_MODELS_DIR) -> list[dg.AssetsDefinition]:
     """Discover every model under ``root`` and turn each into an asset (build order)."""
     return sql_model_assets_from(discover_models(root), load_model_docs(root))
+
+
+# One asset per SQL file under ``dbt_like_sql/`` (the loader of ``defs/`` finds this module-level list).
+sql_model_assets = load_sql_model_assets()

@@ -1,5 +1,1 @@
-from aob_pipeline.defs.world.assets import world_tables
-
-world_assets = [world_tables]
-
-__all__ = ["world_assets"]
+"""The generated or imported world (``world_tables``): see ``assets.py``."""

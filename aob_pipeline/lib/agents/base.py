@@ -26,6 +26,24 @@ from typing import Any
 
 from aob_pipeline.lib.trajectories.schema import DEFAULT_AGENT_NAME, Status, Step, utc_now
 
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def copy_json(value: Any) -> Any:
+    """A deep copy of a JSON-like value (what tools return and agents pass): dicts, lists and tuples are copied,
+    strings and numbers shared; anything else goes through ``copy.deepcopy``. Several times faster than
+    ``copy.deepcopy`` on tool observations, which it records once per call."""
+    if isinstance(value, _IMMUTABLE):
+        return value
+    if type(value) is dict:
+        return {k: v if isinstance(v, _IMMUTABLE) else copy_json(v) for k, v in value.items()}
+    if type(value) is list:
+        return [v if isinstance(v, _IMMUTABLE) else copy_json(v) for v in value]
+    if type(value) is tuple:
+        return tuple(copy_json(v) for v in value)
+    return copy.deepcopy(value)
+
 NO_FURTHER_INFORMATION = "No further information is available."
 """The operator's reply when the scenario scripts none (or every scripted reply was given)."""
 
@@ -383,7 +401,7 @@ class AgentEnvironment:
                 "hint": "this is a fault of the tool, not of the arguments; try another approach",
             }}
         ended = utc_now()
-        recorded_args = copy.deepcopy(args) if isinstance(args, dict) else {"__invalid_arguments__": repr(args)[:500]}
+        recorded_args = copy_json(args) if isinstance(args, dict) else {"__invalid_arguments__": repr(args)[:500]}
         with self._lock:
             self._in_flight -= 1
             if self._closed or self._cancelled:
@@ -392,8 +410,8 @@ class AgentEnvironment:
             ok = bool(envelope.get("ok"))
             self._append(
                 kind="tool_call", tool=name, arguments=recorded_args,
-                observation=copy.deepcopy(envelope.get("result")) if ok else None,
-                error=None if ok else copy.deepcopy(envelope.get("error") or {"code": "unknown_error"}),
+                observation=copy_json(envelope.get("result")) if ok else None,
+                error=None if ok else copy_json(envelope.get("error") or {"code": "unknown_error"}),
                 agent_name=agent_name, started_at=started, ended_at=ended,
             )
         return envelope

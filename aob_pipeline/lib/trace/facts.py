@@ -599,6 +599,21 @@ def split_answer(answer: str | None) -> tuple[Any, str]:
 
 
 def answer_claims(answer: str | None) -> AnswerClaims:
+    """The claims of a final answer (see ``read_answer_claims``). Both judges, the detectors and the scores read
+    the same answers and requests many times over: the reading is remembered by text and each caller gets its
+    own copy of the lists."""
+    if not isinstance(answer, str) or len(answer) > 20_000:
+        return read_answer_claims(answer)
+    known = _remembered_claims(answer)
+    return AnswerClaims(**{f: (list(v) if isinstance(v, list) else v) for f, v in vars(known).items()})
+
+
+@lru_cache(maxsize=8192)
+def _remembered_claims(answer: str) -> AnswerClaims:
+    return read_answer_claims(answer)
+
+
+def read_answer_claims(answer: str | None) -> AnswerClaims:
     """The claims of a final answer: structured (JSON) values by their leaves, text by patterns.
 
     Numbers are those written (ids, dates, equipment names, list enumerations and table row numbers are

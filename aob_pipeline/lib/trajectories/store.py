@@ -130,12 +130,33 @@ def read_trajectories(
     """Trajectories stored in the warehouse, optionally restricted to an agent, a scenario or run ids.
 
     Ordered by agent, scenario and trial. Returns an empty list when the tables do not exist yet.
+
+    Several assets of one run read every trajectory (scores, leaderboard, judge agreement and sensitivity,
+    clusters): the last full reading is kept with a fingerprint of both tables (row counts and a hash of every
+    row, computed by DuckDB) and given again while the tables are unchanged; a restricted read is served from it
+    when it is current. Callers must not modify what they get.
     """
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'trajectories'"
     ).fetchall()[0][0]
     if not exists:
         return []
+    if run_ids is not None and not run_ids:
+        return []
+    fingerprint = _tables_fingerprint(con)
+    cached = _LAST_FULL_READ.get("read")
+    if cached is not None and cached[0] == fingerprint:
+        everything = cached[1]
+    elif agent_id is None and scenario_id is None and run_ids is None:
+        everything = _read(con, "TRUE", [])
+        _LAST_FULL_READ["read"] = (fingerprint, everything)
+    else:
+        everything = None
+    if everything is not None:
+        wanted = set(run_ids) if run_ids is not None else None
+        return [t for t in everything
+                if (agent_id is None or t.agent_id == agent_id) and (scenario_id is None or t.scenario_id == scenario_id)
+                and (wanted is None or t.run_id in wanted)]
     conds, params = [], []
     if agent_id is not None:
         conds.append("agent_id = ?")
@@ -144,20 +165,31 @@ def read_trajectories(
         conds.append("scenario_id = ?")
         params.append(scenario_id)
     if run_ids is not None:
-        if not run_ids:
-            return []
-        conds.append(f"run_id IN ({', '.join('?' for _ in run_ids)})")
-        params.extend(run_ids)
-    where = " AND ".join(conds) or "TRUE"
+        conds.append("run_id IN (SELECT unnest(?::VARCHAR[]))")
+        params.append(list(run_ids))
+    return _read(con, " AND ".join(conds) or "TRUE", params)
+
+
+_LAST_FULL_READ: dict[str, tuple[Any, list[Trajectory]]] = {}
+
+
+def _tables_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
+    """Which database and what both tables hold: counts and an order-free hash of every row."""
+    path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
+    return (path[0] if path else None,
+            *con.execute('SELECT count(*), bit_xor(hash(t)) FROM "trajectories" t').fetchone(),
+            *con.execute('SELECT count(*), bit_xor(hash(s)) FROM "trajectory_steps" s').fetchone())
+
+
+def _read(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[Trajectory]:
     trajectories = con.execute(
         f'SELECT * FROM "trajectories" WHERE {where} ORDER BY agent_id, scenario_id, trial', params
     ).df()
     if trajectories.empty:
         return []
-    ids = list(trajectories["run_id"])
     steps = con.execute(
-        f'SELECT * FROM "trajectory_steps" WHERE run_id IN ({", ".join("?" for _ in ids)}) ORDER BY run_id, step',
-        ids,
+        f'SELECT * FROM "trajectory_steps" WHERE run_id IN (SELECT run_id FROM "trajectories" WHERE {where}) '
+        "ORDER BY run_id, step", params,
     ).df()
     return from_rows(trajectories, steps)
 

@@ -87,3 +87,25 @@ def test_read_filters_and_empty_warehouse():
     assert [t.run_id for t in read_trajectories(con, agent_id="a")] == [batch[0].run_id, batch[2].run_id]
     assert [t.agent_id for t in read_trajectories(con, scenario_id="S-1")] == ["a", "b"]
     assert read_trajectories(con, run_ids=[batch[1].run_id]) == [batch[1]]
+
+
+def test_a_repeated_full_read_is_served_again_only_while_both_tables_are_unchanged(tmp_path):
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    replace_trajectories(con, [traj("a", "S1", 0), traj("a", "S2", 0), traj("b", "S1", 0)])
+    first = read_trajectories(con)
+    again = read_trajectories(con)
+    assert [t.run_id for t in again] == [t.run_id for t in first]
+    assert again[0] is first[0], "unchanged tables: the last full reading is given again"
+    only_b = read_trajectories(con, agent_id="b")
+    assert [t.agent_id for t in only_b] == ["b"] and only_b[0] is first[2]
+    assert [t.run_id for t in read_trajectories(con, run_ids=[first[1].run_id])] == [first[1].run_id]
+
+    # a changed observation (steps only) and a changed answer (trajectories only) are both seen
+    con.execute("UPDATE trajectory_steps SET observation = '{\"i\": 99}' WHERE step = 0")
+    changed = read_trajectories(con)
+    assert changed[0] is not first[0]
+    assert all(t.steps[0].observation == {"i": 99} for t in changed)
+    con.execute("UPDATE trajectories SET final_answer = 'edited' WHERE agent_id = 'b'")
+    assert read_trajectories(con, agent_id="b")[0].final_answer == "edited"
+    replace_trajectories(con, [traj("c", "S1", 0)])
+    assert {t.agent_id for t in read_trajectories(con)} == {"a", "b", "c"}

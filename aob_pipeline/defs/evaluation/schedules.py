@@ -1,12 +1,19 @@
 """The nightly re-evaluation: run only what changed, then refresh everything downstream of it."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import dagster as dg
 
-from aob_pipeline.defs.jobs import evaluation_assets, exact_runs
+from aob_pipeline.defs.evaluation.jobs import evaluation_assets, evaluation_job, exact_runs
 from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.evaluation import WarehouseBusy, plan_stale_runs
 from aob_pipeline.lib.settings import Settings
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.assets.graph.base_asset_graph import BaseAssetGraph
 
 NIGHTLY_RUN_CONFIG = {"ops": {"trajectories": {"config": {"skip_unchanged": True}}}}
 SCENARIOS_KEY = dg.AssetKey("scenarios")
@@ -38,8 +45,9 @@ def _requests(runs: list[tuple[dict[str, str], list[dg.AssetKey] | None]], summa
 
 
 def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_ids: list[str],
-                        log=None) -> list[dg.RunRequest] | dg.SkipReason:
-    """The runs a night needs for ``agent_ids`` (registered agents) on the scenarios of the warehouse.
+                        asset_graph: BaseAssetGraph, log=None) -> list[dg.RunRequest] | dg.SkipReason:
+    """The runs a night needs for ``agent_ids`` (registered agents) on the scenarios of the warehouse, with the
+    selections resolved against ``asset_graph`` (the code location's; the schedule passes its repository's).
 
     No warehouse yet → a ``SkipReason`` (build the world first). When the scenario files changed since the
     `scenarios` table was built, the night rebuilds `scenarios` first and covers every agent. Otherwise
@@ -56,14 +64,14 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
     if not settings.warehouse_path.exists():
         return dg.SkipReason(f"no warehouse at {settings.warehouse_path} yet: run `aob demo` (or materialise the world "
                              "and scenarios) first")
-    selection = evaluation_assets()
+    selection = evaluation_assets(asset_graph)
     if scenario_files_changed(instance):
         # The table is older than the files: rebuild `scenarios` in the first run, then every agent's pairs are
         # compared with the new scenarios by the `trajectories` asset itself (unchanged ones are still skipped).
         summary = "scenario files changed since the scenarios table was built: scenarios rebuilt, every agent checked"
         if log:
             log.info(f"nightly plan: {summary}")
-        runs = exact_runs(exact_range_tags(instance, agent_ids=agent_ids), selection)
+        runs = exact_runs(exact_range_tags(instance, agent_ids=agent_ids), selection, asset_graph)
         if len(runs) == 1:
             return _requests([(runs[0][0], None)], summary)  # the whole job, `scenarios` included
         runs[0] = (runs[0][0], [SCENARIOS_KEY, *runs[0][1]])
@@ -82,7 +90,7 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
             return dg.SkipReason(reason)
         stale_agents = list(dict.fromkeys(a for a, _ in plan.stale))
         blocks, summary = exact_range_tags(instance, agent_ids=stale_agents), plan.describe()
-    runs = exact_runs(blocks, selection)
+    runs = exact_runs(blocks, selection, asset_graph)
     if log:
         log.info(f"nightly plan: {summary}; {len(runs)} run(s)")
     return _requests(runs, summary)
@@ -91,7 +99,7 @@ def nightly_run_request(instance: dg.DagsterInstance, settings: Settings, agent_
 @dg.schedule(
     name="nightly_evaluation",
     cron_schedule="0 2 * * *",
-    job_name="evaluate_agents",
+    job=evaluation_job,
     execution_timezone="UTC",
     description=(
         "Every night: re-evaluate exactly the agent × scenario runs that changed and refresh what depends on it. Edited scenario files rebuild the "
@@ -108,4 +116,5 @@ def nightly_evaluation_schedule(context: dg.ScheduleEvaluationContext):
     settings = Settings.from_env()
     agents = [s.agent_id for s in load_agent_registry(settings)]
     sync_partitions(context.instance, agents)
-    return nightly_run_request(context.instance, settings, agents, log=context.log)
+    return nightly_run_request(context.instance, settings, agents, context.repository_def.asset_graph,
+                               log=context.log)
