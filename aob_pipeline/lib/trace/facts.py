@@ -605,7 +605,8 @@ def answer_claims(answer: str | None) -> AnswerClaims:
     if not isinstance(answer, str) or len(answer) > 20_000:
         return read_answer_claims(answer)
     known = _remembered_claims(answer)
-    return AnswerClaims(**{f: (list(v) if isinstance(v, list) else v) for f, v in vars(known).items()})
+    fields: dict[str, Any] = {f: (list(v) if isinstance(v, list) else v) for f, v in vars(known).items()}
+    return AnswerClaims(**fields)
 
 
 @lru_cache(maxsize=8192)

@@ -157,7 +157,8 @@ def read_trajectories(
         return [t for t in everything
                 if (agent_id is None or t.agent_id == agent_id) and (scenario_id is None or t.scenario_id == scenario_id)
                 and (wanted is None or t.run_id in wanted)]
-    conds, params = [], []
+    conds: list[str] = []
+    params: list[Any] = []
     if agent_id is not None:
         conds.append("agent_id = ?")
         params.append(agent_id)
@@ -177,8 +178,8 @@ def _tables_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
     """Which database and what both tables hold: counts and an order-free hash of every row."""
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     return (path[0] if path else None,
-            *con.execute('SELECT count(*), bit_xor(hash(t)) FROM "trajectories" t').fetchone(),
-            *con.execute('SELECT count(*), bit_xor(hash(s)) FROM "trajectory_steps" s').fetchone())
+            *con.execute('SELECT count(*), bit_xor(hash(t)) FROM "trajectories" t').fetchall()[0],
+            *con.execute('SELECT count(*), bit_xor(hash(s)) FROM "trajectory_steps" s').fetchall()[0])
 
 
 def _read(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[Trajectory]:
