@@ -1,6 +1,6 @@
-"""The code passes ruff (pyproject.toml [tool.ruff.lint]: undefined and unused names, bad imports, syntax) and the
-library passes mypy (pyproject.toml [tool.mypy]): a stray unused import, an undefined name or a type error in
-aob_pipeline/lib fails the suite with the file and line."""
+"""The code passes ruff (pyproject.toml [tool.ruff.lint]: undefined and unused names, bad imports, syntax, import
+order, Python 3.11 spellings, bugbear) and the library passes mypy (pyproject.toml [tool.mypy]): a stray unused
+import, an unsorted import block or a type error in aob_pipeline/lib fails the suite with the file and line."""
 
 import re
 import subprocess

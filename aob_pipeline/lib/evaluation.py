@@ -26,8 +26,8 @@ from aob_pipeline.lib.agents.registry import AgentSpec, build_agent
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.trajectories.schema import Trajectory, make_run_id, utc_now
-from aob_pipeline.lib.warehouse.schema import Column, Table
 from aob_pipeline.lib.warehouse import frame_records
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 TRAJECTORY_INPUTS_TABLE = Table(
     "trajectory_inputs",

@@ -13,8 +13,7 @@ from aob_pipeline.lib.scenarios.compare import compare_answers
 from aob_pipeline.lib.scenarios.loader import get_scenario, list_scenarios
 from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
 from aob_pipeline.lib.settings import Settings
-from aob_pipeline.lib.warehouse import connect
-from aob_pipeline.lib.warehouse import frame_records
+from aob_pipeline.lib.warehouse import connect, frame_records
 
 
 def check_runnable(spec: Any) -> str:

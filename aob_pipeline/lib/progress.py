@@ -235,7 +235,7 @@ class ProgressBoard:
 
     # ------------------------------------------------------------------ drawing
 
-    def __enter__(self) -> "ProgressBoard":
+    def __enter__(self) -> ProgressBoard:
         self._t0 = self.clock()
         if self.mode == "live":
             from rich.console import Console

@@ -42,8 +42,8 @@ from aob_pipeline.lib.judging.scoring import (
     leaderboard_column_description,
 )
 from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
-from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.run_hygiene import process_alive
+from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
 from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES

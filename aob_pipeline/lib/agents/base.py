@@ -26,7 +26,6 @@ from typing import Any
 
 from aob_pipeline.lib.trajectories.schema import DEFAULT_AGENT_NAME, Status, Step, utc_now
 
-
 _IMMUTABLE = (str, int, float, bool, type(None))
 
 

@@ -102,7 +102,7 @@ class AgentSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "AgentSpec":
+    def _kind_fields(self) -> AgentSpec:
         needed = {"builtin": "builtin", "python": "python", "command": "command", "fault": "inner",
                   "llm": "model", "imported": "trajectories"}[self.kind]
         if not getattr(self, needed):

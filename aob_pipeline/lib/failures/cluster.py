@@ -58,7 +58,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -152,7 +152,7 @@ class ClusterResult:
     params: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock seconds per stage."""
-    model: "ClusterModel | None" = None
+    model: ClusterModel | None = None
     """What placing later failures into these clusters needs (``assign_to_clusters``); None for the fallbacks."""
 
 
@@ -306,7 +306,7 @@ def reduce_embeddings(
     n_components: int = DEFAULT_N_COMPONENTS,
     n_neighbors: int = DEFAULT_N_NEIGHBORS,
     max_fit_points: int = DEFAULT_MAX_FIT_POINTS,
-    stage: Callable[[str], ContextManager] | None = None,
+    stage: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> Reduction:
     """UMAP (or a documented fallback) coordinates of every row: ``n_components``-D for clustering and 2-D for the map."""
     stage = stage or _null_stage
@@ -535,7 +535,7 @@ def cluster_texts(
     silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE,
     kmeans_ks: Sequence[int] = KMEANS_K_RANGE,
     trim: bool = True,
-    stage: Callable[[str], ContextManager] | None = None,
+    stage: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> ClusterResult:
     """Cluster failure embeddings (rows of ``embeddings``, e.g. from ``embeddings.embed_texts``); see the module doc.
 

@@ -140,7 +140,7 @@ class TaxonomyMode(_Model):
     provenance: Provenance | None = None
 
     @model_validator(mode="after")
-    def _provenance_matches_origin(self) -> "TaxonomyMode":
+    def _provenance_matches_origin(self) -> TaxonomyMode:
         if self.origin == "promoted" and self.provenance is None:
             raise ValueError("a promoted mode needs its 'provenance'")
         if self.origin == "mast" and self.provenance is not None:

@@ -128,9 +128,6 @@ from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
 
-
-
-
 class RuleJudge:
     """The frame every rule-based judge shares: ``judge(trajectory, scenario)`` turns bad input (no scenario, a
     scenario of another run, one the judge cannot judge, an exception) into a ``Judgement.failed`` with the

@@ -53,7 +53,6 @@ import numpy as np
 import pandas as pd
 
 from aob_pipeline.lib.judging.records import CRITERIA, NEGATIVE_CRITERION, POSITIVE_CRITERIA
-from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
 from aob_pipeline.lib.trace import (
     DOMAIN_AGENTS,
     GROUP_AGENT,
@@ -62,9 +61,10 @@ from aob_pipeline.lib.trace import (
     is_invalid_call_error,
     role_of,
 )
+from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
 from aob_pipeline.lib.trajectories.schema import Trajectory, to_rows
-from aob_pipeline.lib.warehouse.schema import Column, Table, columns
 from aob_pipeline.lib.warehouse import frame_records
+from aob_pipeline.lib.warehouse.schema import Column, Table, columns
 
 DEPLOYMENT_READY_SCORE = 85.0
 HALLUCINATION_PENALTY = 20.0

@@ -88,6 +88,7 @@ import pandas as pd
 
 from aob_pipeline.lib.judging.records import TRACE_ONLY_JUDGE
 from aob_pipeline.lib.judging.reference import RuleJudge, no_data_read, without_reference
+from aob_pipeline.lib.scenarios.compare import mentions
 from aob_pipeline.lib.trace import (
     DATE,
     EQUIPMENT_NAME,
@@ -119,7 +120,6 @@ from aob_pipeline.lib.trace.answer import (
 )
 from aob_pipeline.lib.trace.claims import UNIT_CONSTANTS, overstatements
 from aob_pipeline.lib.trace.verification import verification_check
-from aob_pipeline.lib.scenarios.compare import mentions
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
 ROBUSTNESS_BEHAVIOUR = {"missing_sensor": "state_missing", "vague_request": "ask_clarification",
@@ -424,7 +424,7 @@ def _guessed_ids(facts: TraceFacts) -> list[str]:
     for call in facts.calls:
         before = seen + "".join(r for i, r in [*results, *replies] if i < call.index)
         after = "".join(r for i, r in results if i > call.index)
-        for key, v in walk(call.args):
+        for _key, v in walk(call.args):
             if isinstance(v, str) and _ID_WITH_DIGIT.fullmatch(v.strip()) and len(v) >= 4:
                 n = norm(v)
                 if n not in before and n in after:

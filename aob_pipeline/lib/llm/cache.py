@@ -141,7 +141,7 @@ class LLMCache:
         self._counts = {"memory_hits": 0, "file_hits": 0, "misses": 0, "stores": 0}
 
     @classmethod
-    def from_settings(cls, settings: Any = None, **kwargs: Any) -> "LLMCache":
+    def from_settings(cls, settings: Any = None, **kwargs: Any) -> LLMCache:
         """The project's cache file: ``<AOB_HOME>/cache/llm_cache.duckdb``."""
         if settings is None:
             from aob_pipeline.lib.settings import Settings
@@ -265,7 +265,7 @@ class LLMCache:
 
     def _write_file(self, key: str, **row: Any) -> dict[str, Any]:
         """Insert the row unless the key exists; return the record the file holds for the key afterwards."""
-        created_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+        created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
         def store(con: duckdb.DuckDBPyConnection) -> Any:
             con.execute(_DDL)

@@ -255,7 +255,7 @@ class LLMResponse:
     @classmethod
     def from_record(
         cls, record: Mapping[str, Any], *, cache_key: str, sample_index: int, latency_s: float
-    ) -> "LLMResponse":
+    ) -> LLMResponse:
         """A cache hit: the stored reply, ``cached=True``, no cost, no attempts."""
         return cls(
             content=copy.deepcopy(list(record["content"])),
@@ -376,7 +376,7 @@ class LLMClient:
         self._unsupported: set[tuple[str, str, str]] = set()
 
     @classmethod
-    def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> "LLMClient":
+    def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> LLMClient:
         """A client over the project's cache file (``<AOB_HOME>/cache/llm_cache.duckdb``); the concurrency limit per
         endpoint from ``AOB_LLM_CONCURRENCY`` when set (default 4)."""
         import os

@@ -256,7 +256,7 @@ def failure_sunburst(findings: pd.DataFrame | None, clusters: pd.DataFrame | Non
         return None
     ids, labels, parents, values = [], [], [], []
     totals: dict[str, int] = {}
-    for root, mid, leaf, n in paths:
+    for root, mid, _leaf, n in paths:
         totals[root] = totals.get(root, 0) + n
         totals[f"{root}/{mid}"] = totals.get(f"{root}/{mid}", 0) + n
     for key, n in totals.items():

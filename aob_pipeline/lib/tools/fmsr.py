@@ -17,6 +17,7 @@ from aob_pipeline.lib.tools._common import (
     CATALOG_CLASSES,
     asset_sensors,
     close_matches,
+    fmt_ts,
     match_name,
     normalise_key,
     object_schema,
@@ -27,7 +28,6 @@ from aob_pipeline.lib.tools._common import (
     resolve_sensor,
     rounded,
     sensor_data_range,
-    fmt_ts,
 )
 from aob_pipeline.lib.tools.base import ToolContext, ToolError, ToolSpec
 

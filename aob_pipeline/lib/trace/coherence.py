@@ -33,9 +33,6 @@ from typing import Any, cast
 
 import pandas as pd
 
-from aob_pipeline.lib.trace.answer import states_result
-from aob_pipeline.lib.trace.claims import error_success_claims, overstatements
-from aob_pipeline.lib.trace.reading import TraceReading
 from aob_pipeline.lib.failures.findings import (
     DISOBEY_ROLE_SPECIFICATION,
     EXTRANEOUS_OUTPUT_FORMATTING,
@@ -44,6 +41,9 @@ from aob_pipeline.lib.failures.findings import (
     OVERSTATEMENT_OF_TASK_COMPLETION,
     STEP_REPETITION,
 )
+from aob_pipeline.lib.trace.answer import states_result
+from aob_pipeline.lib.trace.claims import error_success_claims, overstatements
+from aob_pipeline.lib.trace.reading import TraceReading
 
 
 @dataclass(frozen=True)

@@ -366,7 +366,7 @@ class EntityScope:
     windowed_tools: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, scenario: JudgeScenario) -> "EntityScope":
+    def of(cls, scenario: JudgeScenario) -> EntityScope:
         scope = cls()
         for kind, value in scenario.evidence:
             if kind == "asset":

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
+
 from aob_pipeline.lib.warehouse import frame_records
 
 OPERATOR_TOOL = "ask_operator"
@@ -88,7 +89,7 @@ class JudgeScenario:
     # ------------------------------------------------------------------------------------------ builders
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "JudgeScenario":
+    def from_row(cls, row: Mapping[str, Any]) -> JudgeScenario:
         """Parse a ``scenarios`` table row (dict or pandas Series)."""
         if isinstance(row, pd.Series):
             row = row.to_dict()
@@ -134,7 +135,7 @@ class JudgeScenario:
 
     @classmethod
     def from_scenario(cls, scenario: Any, expected: Any = None, aliases: Mapping[str, Sequence[str]] | None = None,
-                      tolerance: Any = None) -> "JudgeScenario":
+                      tolerance: Any = None) -> JudgeScenario:
         """From a rendered ``Scenario`` record and its expected answer (None: not answerable)."""
         answer = scenario.answer
         tol = tolerance

@@ -17,7 +17,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeGuard
 
 import pandas as pd
@@ -60,12 +60,12 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Step(BaseModel):
@@ -104,7 +104,7 @@ class Step(BaseModel):
         return _utc(v)
 
     @model_validator(mode="after")
-    def _tool_calls_name_a_tool(self) -> "Step":
+    def _tool_calls_name_a_tool(self) -> Step:
         if self.kind == "tool_call" and not self.tool:
             raise ValueError(f"step {self.index}: a tool_call step needs 'tool'")
         return self
@@ -138,7 +138,7 @@ class Totals(BaseModel):
         extra_tokens_in: int = 0,
         extra_tokens_out: int = 0,
         extra_cost_usd: float = 0.0,
-    ) -> "Totals":
+    ) -> Totals:
         """Totals of ``steps``; ``extra_*`` adds LLM usage that no step carries (e.g. a call before a crash)."""
         return cls(
             steps=len(steps),
@@ -201,7 +201,7 @@ class Trajectory(BaseModel):
         return _utc(v)
 
     @model_validator(mode="after")
-    def _steps_in_order(self) -> "Trajectory":
+    def _steps_in_order(self) -> Trajectory:
         for position, step in enumerate(self.steps):
             if step.index != position:
                 raise ValueError(
@@ -214,7 +214,7 @@ class Trajectory(BaseModel):
     def tool_calls(self) -> list[Step]:
         return [s for s in self.steps if s.kind == "tool_call"]
 
-    def recompute_totals(self) -> "Trajectory":
+    def recompute_totals(self) -> Trajectory:
         """A copy whose totals are recomputed from the steps (wall seconds kept)."""
         return self.model_copy(update={"totals": Totals.from_steps(self.steps, self.totals.wall_seconds)})
 
@@ -312,7 +312,7 @@ def json_text(value: Any) -> str:
 def _naive_utc(value: datetime | None) -> Any:
     if value is None:
         return pd.NaT
-    return pd.Timestamp(value.astimezone(timezone.utc).replace(tzinfo=None))
+    return pd.Timestamp(value.astimezone(UTC).replace(tzinfo=None))
 
 
 def to_rows(trajs: Iterable[Trajectory]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -376,7 +376,7 @@ _POLARS_TYPES = {"VARCHAR": "String", "INTEGER": "Int32", "BIGINT": "Int64", "DO
 
 
 def _naive_utc_dt(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def to_frames(trajs: Iterable[Trajectory]):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -238,7 +239,7 @@ def mark_published_stale(published_path: str | Path, run_id: str, reason: str) -
 def published_stale_note(published_path: str | Path) -> str | None:
     """A sentence saying the published copy is stale (a later run failed before publishing), or None."""
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     published_path = Path(published_path)
     marker = _stale_marker(published_path)
@@ -251,7 +252,7 @@ def published_stale_note(published_path: str | Path) -> str | None:
     built = published_path.stat().st_mtime if published_path.exists() else None
     if built is not None and built > info["failed_at"]:
         return None  # published again since: the note is void
-    when = (datetime.fromtimestamp(built, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if built is not None
+    when = (datetime.fromtimestamp(built, UTC).strftime("%Y-%m-%d %H:%M UTC") if built is not None
             else "never")
     return (f"the published warehouse {published_path} is stale: run {info['run_id']} failed before refreshing it "
             f"({info['reason']}); it still holds what was published {when}")

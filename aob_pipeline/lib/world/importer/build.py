@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from aob_pipeline.lib.world.importer.csv_files import _Rows, _unique_rows
-from aob_pipeline.lib.world.importer.formats import BOOL, HOURS, INTEGER, ISO_TIMESTAMP, MDY_HM, NUMBER
 from aob_pipeline.lib.world.importer.files import _Collected
+from aob_pipeline.lib.world.importer.formats import BOOL, HOURS, INTEGER, ISO_TIMESTAMP, MDY_HM, NUMBER
 from aob_pipeline.lib.world.importer.kinds import _name_key, _slug_id
 from aob_pipeline.lib.world.importer.report import ImportManifest
 from aob_pipeline.lib.world.importer.rules import parse_rule_condition, parse_rule_duration_minutes
@@ -511,7 +511,7 @@ class _WorldBuilder(TelemetryTables):
         return sorted(rows, key=lambda r: r["asset_id"])
 
     def world_meta(self, telemetry: pd.DataFrame, events: pd.DataFrame) -> list[dict]:
-        built_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        built_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         meta = {"source": f"imported:{self.root}", "scale": "imported", "seed": ""}
         if len(telemetry):
             meta["telemetry_start"] = _iso(telemetry["ts"].min())

@@ -169,7 +169,7 @@ def skill(name: str, *, answers: tuple[str, ...]) -> Callable[[Skill], Skill]:
     SKILL_KINDS[name] = tuple(answers)
 
     def wrap(func: Skill) -> Skill:
-        def run(part: Part, req: Request, tb: "Toolbox", facts: dict[str, Any], catalog: Catalog) -> Outcome:
+        def run(part: Part, req: Request, tb: Toolbox, facts: dict[str, Any], catalog: Catalog) -> Outcome:
             return func(part, scoped(req, part), tb, facts, catalog)
 
         run.__doc__, run.__name__, run.__wrapped__ = func.__doc__, func.__name__, func  # type: ignore[attr-defined]
