@@ -238,8 +238,8 @@ def judge_sensitivity(duckdb: DuckDBResource) -> dg.MaterializeResult:
     clean inner runs — per judge."""
     with duckdb.get_connection() as con:
         judg = read_table(con, "judgements")
-        trajs = read_trajectories(con)
-        frame = sensitivity_frame(judg, trajs)
+        runs = con.execute("SELECT run_id, agent_id, scenario_id, trial, labels FROM trajectories").df()
+        frame = sensitivity_frame(judg, runs)
         replace_tables(con, {"judge_sensitivity": frame}, {"judge_sensitivity": JUDGE_SENSITIVITY_TABLE})
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "table": markdown_table(frame)})
 

@@ -42,7 +42,7 @@ import pandas as pd
 
 from aob_pipeline.lib.judging.records import CRITERIA, NEGATIVE_CRITERION
 from aob_pipeline.lib.judging.scoring import trajectory_score
-from aob_pipeline.lib.trajectories.schema import Trajectory, to_rows
+from aob_pipeline.lib.trajectories.schema import Trajectory
 from aob_pipeline.lib.warehouse.schema import Table, columns
 
 FAULT_TARGETS: dict[str, str] = {
@@ -121,12 +121,22 @@ def planted_faults(labels: Any) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def _runs_frame(trajectories: pd.DataFrame | Sequence[Trajectory]) -> pd.DataFrame:
+    """The run-level columns these figures read (the ``trajectories`` table, or those fields of ``Trajectory``
+    objects: no step is serialised)."""
+    if isinstance(trajectories, pd.DataFrame):
+        return trajectories
+    return pd.DataFrame([{"run_id": t.run_id, "agent_id": t.agent_id, "scenario_id": t.scenario_id,
+                          "trial": t.trial, "labels": t.labels} for t in trajectories],
+                        columns=["run_id", "agent_id", "scenario_id", "trial", "labels"])
+
+
 def fault_pairs(trajectories: pd.DataFrame | Sequence[Trajectory]) -> pd.DataFrame:
     """One row per (faulty run, planted fault) with its clean twin: columns fault_run_id, clean_run_id,
     fault_agent_id, inner_agent_id, scenario_id, trial, fault. The inner agent is ``labels['inner_agent']``
     when the wrapper recorded it, else the part of the agent id before ``+``. Faulty runs whose clean twin
     is missing get ``clean_run_id`` NULL (kept, so a reader sees the gap)."""
-    runs = trajectories if isinstance(trajectories, pd.DataFrame) else to_rows(trajectories)[0]
+    runs = _runs_frame(trajectories)
     needed = [c for c in ("run_id", "agent_id", "scenario_id", "trial", "labels") if c not in runs.columns]
     if needed:
         raise ValueError(f"trajectories: missing column(s) {', '.join(needed)}")
@@ -164,8 +174,8 @@ def sensitivity_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Seq
     mean_score_clean, mean_score_faulty. Faults without a target in ``targets`` get target NULL and only
     the counts and scores."""
     targets = dict(FAULT_TARGETS if targets is None else targets)
-    pairs = fault_pairs(trajectories)
-    runs = trajectories if isinstance(trajectories, pd.DataFrame) else to_rows(trajectories)[0]
+    runs = _runs_frame(trajectories)
+    pairs = fault_pairs(runs)
     unplanted: dict[str, int] = {}
     for r in runs.to_dict("records"):
         agent = str(r["agent_id"])
