@@ -570,13 +570,11 @@ def run_cmd(agent: str, scenario_ids: tuple[str, ...], trials: int, command: str
     Nothing is written to the warehouse. Hidden scenarios are refused.
     """
     from aob_pipeline.lib.agents.registry import AgentRegistryError
+    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
     from aob_pipeline.lib.evaluation import plan_jobs, run_evaluations
-    from aob_pipeline.lib.localrun import format_trace, local_scenarios
+    from aob_pipeline.lib.localrun import check_runnable, format_trace, local_scenarios
     from aob_pipeline.lib.tools.base import ToolContext
     from aob_pipeline.lib.world.store import world_snapshot_dir
-
-    from aob_pipeline.lib.agents.sandbox import SandboxUnavailable
-    from aob_pipeline.lib.localrun import check_runnable
 
     settings = _settings()
     try:

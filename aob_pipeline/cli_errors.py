@@ -177,7 +177,7 @@ def report_bug(exc: BaseException) -> Path:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(f"command: {' '.join(sys.argv)}\n")
         fh.write(f"version: {version_line()}\n")
-        fh.write(f"time: {dt.datetime.now(dt.timezone.utc).isoformat()}\n\n")
+        fh.write(f"time: {dt.datetime.now(dt.UTC).isoformat()}\n\n")
         traceback.print_exception(type(exc), exc, exc.__traceback__, file=fh)
     summary = _first_line(str(exc)) or "(no message)"
     click.secho(f"error: unexpected {type(exc).__name__}: {summary}", fg="red", err=True)

@@ -212,9 +212,9 @@ def run_evaluation(settings: Settings, agent_ids: list[str] | None = None, rejud
     partitions of ``agent_ids`` (default: all registered agents), recorded in the persistent instance."""
     import dagster as dg
 
+    from aob_pipeline.definitions import defs
     from aob_pipeline.defs.evaluation.jobs import evaluation_assets, exact_runs
     from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
-    from aob_pipeline.definitions import defs
     from aob_pipeline.lib.agents.registry import load_agent_registry
     from aob_pipeline.lib.scenarios.loader import load_scenarios
 

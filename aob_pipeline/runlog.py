@@ -195,7 +195,7 @@ class RunFollower:
             stage = self._add_step(step_key)
             self.board.start(stage)
             self.running.setdefault(stage, set()).add(step_key)
-            for other, steps in self.running.items():  # in-process steps run one at a time
+            for other in self.running:  # in-process steps run one at a time
                 self.board.set_waiting(other, other != stage)
             self._estimate(stage)
         elif kind in ("STEP_SUCCESS", "STEP_FAILURE", "STEP_SKIPPED"):

@@ -39,7 +39,6 @@ from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from llm_fake import FakeAnthropic, text_reply, tool_use_reply  # noqa: E402
 
-
 LIMITS = RunLimits(timeout_s=120, max_steps=50)
 
 

@@ -55,15 +55,14 @@ def main() -> None:
     import dagster as dg
     import duckdb
 
-    from aob_pipeline.defs.partitions import range_tags, sync_partitions
-    from aob_pipeline.defs.evaluation.schedules import nightly_evaluation_schedule
+    from aob_pipeline.cli import dagster_home
     from aob_pipeline.definitions import defs
+    from aob_pipeline.defs.evaluation.schedules import nightly_evaluation_schedule
+    from aob_pipeline.defs.partitions import range_tags, sync_partitions
     from aob_pipeline.demo import demo_run_config
     from aob_pipeline.lib.agents.registry import AgentSpec, add_agent, load_agent_registry
     from aob_pipeline.lib.scenarios.loader import load_scenarios
     from aob_pipeline.lib.settings import Settings
-
-    from aob_pipeline.cli import dagster_home
 
     settings = Settings.from_env().ensure()
     dagster_home(settings)  # $AOB_HOME/dagster with the same dagster.yaml `aob demo` uses

@@ -310,9 +310,9 @@ def run_size(n: int, seed: int, workdir: Path, compare_parallel: bool) -> tuple[
     from sklearn.metrics import adjusted_rand_score
 
     from aob_pipeline.lib.embeddings import TextEmbedder, embed_texts
-    from aob_pipeline.lib.settings import Settings
     from aob_pipeline.lib.failures.cluster import cluster_texts
     from aob_pipeline.lib.failures.naming import cluster_table
+    from aob_pipeline.lib.settings import Settings
 
     meter = Meter(n)
     titles, texts, family = synthetic_failures(n, seed)

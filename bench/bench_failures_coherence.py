@@ -29,12 +29,12 @@ def main() -> None:
     parser.add_argument("--agents", default=None, help="comma-separated agent ids (default: all)")
     args = parser.parse_args()
 
+    from aob_pipeline.lib.failures.detectors import OfflineExtractor
     from aob_pipeline.lib.judging import ReferenceJudge, TraceOnlyJudge, judge_trajectories, sensitivity_frame
     from aob_pipeline.lib.trace import scenario_index
     from aob_pipeline.lib.trace.coherence import coherence_rows, contradictions
     from aob_pipeline.lib.trace.reading import read_trace
     from aob_pipeline.lib.trajectories.store import read_trajectories
-    from aob_pipeline.lib.failures.detectors import OfflineExtractor
 
     with duckdb.connect(args.warehouse, read_only=True) as con:
         trajs = read_trajectories(con)

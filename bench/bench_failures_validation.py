@@ -96,13 +96,13 @@ def _run(args: argparse.Namespace, faults, home: Path) -> int:
 
     from aob_pipeline.lib.agents.registry import AgentSpec, load_agent_registry
     from aob_pipeline.lib.evaluation import plan_jobs, run_evaluations
-    from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
-    from aob_pipeline.lib.settings import Settings
-    from aob_pipeline.lib.tools.base import ToolContext
     from aob_pipeline.lib.failures.detectors import OfflineExtractor
     from aob_pipeline.lib.failures.distribution import compare_with_published, format_comparison
     from aob_pipeline.lib.failures.findings import extract_findings, findings_frame
     from aob_pipeline.lib.failures.validation import extractor_scores, format_scores, planted_faults_frame
+    from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
+    from aob_pipeline.lib.settings import Settings
+    from aob_pipeline.lib.tools.base import ToolContext
     from aob_pipeline.lib.warehouse import connect
     from aob_pipeline.lib.world.generate import generate_world
     from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
@@ -146,8 +146,8 @@ def _run(args: argparse.Namespace, faults, home: Path) -> int:
     scenario_of = {s.id: s for s in scenarios}
     extractors = [OfflineExtractor()]
     if args.llm:
-        from aob_pipeline.lib.llm import LLMClient
         from aob_pipeline.lib.failures.llm_extractor import LLMExtractor
+        from aob_pipeline.lib.llm import LLMClient
 
         extractors.append(LLMExtractor(LLMClient.from_settings(settings), args.llm))
     t0 = time.perf_counter()

@@ -30,7 +30,6 @@ from aob_pipeline.lib.llm import LLMCache, LLMClient, LLMRequest
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from llm_fake import FakeAnthropic, tool_use_reply  # noqa: E402
 
-
 TOOLS = [
     {
         "name": "sensor_history",
@@ -88,7 +87,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="aob-bench-llm-") as tmp:
         for cache_kind in ("duckdb", "memory"):
             def path(name: str) -> Path | None:
-                return Path(tmp) / f"{name}.duckdb" if cache_kind == "duckdb" else None
+                return Path(tmp) / f"{name}.duckdb" if cache_kind == "duckdb" else None  # noqa: B023 - used in this iteration
 
             seq_client, _ = _client(path("sequential"), args.latency, limit=1)
             sequential = _run(seq_client, requests, workers=1)

@@ -89,7 +89,7 @@ def partition_view_latency(env: dict[str, str]) -> tuple[list[float], dict]:
                 break
             except OSError:
                 if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError("dagster-webserver did not come up")
+                    raise RuntimeError("dagster-webserver did not come up") from None
                 time.sleep(1)
         # the code location loads on first use: warm it with a cheap query first
         _graphql(port, "{ version }", {})
@@ -125,9 +125,9 @@ def main() -> None:
     import dagster as dg
 
     from aob_pipeline.cli import dagster_home
-    from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
-    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
     from aob_pipeline.definitions import defs
+    from aob_pipeline.defs.evaluation.schedules import nightly_run_request
+    from aob_pipeline.defs.partitions import exact_range_tags, sync_partitions
     from aob_pipeline.demo import demo_run_config
     from aob_pipeline.lib.agents.registry import AgentSpec, add_agent, load_agent_registry
     from aob_pipeline.lib.scenarios.loader import load_scenarios

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         con.close()
         for i in range(args.repeat):
             settings = Settings(home=tmp / f"home{i}")
-            store_runs.append(_timed(lambda: store_world(settings, frames)))
+            store_runs.append(_timed(lambda: store_world(settings, frames)))  # noqa: B023 - called at once
 
             with connect(tmp / f"replace{i}.duckdb") as con:
                 replace_runs.append(_timed(lambda: replace_tables(con, {"telemetry": telemetry}, WORLD_TABLES)))

@@ -145,7 +145,7 @@ def timeout_error() -> Exception:
 
 
 class _FakeMessages:
-    def __init__(self, owner: "FakeAnthropic"):
+    def __init__(self, owner: FakeAnthropic):
         self._owner = owner
 
     def create(self, **kwargs: Any) -> Any:

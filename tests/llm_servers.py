@@ -126,7 +126,7 @@ class _Server:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
 
-    def __enter__(self) -> "_Server":
+    def __enter__(self) -> _Server:
         self._thread.start()
         return self
 

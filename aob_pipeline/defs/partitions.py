@@ -87,7 +87,6 @@ def load_partition_runs(con, agent_ids: list[str]):
     import pandas as pd
 
     from aob_pipeline.lib.trajectories.store import read_trajectories
-
     from aob_pipeline.lib.warehouse import table_exists
 
     keys = pd.DataFrame({"agent_id": pd.Series(list(dict.fromkeys(agent_ids)), dtype="object")})

@@ -65,7 +65,7 @@ def load_model() -> Any:
 
 def text_key(text: str) -> str:
     """Cache key of one text: SHA-256 hex of the model id and the text."""
-    return hashlib.sha256(f"{MODEL_ID}\n{text}".encode("utf-8")).hexdigest()
+    return hashlib.sha256(f"{MODEL_ID}\n{text}".encode()).hexdigest()
 
 
 class EmbeddingCache:

@@ -26,7 +26,8 @@ from aob_pipeline.lib.agents.registry import AgentSpec, build_agent
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.trajectories.schema import Trajectory, make_run_id, utc_now
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse import frame_records
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 TRAJECTORY_INPUTS_TABLE = Table(
     "trajectory_inputs",
@@ -251,7 +252,7 @@ def _read_plan_inputs(path: Path, wait_seconds: float) -> dict[str, Any] | None:
                 return None
             frame = con.execute("SELECT * FROM scenarios ORDER BY scenario_id").df()
             out: dict[str, Any] = {
-                "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame.to_dict("records")},
+                "scenarios": {r["scenario_id"]: scenario_from_row(r) for r in frame_records(frame)},
                 "world_meta": dict(con.execute("SELECT key, value FROM world_meta").fetchall()),
                 "stored": {}, "judged": set(),
             }

@@ -13,7 +13,7 @@ from aob_pipeline.lib.scenarios.compare import compare_answers
 from aob_pipeline.lib.scenarios.loader import get_scenario, list_scenarios
 from aob_pipeline.lib.scenarios.materialize import materialize_scenarios, scenario_from_row
 from aob_pipeline.lib.settings import Settings
-from aob_pipeline.lib.warehouse import connect
+from aob_pipeline.lib.warehouse import connect, frame_records
 
 
 def check_runnable(spec: Any) -> str:
@@ -52,7 +52,7 @@ def local_scenarios(settings: Settings, scenario_ids: list[str]) -> list[tuple[A
     with connect(settings.warehouse_path, read_only=True) as con:
         frame = materialize_scenarios(con, templates)
     out = []
-    for row in frame.to_dict("records"):
+    for row in frame_records(frame):
         expected = {
             "value": _load(row.get("expected_answer")),
             "format": row.get("answer_format"),

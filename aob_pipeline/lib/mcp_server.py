@@ -62,6 +62,7 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -75,7 +76,7 @@ from aob_pipeline.lib.agents.base import (
 )
 from aob_pipeline.lib.agents.runner import TRUNCATION_MARK
 from aob_pipeline.lib.settings import Settings
-from aob_pipeline.lib.trajectories.schema import Totals, Trajectory, json_text, make_run_id, utc_now
+from aob_pipeline.lib.trajectories.schema import Status, Totals, Trajectory, json_text, make_run_id, utc_now
 
 if TYPE_CHECKING:
     from mcp.server.lowlevel import Server
@@ -176,7 +177,7 @@ def _session_argument_problems(name: str, args: Any) -> list[str]:
     if not isinstance(args, dict):
         return [f"arguments must be a JSON object, got {type(args).__name__}"]
     props = SESSION_TOOLS[name]["input_schema"]["properties"]
-    problems = []
+    problems: list[str] = []
     for err in sorted(_SESSION_VALIDATORS[name].iter_errors(args), key=lambda e: e.message):
         if err.validator == "additionalProperties":
             extra = sorted(k for k in err.instance if k not in props)
@@ -283,7 +284,7 @@ class EpisodeRecorder:
         self.errors: list[str] = []
         self._ctx: Any = None
         self._env: AgentEnvironment | None = None
-        self._started_at = None
+        self._started_at: datetime | None = None
         self._t0: float | None = None
         self._get_task_calls = 0
         self._lock = threading.RLock()
@@ -424,7 +425,7 @@ class EpisodeRecorder:
                                     None)
             return self._finish("failed", NO_FINAL_ANSWER_REASON, None)
 
-    def _finish(self, status: str, reason: str | None, answer: str | None) -> Trajectory:
+    def _finish(self, status: Status, reason: str | None, answer: str | None) -> Trajectory:
         with self._lock:
             if self.trajectory is not None:
                 return self.trajectory
@@ -463,6 +464,7 @@ class EpisodeRecorder:
                 self._record_error(f"could not write the trajectory to {self.record_to}: {exc}")
         if self.writes_warehouse:
             try:
+                assert self.warehouse_path is not None  # (writes_warehouse)
                 store_session_trajectory(self.warehouse_path, traj)
             except Exception as exc:  # noqa: BLE001 - reported, and the JSONL record (if any) is kept
                 where = f"; it is kept in {self.record_to} (aob trajectories import)" if self.record_to else ""
@@ -513,7 +515,8 @@ def mcp_tool_definitions() -> list[dict[str, Any]]:
     """Every tool the server lists: ``{name, description, input_schema, group}``, domain tools first."""
     from aob_pipeline.lib.tools.registry import all_tools
 
-    tools = [{"name": t.name, "description": t.description, "input_schema": t.parameters, "group": t.group}
+    tools: list[dict[str, Any]] = [
+        {"name": t.name, "description": t.description, "input_schema": t.parameters, "group": t.group}
              for t in all_tools()]
     clash = sorted({t["name"] for t in tools} & set(SESSION_TOOLS))
     if clash:

@@ -21,7 +21,13 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from rich.console import JustifyMethod
+    from rich.live import Live
+    from rich.spinner import Spinner
+    from rich.text import Text
 
 Mode = Literal["auto", "live", "plain", "off"]
 
@@ -118,7 +124,7 @@ class ProgressBoard:
         self.stages: dict[str, Stage] = {}
         self._lock = threading.RLock()
         self._t0: float | None = None
-        self._live = None
+        self._live: Live | None = None
         self._ticker: threading.Thread | None = None
         self._stop = threading.Event()
         self.mode: Mode = self._resolve(mode)
@@ -186,9 +192,10 @@ class ProgressBoard:
         now = self.clock()
         with self._lock:
             left = [s.remaining(now) for s in self.stages.values() if s.state in ("pending", "running")]
-        if not left or any(x is None for x in left):
+        known = [x for x in left if x is not None]
+        if not left or len(known) < len(left):
             return None
-        return sum(left)
+        return sum(known)
 
     def set_waiting(self, key: str, waiting: bool) -> None:
         with self._lock:
@@ -228,7 +235,7 @@ class ProgressBoard:
 
     # ------------------------------------------------------------------ drawing
 
-    def __enter__(self) -> "ProgressBoard":
+    def __enter__(self) -> ProgressBoard:
         self._t0 = self.clock()
         if self.mode == "live":
             from rich.console import Console
@@ -299,7 +306,8 @@ class ProgressBoard:
         fixed = [1, label_w, 24, counts_w, 7, 13]
         detail_w = width - sum(fixed) - len(fixed)  # one space between columns
         table = Table.grid(padding=(0, 1))
-        for justify, w in zip(("left", "left", "left", "right", "right", "left"), fixed):
+        justifies: tuple[JustifyMethod, ...] = ("left", "left", "left", "right", "right", "left")
+        for justify, w in zip(justifies, fixed):
             table.add_column(justify=justify, no_wrap=True, min_width=w)
         table.add_column(justify="left", no_wrap=True)
         if self.title:
@@ -309,7 +317,7 @@ class ProgressBoard:
             table.title_justify = "left"
         for stage in stages:
             failed = stage.state == "failed"
-            mark = {"done": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
+            mark: Text | Spinner | None = {"done": Text("✓", style="green"), "failed": Text("✗", style="bold red"),
                     "not run": Text("·", style="dim"), "pending": Text("·", style="dim")}.get(stage.state)
             if stage.state == "running":
                 mark = Text("…", style="dim") if stage.waiting else Spinner("dots", style="cyan")

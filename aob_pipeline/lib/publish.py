@@ -26,6 +26,7 @@ import sys
 import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import cast
 
 import duckdb
 import pandas as pd
@@ -41,12 +42,13 @@ from aob_pipeline.lib.judging.scoring import (
     leaderboard_column_description,
 )
 from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
-from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.run_hygiene import process_alive
+from aob_pipeline.lib.scenarios.materialize import SCENARIOS_TABLE
 from aob_pipeline.lib.settings import CHECKOUT_ROOT, Settings
 from aob_pipeline.lib.sql_models import sql_model_tables
 from aob_pipeline.lib.trajectories.schema import TRAJECTORY_TABLES
-from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.world.schema import WORLD_TABLES
 
 # The checkout's docs page (an installed package has none: docs/WAREHOUSE.md under the current folder).
 WAREHOUSE_DOCS_PATH = (CHECKOUT_ROOT or Path.cwd()) / "docs" / "WAREHOUSE.md"
@@ -237,13 +239,14 @@ def publish_warehouse(settings: Settings, tables: list[str] | None = None, *,
             con.register("__docs", docs)
             con.execute(f"INSERT INTO {TABLE_DOCS} SELECT * FROM __docs")
             con.unregister("__docs")
-            for table_name, part in docs.groupby("table_name", sort=True):
+            for table_key, part in docs.groupby("table_name", sort=True):
+                table_name = str(table_key)  # (a text column, as the others below)
                 described = part["table_description"].dropna()
                 if len(described):
-                    con.execute(f"COMMENT ON TABLE {_ident(table_name)} IS {_sql_text(described.iloc[0])}")
+                    con.execute(f"COMMENT ON TABLE {_ident(table_name)} IS {_sql_text(cast(str, described.iloc[0]))}")
                 for rec in part.itertuples():
-                    con.execute(f"COMMENT ON COLUMN {_ident(table_name)}.{_ident(rec.column_name)} "
-                                f"IS {_sql_text(rec.description)}")
+                    con.execute(f"COMMENT ON COLUMN {_ident(table_name)}.{_ident(cast(str, rec.column_name))} "
+                                f"IS {_sql_text(cast(str, rec.description))}")
             con.execute("CHECKPOINT")
         finally:
             con.close()

@@ -325,7 +325,7 @@ def check_telemetry(con: duckdb.DuckDBPyConnection, tolerance: timedelta = TIMES
     _require(con, "telemetry", "sensors")
     profile = _frame(con, TELEMETRY_PROFILE_SQL)
     E = gx.expectations
-    zero = dict(min_value=0, max_value=0)
+    zero: dict[str, Any] = {"min_value": 0, "max_value": 0}
     expectations = [
         E.ExpectTableRowCountToBeBetween(min_value=1),
         E.ExpectColumnValuesToNotBeNull(column="asset_id"),
@@ -391,9 +391,9 @@ def check_work_orders(con: duckdb.DuckDBPyConnection) -> QualityResult:
     # The published AssetOpsBench files hold 2 of 4,249 work orders whose secondary code (MT001c, MT017a) their own
     # code catalogue lacks: an imported world tolerates 0.1% of such rows (still listed in the result); a generated
     # one none.
-    imported = bool(con.execute("SELECT count(*) FROM world_meta WHERE key = 'scale' AND value = 'imported'").fetchone()[0]) \
-        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'world_meta'").fetchone()[0] else False
-    code_share = {"mostly": 0.999} if imported else {}
+    imported = bool(con.execute("SELECT count(*) FROM world_meta WHERE key = 'scale' AND value = 'imported'").fetchall()[0][0]) \
+        if con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name = 'world_meta'").fetchall()[0][0] else False
+    code_share: dict[str, Any] = {"mostly": 0.999} if imported else {}
     E = gx.expectations
     expectations = [
         E.ExpectTableRowCountToBeBetween(min_value=1),
@@ -603,7 +603,7 @@ def check_mart(con: duckdb.DuckDBPyConnection, mart: str, spec: MartSpec | None 
     _require(con, mart)
     frame = _frame(con, spec.profile_sql if spec.profile_sql else f'SELECT * FROM "{mart}"')
     E = gx.expectations
-    source_rows = int(con.execute(spec.source_rows_sql).fetchone()[0])
+    source_rows = int(con.execute(spec.source_rows_sql).fetchall()[0][0])
     expectations: list[Any] = [
         E.ExpectTableRowCountToBeBetween(min_value=1) if source_rows else E.ExpectTableRowCountToEqual(value=0)
     ]

@@ -74,7 +74,7 @@ class Settings:
     home: Path
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         home = os.environ.get("AOB_HOME")
         return cls(home=Path(home).expanduser().resolve() if home else default_home())
 
@@ -92,7 +92,7 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.home / "cache"
 
-    def ensure(self) -> "Settings":
+    def ensure(self) -> Settings:
         for p in (self.warehouse_path.parent, self.published_path.parent, self.cache_dir):
             p.mkdir(parents=True, exist_ok=True)
         return self

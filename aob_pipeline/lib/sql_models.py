@@ -30,7 +30,8 @@ import yaml
 
 from aob_pipeline.lib.errors import AobError
 from aob_pipeline.lib.settings import SQL_MODELS_DIR
-from aob_pipeline.lib.world.schema import WORLD_TABLES, Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
+from aob_pipeline.lib.world.schema import WORLD_TABLES
 
 # Schemas under which a world table or model may be referenced (``main.telemetry`` is ``telemetry``).
 _LOCAL_SCHEMAS = frozenset({"", "main"})
@@ -127,7 +128,7 @@ def _serialize(sql: str, where: str) -> dict:
     """DuckDB's parse tree of ``sql`` as JSON; raises SqlModelError for syntax errors or non-SELECTs."""
     con = duckdb.connect()
     try:
-        raw = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchone()[0]
+        raw = con.execute("SELECT json_serialize_sql(?::VARCHAR)", [sql]).fetchall()[0][0]
     finally:
         con.close()
     tree = json.loads(raw)
@@ -390,7 +391,7 @@ def build_model(con: duckdb.DuckDBPyConnection, model: SqlModel) -> ModelBuild:
     body = _strip_trailing_semicolon(model.sql)
     try:
         con.execute(f'CREATE OR REPLACE TABLE "{model.name}" AS\n{body}\n')
-        row_count = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchone()[0]
+        row_count = con.execute(f'SELECT count(*) FROM "{model.name}"').fetchall()[0][0]
         columns = con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import math
 import warnings
-from statistics import NormalDist
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from statistics import NormalDist
 from typing import Any
 
 import numpy as np

@@ -6,6 +6,7 @@ import duckdb
 import pandas as pd
 import pytest
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets
 
 from aob_pipeline.defs.evaluation.jobs import evaluation_job
 from aob_pipeline.defs.jobs import demo_job
@@ -24,7 +25,6 @@ from aob_pipeline.lib.agents.table import (
     entry_point,
 )
 from aob_pipeline.lib.settings import Settings
-from domain_defs import domain_assets
 
 trajectory_assets = domain_assets("trajectories")
 

@@ -4,6 +4,7 @@ that becomes a failed trajectory, and the submission sensor."""
 import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets, domain_checks
 
 from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
@@ -11,7 +12,6 @@ from aob_pipeline.defs.trajectories.sensors import agent_registry_sensor
 from aob_pipeline.lib.agents.registry import AgentSpec, add_agent
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
-from domain_defs import domain_assets, domain_checks
 
 judging_assets = domain_assets("judging")
 judging_checks = domain_checks("judging")

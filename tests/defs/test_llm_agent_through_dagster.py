@@ -10,6 +10,7 @@ import dagster as dg
 import llm_servers as S
 import pytest
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets, domain_checks
 
 from aob_pipeline.defs.partitions import range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
@@ -17,7 +18,6 @@ from aob_pipeline.lib.agents.registry import AgentSpec, add_agent
 from aob_pipeline.lib.judging.records import CRITERIA
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
-from domain_defs import domain_assets, domain_checks
 
 judging_assets = domain_assets("judging")
 judging_checks = domain_checks("judging")

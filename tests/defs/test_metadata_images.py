@@ -8,11 +8,11 @@ import re
 import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets
 
 from aob_pipeline.defs.partitions import range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.lib.settings import Settings
-from domain_defs import domain_assets
 
 failure_assets = domain_assets("failures")
 judging_assets = domain_assets("judging")

@@ -44,7 +44,7 @@ with dg.DagsterInstance.get() as instance:
         raise_on_error=False)
     sync_partitions(instance, %r)
     print("BUILT", built.success, flush=True)
-""" % (AGENTS,)
+""" % (AGENTS,)  # noqa: UP031 - a code template full of braces
 
 
 @pytest.fixture(scope="module")

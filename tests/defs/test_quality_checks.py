@@ -10,6 +10,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets
 
 from aob_pipeline.defs.quality.checks import quality_checks
 from aob_pipeline.defs.resources import AobSettingsResource
@@ -17,7 +18,6 @@ from aob_pipeline.defs.sql_models.assets import sql_model_assets
 from aob_pipeline.lib.sql_models import build_models, discover_models
 from aob_pipeline.lib.warehouse import replace_tables
 from aob_pipeline.lib.world.schema import WORLD_TABLES
-from domain_defs import domain_assets
 
 world_assets = domain_assets("world")
 

@@ -3,12 +3,12 @@
 import dagster as dg
 import pytest
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets, domain_checks
 
 from aob_pipeline.lib.scenarios import checks as lib_checks
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect
 from aob_pipeline.lib.world.store import store_world
-from domain_defs import domain_assets, domain_checks
 
 scenario_assets = domain_assets("scenarios")
 scenario_checks = domain_checks("scenarios")

@@ -12,8 +12,7 @@ import pytest
 from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL
-from aob_pipeline.defs.sql_models.assets import sql_model_assets
-from aob_pipeline.defs.sql_models.assets import load_sql_model_assets
+from aob_pipeline.defs.sql_models.assets import load_sql_model_assets, sql_model_assets
 from aob_pipeline.lib.sql_models import SqlModelError, discover_models
 from aob_pipeline.lib.warehouse import connect, replace_tables
 from aob_pipeline.lib.world.schema import WORLD_TABLES

@@ -10,13 +10,13 @@ import duckdb
 import pytest
 from click.testing import CliRunner
 from dagster_duckdb import DuckDBResource
+from domain_defs import domain_assets
 
 from aob_pipeline.defs.partitions import range_tags, sync_partitions
 from aob_pipeline.defs.resources import AobSettingsResource
 from aob_pipeline.defs.sql_models.assets import sql_model_assets
 from aob_pipeline.lib.publish import declared_tables, publish_warehouse, query_published
 from aob_pipeline.lib.settings import Settings
-from domain_defs import domain_assets
 
 failure_assets = domain_assets("failures")
 judging_assets = domain_assets("judging")

@@ -4,7 +4,7 @@ import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.warehouse import replace_partition_rows
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 NEW = Table("findings", "Rows.", (Column("run_id", "VARCHAR", "Run.", False), Column("flag", "BOOLEAN", "Flag."),
                                   Column("parse_status", "VARCHAR", "Added in a later version.")))

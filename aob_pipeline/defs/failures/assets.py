@@ -14,18 +14,17 @@ from dagster_duckdb import DuckDBResource
 
 from aob_pipeline.defs.metadata_images import image_metadata
 from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, load_partition_runs
-from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
-from aob_pipeline.defs.resources import markdown_table
+from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource, markdown_table
+from aob_pipeline.lib.failures.distribution import FAILURE_DISTRIBUTION_TABLE
+from aob_pipeline.lib.failures.distribution import failure_distribution as distribution_of
+from aob_pipeline.lib.failures.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
+from aob_pipeline.lib.failures.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 from aob_pipeline.lib.reports.metadata_plots import (
     cluster_map_png,
     failure_heatmap_png,
 )
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-from aob_pipeline.lib.failures.distribution import FAILURE_DISTRIBUTION_TABLE
-from aob_pipeline.lib.failures.distribution import failure_distribution as distribution_of
-from aob_pipeline.lib.failures.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
 from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
-from aob_pipeline.lib.failures.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 
 GROUP = "failures"
 MAX_NOISE_SHARE = 0.5
@@ -44,8 +43,8 @@ def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> 
     extractors = [OfflineExtractor(judge_scenarios=judge_scenarios)]
     model = config.llm_extractor_model or os.environ.get("AOB_TRAJFM_MODEL")
     if model:
-        from aob_pipeline.lib.llm import LLMClient
         from aob_pipeline.lib.failures.llm_extractor import LLMExtractor
+        from aob_pipeline.lib.llm import LLMClient
 
         extractors.append(LLMExtractor(LLMClient.from_settings(), model))
     return extractors
@@ -318,12 +317,12 @@ def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     each extractor's precision, recall and F1 per planted fault and its baseline rate on clean runs, and how well
     the failure clusters recover the planted fault families (ARI, noise rows as singletons) with the share of
     distinct cluster names. One row per (extractor, metric, fault)."""
-    from aob_pipeline.lib.trajectories.store import read_trajectories
     from aob_pipeline.lib.failures.validation import (
         EXTRACTOR_VALIDATION_TABLE,
         extractor_validation_frame,
         planted_faults_frame,
     )
+    from aob_pipeline.lib.trajectories.store import read_trajectories
 
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")

@@ -54,7 +54,7 @@ from aob_pipeline.lib.warehouse import (
     replace_partition_rows,
     replace_tables,
 )
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 GROUP = "judging"
 MAX_JUDGING_ERROR_SHARE = 0.05

@@ -27,7 +27,7 @@ from aob_pipeline.lib.sql_models import (
     load_model_docs,
     preview_markdown,
 )
-from aob_pipeline.lib.world.schema import Column
+from aob_pipeline.lib.warehouse.schema import Column
 
 PREVIEW_ROWS = 10
 

@@ -24,8 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from aob_pipeline.lib.trajectories.schema import DEFAULT_AGENT_NAME, Step, utc_now
-
+from aob_pipeline.lib.trajectories.schema import DEFAULT_AGENT_NAME, Status, Step, utc_now
 
 _IMMUTABLE = (str, int, float, bool, type(None))
 
@@ -87,7 +86,7 @@ class RunLimitExceeded(BaseException):
     swallow it. Agents should let it propagate.
     """
 
-    status = "failed"
+    status: Status = "failed"
 
     def __init__(self, reason: str):
         super().__init__(reason)
@@ -105,7 +104,7 @@ class ToolCallLimitExceeded(RunLimitExceeded):
 class RunTimeout(RunLimitExceeded):
     """The run's wall-clock deadline passed (or the runner cancelled the run)."""
 
-    status = "timed_out"
+    status: Status = "timed_out"
 
 
 class AgentFault(Exception):
@@ -115,9 +114,9 @@ class AgentFault(Exception):
     child that exits without a final answer.
     """
 
-    status = "failed"
+    status: Status = "failed"
 
-    def __init__(self, reason: str, status: str | None = None):
+    def __init__(self, reason: str, status: Status | None = None):
         super().__init__(reason)
         self.reason = reason
         if status is not None:
@@ -246,7 +245,7 @@ class AgentEnvironment:
         self._steps: list[Step] = []
         self._tool_calls = 0
         self._in_flight = 0
-        self._pending_usage = [0, 0, 0.0]
+        self._pending_usage: tuple[int, int, float] = (0, 0, 0.0)
         self._closed = False
         self._cancelled = False
         self._limit_error: RunLimitExceeded | None = None
@@ -333,7 +332,7 @@ class AgentEnvironment:
     def _append(self, **fields: Any) -> Step:
         """Append a step (lock held); pending LLM usage goes to it."""
         tokens_in, tokens_out, cost = self._pending_usage
-        self._pending_usage = [0, 0, 0.0]
+        self._pending_usage = (0, 0, 0.0)
         fields.setdefault("agent_name", self._default_agent_name)
         if fields["agent_name"] is None:
             fields["agent_name"] = self._default_agent_name
@@ -365,9 +364,9 @@ class AgentEnvironment:
         if tokens_in < 0 or tokens_out < 0 or cost_usd < 0:
             raise ValueError("record_llm_usage: tokens and cost must not be negative")
         with self._lock:
-            self._pending_usage[0] += int(tokens_in)
-            self._pending_usage[1] += int(tokens_out)
-            self._pending_usage[2] += float(cost_usd)
+            pending_in, pending_out, pending_cost = self._pending_usage
+            self._pending_usage = (pending_in + int(tokens_in), pending_out + int(tokens_out),
+                                   pending_cost + float(cost_usd))
 
     def set_plan(self, plan: list[dict[str, Any]]) -> None:
         """Record a plan-execute agent's plan (stored on the trajectory, not as a step)."""
@@ -468,7 +467,7 @@ class AgentEnvironment:
             if final_answer is not None:
                 self._append(kind="final", content=final_answer, agent_name=None)
             tokens_in, tokens_out, cost = self._pending_usage
-            self._pending_usage = [0, 0, 0.0]
+            self._pending_usage = (0, 0, 0.0)
             if (tokens_in or tokens_out or cost) and self._steps:
                 last = self._steps[-1]
                 self._steps[-1] = last.model_copy(update={

@@ -348,10 +348,12 @@ class _ChildSession:
             self.container = agent.container_name()
         argv, passthrough = agent._command(self.env.remaining_seconds, self.container)
         if agent.runtime == "process":
+            assert self.tmp is not None  # start() makes it for every runtime but the sandbox
             child_env = agent.child_environment(self.tmp)
         elif agent.runtime == "sandbox":  # bwrap clears it and sets the agent's own (child_environment)
             child_env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8"}
         else:
+            assert self.tmp is not None  # start() makes it for every runtime but the sandbox
             child_env = {"PATH": SAFE_PATH, "LANG": "C.UTF-8", "HOME": self.tmp, **(passthrough or {})}
         cwd = "/" if agent.runtime == "sandbox" else (agent.cwd or self.tmp)
         try:

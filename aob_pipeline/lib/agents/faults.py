@@ -136,7 +136,7 @@ class FaultEnvironment:
     deadline, labels, steps, ...) are the real environment's.
     """
 
-    def __init__(self, env: AgentEnvironment, planter: "Planter"):
+    def __init__(self, env: AgentEnvironment, planter: Planter):
         self._env = env
         self._planter = planter
         self.cache: dict[str, dict[str, Any]] = {}

@@ -49,7 +49,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -102,7 +102,7 @@ class AgentSpec(BaseModel):
         return v
 
     @model_validator(mode="after")
-    def _kind_fields(self) -> "AgentSpec":
+    def _kind_fields(self) -> AgentSpec:
         needed = {"builtin": "builtin", "python": "python", "command": "command", "fault": "inner",
                   "llm": "model", "imported": "trajectories"}[self.kind]
         if not getattr(self, needed):
@@ -110,6 +110,7 @@ class AgentSpec(BaseModel):
         if self.kind == "llm":
             from aob_pipeline.lib.llm.providers import check_base_url, parse_model
 
+            assert self.model is not None  # checked just above
             parse_model(self.model)
             self.base_url = check_base_url(self.base_url)
         elif self.model is not None or self.base_url is not None:
@@ -184,6 +185,7 @@ def _needs_key(spec: AgentSpec, specs: dict[str, AgentSpec]) -> bool:
     if spec.kind == "llm":
         from aob_pipeline.lib.llm.providers import resolve_endpoint
 
+        assert spec.model is not None  # _kind_fields: kind 'llm' needs a model
         return resolve_endpoint(spec.model, spec.base_url, spec.api_key_env).is_default
     if spec.kind == "fault" and spec.inner in specs:
         return _needs_key(specs[spec.inner], specs)
@@ -194,6 +196,7 @@ def _available(spec: AgentSpec, specs: dict[str, AgentSpec]) -> bool:
     if spec.kind == "llm":
         from aob_pipeline.lib.llm.providers import provider_configured
 
+        assert spec.model is not None  # _kind_fields: kind 'llm' needs a model
         return provider_configured(spec.model, spec.base_url, spec.api_key_env)
     if spec.requires_api_key:
         return bool(os.environ.get("ANTHROPIC_API_KEY"))
@@ -403,6 +406,7 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
             )
         agent = factories[spec.builtin]()
     elif spec.kind == "python":
+        assert spec.python is not None  # _kind_fields: kind 'python' needs it
         module_name, _, class_name = spec.python.partition(":")
         if not class_name:
             raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}': field 'python': expected MODULE:CLASS")
@@ -418,13 +422,17 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
         base = Path(spec.source).parent if spec.source else PROJECT_ROOT
         if base == ASSETS_DATA:
             base = PROJECT_ROOT
+        assert spec.command is not None  # _kind_fields: kind 'command' needs it
         runtime = effective_runtime(spec)
+        # sandbox, container or trusted for a command agent (CommandAgent checks it)
+        command_runtime = cast('Literal["process", "sandbox", "container"]', {"trusted": "process"}.get(runtime, runtime))
         agent = CommandAgent(spec.agent_id, resolve_argv(spec.command, base), timeout_s=spec.timeout_s,
-                             max_steps=spec.max_steps, protocol=spec.protocol,
-                             runtime={"trusted": "process"}.get(runtime, runtime), image=spec.image)
+                             max_steps=spec.max_steps, protocol=spec.protocol, runtime=command_runtime,
+                             image=spec.image)
     elif spec.kind == "llm":
         from aob_pipeline.lib.agents.llm import build_llm_agent
 
+        assert spec.model is not None  # _kind_fields: kind 'llm' needs a model
         try:
             agent = build_llm_agent(spec.model, spec.orchestration, agent_id=spec.agent_id, base_url=spec.base_url,
                                     api_key_env=spec.api_key_env, tool_mode=spec.tool_mode, stream=spec.stream)
@@ -440,6 +448,7 @@ def build_agent(spec: AgentSpec, registry: list[AgentSpec] | None = None) -> Any
         inner_spec = next((s for s in registry if s.agent_id == spec.inner), None)
         if inner_spec is None:
             raise AgentRegistryError(f"{spec.source}: agent '{spec.agent_id}': field 'inner': unknown agent '{spec.inner}'")
+        assert spec.fault is not None  # _kind_fields: kind 'fault' needs it
         agent = FaultInjectingAgent(build_agent(inner_spec, registry), spec.fault, seed=0)
     try:
         agent.agent_id = spec.agent_id

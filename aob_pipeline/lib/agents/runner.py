@@ -40,7 +40,7 @@ from aob_pipeline.lib.agents.base import (
     ToolCaller,
     scenario_fields,
 )
-from aob_pipeline.lib.trajectories.schema import Totals, Trajectory, make_run_id, utc_now
+from aob_pipeline.lib.trajectories.schema import Status, Totals, Trajectory, make_run_id, utc_now
 
 DEFAULT_LIMITS = RunLimits(timeout_s=120, max_steps=100, max_answer_chars=20_000)
 CANCEL_GRACE_S = 2.0
@@ -167,7 +167,7 @@ def run_agent(
     )
 
 
-def _judge_outcome(outcome: dict[str, Any], env: AgentEnvironment, limits: RunLimits) -> tuple[str, str, Any]:
+def _judge_outcome(outcome: dict[str, Any], env: AgentEnvironment, limits: RunLimits) -> tuple[Status, str, Any]:
     """(status, reason, answer) from what the worker left behind."""
     error = outcome.get("error")
     if isinstance(error, RunLimitExceeded):

@@ -172,7 +172,7 @@ def _install_base_module() -> None:
         package.__path__ = []  # a package with no files: only .base exists
         sys.modules[name] = package
     sys.modules["aob_pipeline.lib.agents.base"] = this
-    sys.modules["aob_pipeline.lib.agents"].base = this
+    setattr(sys.modules["aob_pipeline.lib.agents"], "base", this)  # noqa: B010 - a module built at run time
 
 
 def main(argv: list[str]) -> int:

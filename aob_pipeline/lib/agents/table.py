@@ -22,7 +22,7 @@ import pandas as pd
 
 from aob_pipeline.lib.agents.registry import AgentSpec, agent_available, needs_api_key
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 BUILTIN_REGISTRY = ASSETS_DATA / "agents.yaml"
 BUILTIN_SOURCE = "built-in"
@@ -48,11 +48,12 @@ LLM_ORCHESTRATION = {"react": "single", "agents_as_tools": "agents_as_tools", "p
 def _wraps_llm(spec: AgentSpec, specs: list[AgentSpec]) -> bool:
     by_id = {s.agent_id: s for s in specs}
     seen = set()
-    while spec is not None and spec.agent_id not in seen:
-        if spec.kind == "llm":
+    current: AgentSpec | None = spec
+    while current is not None and current.agent_id not in seen:
+        if current.kind == "llm":
             return True
-        seen.add(spec.agent_id)
-        spec = by_id.get(spec.inner) if spec.kind == "fault" else None
+        seen.add(current.agent_id)
+        current = by_id.get(current.inner) if current.kind == "fault" and current.inner else None
     return False
 
 AGENTS_TABLE = Table(

@@ -44,7 +44,6 @@ from aob_pipeline.lib.failures.taxonomy import (
     promote_candidate,
     taxonomy_frame,
 )
-
 from aob_pipeline.lib.failures.validation import EXTRACTOR_VALIDATION_TABLE  # noqa: E402
 
 TRAJFM_TABLES = {t.name: t for t in (FAILURE_CLUSTERS_TABLE, TAXONOMY_TABLE, CLUSTER_QUALITY_TABLE,

@@ -58,12 +58,12 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ContextManager
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 DEFAULT_SEED = 42
 DEFAULT_N_COMPONENTS = 5
@@ -152,7 +152,7 @@ class ClusterResult:
     params: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     """Wall-clock seconds per stage."""
-    model: "ClusterModel | None" = None
+    model: ClusterModel | None = None
     """What placing later failures into these clusters needs (``assign_to_clusters``); None for the fallbacks."""
 
 
@@ -306,7 +306,7 @@ def reduce_embeddings(
     n_components: int = DEFAULT_N_COMPONENTS,
     n_neighbors: int = DEFAULT_N_NEIGHBORS,
     max_fit_points: int = DEFAULT_MAX_FIT_POINTS,
-    stage: Callable[[str], ContextManager] | None = None,
+    stage: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> Reduction:
     """UMAP (or a documented fallback) coordinates of every row: ``n_components``-D for clustering and 2-D for the map."""
     stage = stage or _null_stage
@@ -361,6 +361,7 @@ def reduce_embeddings(
     placement = None
     rest = np.setdiff1d(np.arange(n_distinct), fit_uids)
     if len(rest) and method == "umap":
+        assert neighbours is not None  # set in the "umap" branch above
         with stage("place"):
             idx, dists = neighbours.query(x[first[rest]])
             weights = 1.0 / (dists + 1e-6)
@@ -534,7 +535,7 @@ def cluster_texts(
     silhouette_sample: int = DEFAULT_SILHOUETTE_SAMPLE,
     kmeans_ks: Sequence[int] = KMEANS_K_RANGE,
     trim: bool = True,
-    stage: Callable[[str], ContextManager] | None = None,
+    stage: Callable[[str], contextlib.AbstractContextManager] | None = None,
 ) -> ClusterResult:
     """Cluster failure embeddings (rows of ``embeddings``, e.g. from ``embeddings.embed_texts``); see the module doc.
 
@@ -740,7 +741,7 @@ def _check_embeddings(embeddings: np.ndarray) -> np.ndarray:
     if x.size and not np.issubdtype(x.dtype, np.number):
         raise ValueError(f"embeddings: expected numbers, got dtype {x.dtype}")
     x = x.astype(np.float32, copy=False)
-    bad = np.flatnonzero(~np.isfinite(x).all(axis=1)) if x.size else []
+    bad = np.flatnonzero(~np.isfinite(x).all(axis=1)) if x.size else np.array([], dtype=np.intp)
     if len(bad):
         raise ValueError(f"embeddings: row {int(bad[0])} holds NaN or infinite values ({len(bad)} such rows)")
     return x

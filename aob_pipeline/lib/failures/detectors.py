@@ -63,17 +63,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from aob_pipeline.lib.scenarios.compare import numbers_in
-from aob_pipeline.lib.trace import DOMAIN_TOOL_GROUPS, INFORMATIVE_ERROR_CODES, role_of
-from aob_pipeline.lib.trace import tool_group as _registry_tool_group
-from aob_pipeline.lib.trace.answer import form_problem, states_result
-from aob_pipeline.lib.trace.coherence import SHARED_MODES
-from aob_pipeline.lib.trace.scenario import JudgeScenario
-from aob_pipeline.lib.trace.claims import overstatements, success_claimed_after_errors
-from aob_pipeline.lib.trace.reading import read_trace
-from aob_pipeline.lib.trace.verification import verification_check
-from aob_pipeline.lib.scenarios.model import ASK_OPERATOR, Scenario
-from aob_pipeline.lib.trajectories.schema import Step, Trajectory
 from aob_pipeline.lib.failures.evidence import TraceEvidence, render_step
 from aob_pipeline.lib.failures.findings import (
     ACTION_REASONING_MISMATCH,
@@ -100,7 +89,17 @@ from aob_pipeline.lib.failures.findings import (
     mast_names,
     no_flags,
 )
-
+from aob_pipeline.lib.scenarios.compare import numbers_in
+from aob_pipeline.lib.scenarios.model import ASK_OPERATOR, Scenario
+from aob_pipeline.lib.trace import DOMAIN_TOOL_GROUPS, INFORMATIVE_ERROR_CODES, role_of
+from aob_pipeline.lib.trace import tool_group as _registry_tool_group
+from aob_pipeline.lib.trace.answer import form_problem, states_result
+from aob_pipeline.lib.trace.claims import overstatements, success_claimed_after_errors
+from aob_pipeline.lib.trace.coherence import SHARED_MODES
+from aob_pipeline.lib.trace.reading import read_trace
+from aob_pipeline.lib.trace.scenario import JudgeScenario
+from aob_pipeline.lib.trace.verification import verification_check
+from aob_pipeline.lib.trajectories.schema import Step, Trajectory
 
 MISSING_OR_UNCLEAR = re.compile(
     r"\b(missing|not found|no such|does not exist|doesn't exist|do not exist|not available|unavailable|"
@@ -237,8 +236,8 @@ def answering_agent(trajectory: Trajectory) -> str:
     for step in reversed(trajectory.steps):
         if step.kind in ("thought", "message") and step.agent_name:
             return step.agent_name
-    step = final_step(trajectory)
-    return step.agent_name if step else "agent"
+    last = final_step(trajectory)
+    return last.agent_name if last else "agent"
 
 
 MIN_ANSWER_QUOTE = 3

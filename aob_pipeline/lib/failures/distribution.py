@@ -19,7 +19,7 @@ extraction succeeded (``flagged`` not NULL):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -31,7 +31,7 @@ from aob_pipeline.lib.failures.findings import (
     LACK_OF_TOOL_ERROR_HANDLING,
     OVERSTATEMENT_OF_TASK_COMPLETION,
 )
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 PUBLISHED_TRACES = 881
 """Traces the upstream failure analysis read."""
@@ -52,7 +52,7 @@ PUBLISHED_NEW_MODE_TRACES: dict[str, int] = {"one": 185, "two_or_more": 164}
 SCOPES = ("all", "agent", "orchestration")
 _SCOPE_COLUMN = {"agent": "agent_id", "orchestration": "orchestration"}
 
-_DISTRIBUTION_COLUMNS = [
+_DISTRIBUTION_COLUMNS: list[ColumnRow] = [
     ("extractor", "VARCHAR", "Extractor of the findings counted: 'offline' or the LLM extractor's model.", False),
     ("scope", "VARCHAR", "'all' (every trace), 'agent' (per agent_id) or 'orchestration' (per orchestration).", False),
     ("group_value", "VARCHAR", "The agent id or orchestration of the row ('all' for scope 'all').", False),
@@ -72,7 +72,7 @@ FAILURE_DISTRIBUTION_TABLE = Table(
     "failure_distribution",
     "Share of traces per failure mode (MAST slug, additional-mode title, failure cluster), per extractor, overall, "
     "per agent and per orchestration.",
-    tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in _DISTRIBUTION_COLUMNS),
+    columns(_DISTRIBUTION_COLUMNS),
     key=("extractor", "scope", "group_value", "kind", "mode"),
 )
 
@@ -139,7 +139,8 @@ def failure_distribution(
     flagged_mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)]
     extra = _additional_rows(findings, clusters)
     rows: list[dict[str, Any]] = []
-    for extractor, ex_runs in runs.groupby("extractor", sort=True):
+    for extractor_key, ex_runs in runs.groupby("extractor", sort=True):
+        extractor = str(extractor_key)  # (a text column)
         ex_mast = flagged_mast[flagged_mast["extractor"] == extractor]
         ex_extra = extra[extra["extractor"] == extractor]
         for scope, value, group in _groups(ex_runs, scopes):
@@ -153,7 +154,8 @@ def failure_distribution(
                     rows.append(_dist_row(extractor, scope, value, "mast", slug, names[slug], n, total, None, None))
             group_extra = ex_extra[ex_extra["run_id"].isin(ids)]
             n_rows = len(group_extra)
-            for title, part in group_extra.groupby("title", sort=True):
+            for title_key, part in group_extra.groupby("title", sort=True):
+                title = str(title_key)  # (a text column)
                 rows.append(_dist_row(extractor, scope, value, "additional", title, title, part["run_id"].nunique(),
                                       total, len(part), n_rows))
             if clusters is not None:
@@ -161,7 +163,7 @@ def failure_distribution(
                     label = None
                     if "cluster_label" in part.columns and part["cluster_label"].notna().any():
                         label = str(part["cluster_label"].dropna().iloc[0])
-                    rows.append(_dist_row(extractor, scope, value, "cluster", str(int(cluster_id)), label,
+                    rows.append(_dist_row(extractor, scope, value, "cluster", str(int(cast(float, cluster_id))), label,
                                           part["run_id"].nunique(), total, len(part), n_rows))
     frame = pd.DataFrame(rows, columns=FAILURE_DISTRIBUTION_TABLE.column_names)
     if len(frame):

@@ -35,7 +35,7 @@ from typing import Any, Protocol, runtime_checkable
 import pandas as pd
 
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS, Taxonomy, load_taxonomy
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 OFFLINE_EXTRACTOR = "offline"
 """Extractor name of the offline (structural) detectors; the LLM extractor is named by its model."""
@@ -195,7 +195,7 @@ class FailureExtractor(Protocol):
     @property
     def name(self) -> str: ...
 
-    def extract(self, trajectory: Any, scenario: Any = None) -> "Finding": ...
+    def extract(self, trajectory: Any, scenario: Any = None) -> Finding: ...
 
 
 def extract_findings(
@@ -240,7 +240,7 @@ def failed_extraction(trajectory: Any, extractor: str, error: str, taxonomy_vers
 
 # ------------------------------------------------------------------------------------------- the table
 
-_FINDINGS_COLUMNS = [
+_FINDINGS_COLUMNS: list[ColumnRow] = [
     ("run_id", "VARCHAR", "Run the finding is about (trajectories.run_id).", False),
     ("agent_id", "VARCHAR", "Agent of the run.", False),
     ("scenario_id", "VARCHAR", "Scenario of the run.", False),
@@ -279,7 +279,7 @@ FAILURE_FINDINGS_TABLE = Table(
     "failure_findings",
     "TrajFM failure findings, long form: per run and extractor, one row per MAST mode (flagged or not) and one "
     "row per additional failure mode, with the run's summary and attribution.",
-    tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in _FINDINGS_COLUMNS),
+    columns(_FINDINGS_COLUMNS),
     key=("run_id", "extractor", "kind", "title"),
 )
 
@@ -375,7 +375,7 @@ def findings_from_frame(frame: pd.DataFrame) -> list[Finding]:
                 raise ValueError(f"{where}: column 'kind': expected 'mast' or 'additional', got {kind!r}")
         try:
             out.append(Finding(
-                run_id=run_id, agent_id=first["agent_id"], scenario_id=first["scenario_id"], extractor=extractor,
+                run_id=str(run_id), agent_id=first["agent_id"], scenario_id=first["scenario_id"], extractor=str(extractor),
                 taxonomy_version=first["taxonomy_version"], orchestration=first["orchestration"],
                 summary=_cell(first["summary"]) or "", task_completed=_cell(first["task_completed"]),
                 mast=mast, mast_details=details, additional=additional,

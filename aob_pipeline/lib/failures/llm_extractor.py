@@ -37,11 +37,6 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from aob_pipeline.lib.llm.cache import LLMCacheError
-from aob_pipeline.lib.llm.client import LLMClient, LLMError
-from aob_pipeline.lib.llm.structured import StructuredOutputError, call_structured_samples
-from aob_pipeline.lib.scenarios.model import Scenario
-from aob_pipeline.lib.trajectories.schema import Trajectory
 from aob_pipeline.lib.failures.evidence import TraceEvidence, render_step
 from aob_pipeline.lib.failures.findings import (
     ATTRIBUTION_ENVIRONMENT,
@@ -54,6 +49,11 @@ from aob_pipeline.lib.failures.findings import (
     failed_extraction,
 )
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS, Taxonomy
+from aob_pipeline.lib.llm.cache import LLMCacheError
+from aob_pipeline.lib.llm.client import LLMClient, LLMError
+from aob_pipeline.lib.llm.structured import StructuredOutputError, call_structured_samples
+from aob_pipeline.lib.scenarios.model import Scenario
+from aob_pipeline.lib.trajectories.schema import Trajectory
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 NOISE_LABEL = "Unclustered (noise)"
 TOKEN_PATTERN = r"(?u)\b[^\W\d_]\w+\b"

@@ -1,6 +1,6 @@
 """Declarations of the TrajFM tables the pipeline stores besides findings, clusters, taxonomy and distribution."""
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 FAILURE_EMBEDDINGS_TABLE = Table(
     "failure_embeddings",

@@ -41,7 +41,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from aob_pipeline.lib.settings import ASSETS_DATA, PROJECT_ROOT
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 TAXONOMY_PATH = ASSETS_DATA / "taxonomy" / "failure_taxonomy.yaml"
 """The tracked catalog file."""
@@ -140,7 +140,7 @@ class TaxonomyMode(_Model):
     provenance: Provenance | None = None
 
     @model_validator(mode="after")
-    def _provenance_matches_origin(self) -> "TaxonomyMode":
+    def _provenance_matches_origin(self) -> TaxonomyMode:
         if self.origin == "promoted" and self.provenance is None:
             raise ValueError("a promoted mode needs its 'provenance'")
         if self.origin == "mast" and self.provenance is not None:
@@ -349,7 +349,9 @@ def known_mode_texts(taxonomy: Taxonomy) -> dict[str, str]:
 def embed_known_modes(taxonomy: Taxonomy, embed: Callable[[list[str]], np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Embedding of each known mode's name and definition, by slug (default: ``embeddings.embed_texts``, cached)."""
     if embed is None:
-        from aob_pipeline.lib.embeddings import embed_texts as embed
+        from aob_pipeline.lib.embeddings import embed_texts
+
+        embed = embed_texts
     texts = known_mode_texts(taxonomy)
     vectors = np.asarray(embed(list(texts.values())), dtype=np.float32)
     return dict(zip(texts, vectors))
@@ -502,8 +504,8 @@ def discover_candidates(
 
 # ------------------------------------------------------------------------------------------ the taxonomy table
 
-def _table(name: str, description: str, columns: list[tuple], key: tuple[str, ...] = ()) -> Table:
-    return Table(name, description, tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in columns), key)
+def _table(name: str, description: str, rows: list[ColumnRow], key: tuple[str, ...] = ()) -> Table:
+    return Table(name, description, columns(rows), key)
 
 
 TAXONOMY_TABLE: Table = _table("taxonomy", "The failure taxonomy of this run: known modes (MAST and promoted) and candidate modes from failure clusters.", [
@@ -558,7 +560,7 @@ def taxonomy_frame(taxonomy: Taxonomy, candidates: Sequence[Candidate] = ()) -> 
     frame["size"] = frame["size"].astype("Int64")
     for col in ("first_seen", "last_seen"):
         frame[col] = pd.to_datetime(frame[col]).dt.date
-        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)
+        frame[col] = frame[col].astype(object).where(frame[col].notna(), None)  # type: ignore[call-overload]  # pandas takes None as `other`; its stubs do not
     return frame
 
 

@@ -45,7 +45,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
@@ -61,6 +61,7 @@ from aob_pipeline.lib.failures.findings import (
     STEP_REPETITION,
     check_slugs_known,
 )
+from aob_pipeline.lib.warehouse import frame_records
 
 PLANTED_FAULTS_LABEL = "planted_faults"
 """Trajectory label under which the fault-injecting wrapper records what it planted (as in agents/faults.py)."""
@@ -153,14 +154,16 @@ def planted_faults_frame(trajectories: Iterable[Any] | pd.DataFrame) -> pd.DataF
         if missing:
             raise ValueError(f"trajectories: missing column(s) {', '.join(missing)}")
         records = [(r["run_id"], r["agent_id"], _labels_of(r["labels"], f"trajectories run {r['run_id']}"))
-                   for r in trajectories.to_dict("records")]
+                   for r in frame_records(trajectories)]
     else:
-        records = [(t.run_id, t.agent_id, dict(t.labels or {})) for t in trajectories]
+        runs = cast("Iterable[Any]", trajectories)  # Trajectory objects (mypy keeps the frame in the union)
+        records = [(t.run_id, t.agent_id, dict(t.labels or {})) for t in runs]
     for run_id, agent_id, labels in records:
         entries = labels.get(PLANTED_FAULTS_LABEL) or []
         if not isinstance(entries, list):
             raise ValueError(f"trajectories run {run_id}: label '{PLANTED_FAULTS_LABEL}' must be a list")
-        planted, not_planted = set(), set()
+        planted: set[str] = set()
+        not_planted: set[str] = set()
         for i, entry in enumerate(entries):
             if not isinstance(entry, Mapping) or "fault" not in entry:
                 raise ValueError(f"trajectories run {run_id}: {PLANTED_FAULTS_LABEL}[{i}] needs a 'fault'")
@@ -325,7 +328,7 @@ def cluster_recovery(
 
 # ---------------------------------------------------------------------------------- the validation table
 
-from aob_pipeline.lib.world.schema import Column, Table  # noqa: E402 - the table declaration goes with its frame
+from aob_pipeline.lib.warehouse.schema import Column, Table  # noqa: E402 - the table declaration goes with its frame
 
 EXTRACTOR_VALIDATION_TABLE = Table(
     "extractor_validation",

@@ -33,7 +33,6 @@ from aob_pipeline.lib.judging.records import (
 )
 from aob_pipeline.lib.judging.reference import ReferenceJudge
 from aob_pipeline.lib.judging.scenario import JudgeScenario, scenario_index
-from aob_pipeline.lib.judging.trace_only import TraceOnlyJudge
 from aob_pipeline.lib.judging.scoring import (
     LEADERBOARD_COLUMNS,
     SCORES_TABLE,
@@ -50,6 +49,7 @@ from aob_pipeline.lib.judging.scoring import (
     trajectory_score,
 )
 from aob_pipeline.lib.judging.sensitivity import FAULT_TARGETS, criterion_flips_frame, fault_pairs, sensitivity_frame
+from aob_pipeline.lib.judging.trace_only import TraceOnlyJudge
 
 __all__ = [
     "CRITERIA", "FAULT_TARGETS", "HumanLabelError", "JUDGEMENTS_TABLE", "JudgeScenario", "Judgement", "LEADERBOARD_COLUMNS", "LLMJudge",

@@ -41,7 +41,7 @@ from aob_pipeline.lib.judging.records import (
     Judgement,
     judgements_frame,
 )
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "t", "y"})
 FALSE_WORDS = frozenset({"false", "0", "no", "f", "n"})
@@ -193,7 +193,7 @@ def import_human_labels(path: str | Path) -> pd.DataFrame:
             raise HumanLabelError(f"{path}: line {line}: field 'run_id': run {run_id} is already labelled on line "
                                   f"{seen[run_id]}")
         seen[run_id] = line
-        verdicts = {c: _parse_bool(rec[c], path, line, c) for c in criteria}
+        verdicts: dict[str, Any] = {c: _parse_bool(rec[c], path, line, c) for c in criteria}
         trial: Any = None
         if rec.get("trial", "").strip():
             try:

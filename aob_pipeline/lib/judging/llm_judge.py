@@ -149,7 +149,9 @@ def render_trajectory(t: Trajectory, *, max_chars: int = 24_000, max_observation
             lines.append(f"[{s.index}] {who} {label}: {_clip((s.content or '').strip(), max_text_chars)}")
     total = sum(len(x) + 1 for x in lines)
     if total > max_chars and len(lines) > 2:
-        head, tail, budget = [], [], max_chars - 80
+        head: list[str] = []
+        tail: list[str] = []
+        budget = max_chars - 80
         i, j = 0, len(lines) - 1
         while i <= j:
             if sum(len(x) + 1 for x in head) <= sum(len(x) + 1 for x in tail) * 0.67:
@@ -316,7 +318,7 @@ class LLMJudge:
     def _combine(self, t: Trajectory, results: Sequence[Any], identity: Mapping[str, Any]) -> Judgement:
         values = [r.value for r in results]
         flat = [_flatten(v) for v in values]
-        verdicts = majority_vote(flat, POSITIVE_CRITERIA, tie=False)
+        verdicts: dict[str, Any] = majority_vote(flat, POSITIVE_CRITERIA, tie=False)  # (keyword arguments below)
         verdicts.update(majority_vote(flat, [NEGATIVE_CRITERION], tie=True))
         rationales = {}
         for c in CRITERIA:

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 POSITIVE_CRITERIA: tuple[str, ...] = (
     "task_completion",
@@ -99,7 +99,7 @@ class Judgement(BaseModel):
     cost_usd: float = 0.0
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Judgement":
+    def _consistent(self) -> Judgement:
         if self.judge_kind not in JUDGE_KINDS:
             raise ValueError(f"run {self.run_id}: judge_kind must be one of {JUDGE_KINDS}, got {self.judge_kind!r}")
         unknown = sorted(set(self.rationales) - set(CRITERIA))
@@ -122,7 +122,7 @@ class Judgement(BaseModel):
 
     @classmethod
     def failed(cls, run_id: str, judge: str, reason: str, *, judge_kind: str = "reference",
-               **identity: Any) -> "Judgement":
+               **identity: Any) -> Judgement:
         """A judgement that could not be made: every verdict None, ``judge_error`` = ``reason``."""
         return cls(run_id=run_id, judge=judge, judge_kind=judge_kind, judge_error=reason or "unknown error",
                    **{k: v for k, v in identity.items() if k in ("agent_id", "scenario_id", "trial")})
@@ -220,8 +220,8 @@ def judgements_from_frame(frame: pd.DataFrame) -> list[Judgement]:
     for i, rec in enumerate(frame.to_dict("records")):
         where = f"judgements row {i} (run {rec.get('run_id')}, judge {rec.get('judge')})"
         try:
-            suggestions = rec.get("suggestions")
-            samples = rec.get("samples")
+            suggestions: Any = rec.get("suggestions")
+            samples: Any = rec.get("samples")
             out.append(Judgement(
                 run_id=rec["run_id"],
                 agent_id=None if _missing(rec.get("agent_id")) else rec.get("agent_id"),

@@ -128,9 +128,6 @@ from aob_pipeline.lib.trace.verification import verification_check
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
 
-
-
-
 class RuleJudge:
     """The frame every rule-based judge shares: ``judge(trajectory, scenario)`` turns bad input (no scenario, a
     scenario of another run, one the judge cannot judge, an exception) into a ``Judgement.failed`` with the
@@ -164,10 +161,11 @@ class RuleJudge:
             facts = TraceFacts(trajectory, sc)
             verdicts = self.verdicts(trajectory, sc, facts, answer_claims(trajectory.final_answer))
             t = trajectory
+            criteria: dict[str, Any] = {c: verdicts[c][0] for c in CRITERIA}
             return Judgement(
                 run_id=t.run_id, agent_id=t.agent_id, scenario_id=t.scenario_id, trial=t.trial,
                 judge=self.name, judge_kind=self.kind,
-                **{c: verdicts[c][0] for c in CRITERIA},
+                **criteria,
                 rationales={c: verdicts[c][1] for c in CRITERIA},
                 suggestions=suggestions_for(verdicts),
             )
@@ -241,6 +239,7 @@ def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts) -> Verd
     answer = t.final_answer
     if answer is None or not answer.strip():
         return False, "the run gave no final answer"
+    assert sc.answer_format is not None  # without_reference(sc) said it is there
     match = compare_answers(sc.expected_answer, answer, sc.answer_format, sc.answer_tolerance,
                             aliases=sc.answer_aliases)
     if not match:

@@ -53,7 +53,6 @@ import numpy as np
 import pandas as pd
 
 from aob_pipeline.lib.judging.records import CRITERIA, NEGATIVE_CRITERION, POSITIVE_CRITERIA
-from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
 from aob_pipeline.lib.trace import (
     DOMAIN_AGENTS,
     GROUP_AGENT,
@@ -62,8 +61,10 @@ from aob_pipeline.lib.trace import (
     is_invalid_call_error,
     role_of,
 )
+from aob_pipeline.lib.trace.scenario import JudgeScenario, scenario_index
 from aob_pipeline.lib.trajectories.schema import Trajectory, to_rows
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse import frame_records
+from aob_pipeline.lib.warehouse.schema import Column, Table, columns
 
 DEPLOYMENT_READY_SCORE = 85.0
 HALLUCINATION_PENALTY = 20.0
@@ -88,7 +89,7 @@ def trajectory_score(verdicts: Mapping[str, Any]) -> tuple[float | None, bool | 
     ``passed`` is None then (a run cannot pass on what was not judged). (None, None) when hallucination or every
     positive criterion is undecided."""
     values = {c: _verdict(verdicts.get(c)) for c in CRITERIA}
-    judged = [values[c] for c in POSITIVE_CRITERIA if values[c] is not None]
+    judged = [v for c in POSITIVE_CRITERIA if (v := values[c]) is not None]
     if values[NEGATIVE_CRITERION] is None or not judged:
         return None, None
     score = 100.0 * sum(judged) / len(judged)
@@ -108,7 +109,7 @@ SCORES_TABLE = Table(
     "scores",
     "One row per trajectory and judge: the score (0-100) and pass from the six verdicts, with the run's and the "
     "scenario's grouping fields for breakdowns.",
-    tuple(Column(*c) for c in [
+    columns([
         ("run_id", "VARCHAR", "The judged run.", False),
         ("agent_id", "VARCHAR", "Agent of the run."),
         ("scenario_id", "VARCHAR", "Scenario of the run."),
@@ -171,7 +172,7 @@ def scores_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Sequence
     run_info = runs.set_index("run_id").to_dict("index") if len(runs) else {}
     index = _scenario_frame(scenarios)
     rows = []
-    for rec in judgements.to_dict("records"):
+    for rec in frame_records(judgements):
         run = run_info.get(rec["run_id"], {})
         error = rec.get("judge_error")
         error = None if error is None or (isinstance(error, float) and math.isnan(error)) or error is pd.NA else error
@@ -470,7 +471,7 @@ SCORE_BREAKDOWNS_TABLE = Table(
     "One row per agent, judge and value of a grouping dimension (scenario type, category, robustness kind, "
     "single- vs multi-agent scenario, orchestration): mean score, pass rate and criteria rates over the agent's "
     "scored trajectories in that group.",
-    tuple(Column(*c) for c in [
+    columns([
         ("agent_id", "VARCHAR", "Registered agent id.", False),
         ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
         ("dimension", "VARCHAR", "Grouping dimension: " + ", ".join(BREAKDOWN_DIMENSIONS) + ".", False),

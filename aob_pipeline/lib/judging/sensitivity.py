@@ -43,7 +43,7 @@ import pandas as pd
 from aob_pipeline.lib.judging.records import CRITERIA, NEGATIVE_CRITERION
 from aob_pipeline.lib.judging.scoring import trajectory_score
 from aob_pipeline.lib.trajectories.schema import Trajectory
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Table, columns
 
 FAULT_TARGETS: dict[str, str] = {
     "skipped_verification": "result_verification",
@@ -65,7 +65,7 @@ JUDGE_SENSITIVITY_TABLE = Table(
     "One row per judge and planted fault: how the judge reacts to faults the fault-injecting agents "
     "(<inner>+<fault>) plant on purpose, from each faulty run paired with the inner agent's clean run on the same "
     "scenario and trial.",
-    tuple(Column(*c) for c in [
+    columns([
         ("judge", "VARCHAR", "Judge: 'reference', 'trace_only', 'human' or an LLM model name.", False),
         ("fault", "VARCHAR", "Planted fault, e.g. invented_value, skipped_verification.", False),
         ("target", "VARCHAR", "The criterion the fault should flip (NULL for a fault without a declared target)."),

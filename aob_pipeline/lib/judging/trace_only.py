@@ -88,6 +88,7 @@ import pandas as pd
 
 from aob_pipeline.lib.judging.records import TRACE_ONLY_JUDGE
 from aob_pipeline.lib.judging.reference import RuleJudge, no_data_read, without_reference
+from aob_pipeline.lib.scenarios.compare import mentions
 from aob_pipeline.lib.trace import (
     DATE,
     EQUIPMENT_NAME,
@@ -119,7 +120,6 @@ from aob_pipeline.lib.trace.answer import (
 )
 from aob_pipeline.lib.trace.claims import UNIT_CONSTANTS, overstatements
 from aob_pipeline.lib.trace.verification import verification_check
-from aob_pipeline.lib.scenarios.compare import mentions
 from aob_pipeline.lib.trajectories.schema import Trajectory
 
 ROBUSTNESS_BEHAVIOUR = {"missing_sensor": "state_missing", "vague_request": "ask_clarification",
@@ -256,17 +256,17 @@ def answer_form_blind(fmt: str | None, answer: str, sc: JudgeScenario, facts: Tr
     if fmt == "clarification":
         behaviour = ROBUSTNESS_BEHAVIOUR.get(sc.robustness)
         is_map = isinstance(parsed, Mapping)
-        said = " ".join(str(v) for k, v in parsed.items() if k != "final") if is_map else text
+        stated = " ".join(str(v) for k, v in parsed.items() if k != "final") if is_map else text
         shown = is_map and behaviour is not None and parsed.get("behaviour") == behaviour
         if not shown:
             if behaviour == "state_missing":
-                shown = bool(FAILURE_ACK.search(said))
+                shown = bool(FAILURE_ACK.search(stated))
             elif behaviour == "ask_clarification":
-                shown = bool(facts.questions) or "?" in said
+                shown = bool(facts.questions) or "?" in stated
             elif behaviour == "note_conflict":
-                shown = bool(CONFLICT_WORDS.search(said))
+                shown = bool(CONFLICT_WORDS.search(stated))
             else:
-                shown = bool(said.strip())
+                shown = bool(stated.strip())
         if not shown:
             return False, f"does not show the {behaviour} behaviour its {sc.robustness} kind asks for"
         then = re.split(r"\bthen\b|,\s*and\b", sc.output_format, maxsplit=1)
@@ -309,8 +309,8 @@ def task_completion(t: Trajectory, sc: JudgeScenario, facts: TraceFacts, claims:
         return None, unchecked
     answer = t.final_answer
     problem = _readable(answer)
-    if problem:
-        return False, problem
+    if problem or answer is None:  # _readable names a problem for a missing answer
+        return False, problem or "there is no final answer"
     if not _states_result(answer, sc, claims):
         return False, "the answer states no result: no value, id, date or name beyond the request's own words"
     ok, why = answer_form_blind(sc.answer_format, answer, sc, facts)
@@ -424,7 +424,7 @@ def _guessed_ids(facts: TraceFacts) -> list[str]:
     for call in facts.calls:
         before = seen + "".join(r for i, r in [*results, *replies] if i < call.index)
         after = "".join(r for i, r in results if i > call.index)
-        for key, v in walk(call.args):
+        for _key, v in walk(call.args):
             if isinstance(v, str) and _ID_WITH_DIGIT.fullmatch(v.strip()) and len(v) >= 4:
                 n = norm(v)
                 if n not in before and n in after:

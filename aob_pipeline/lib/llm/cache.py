@@ -51,6 +51,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 log = logging.getLogger(__name__)
 
 CACHE_FILE_NAME = "llm_cache.duckdb"
@@ -139,7 +141,7 @@ class LLMCache:
         self._counts = {"memory_hits": 0, "file_hits": 0, "misses": 0, "stores": 0}
 
     @classmethod
-    def from_settings(cls, settings: Any = None, **kwargs: Any) -> "LLMCache":
+    def from_settings(cls, settings: Any = None, **kwargs: Any) -> LLMCache:
         """The project's cache file: ``<AOB_HOME>/cache/llm_cache.duckdb``."""
         if settings is None:
             from aob_pipeline.lib.settings import Settings
@@ -211,10 +213,10 @@ class LLMCache:
         if not self.path.exists():
             return 0
 
-        def count(con: Any) -> int:
+        def count(con: duckdb.DuckDBPyConnection) -> int:
             if not self._table_exists(con):
                 return 0
-            return int(con.execute(f"SELECT count(*) FROM {CACHE_TABLE}").fetchone()[0])
+            return int(con.execute(f"SELECT count(*) FROM {CACHE_TABLE}").fetchall()[0][0])
 
         return self._run(count)
 
@@ -242,9 +244,7 @@ class LLMCache:
         assert self.path is not None
         if not self.path.exists():
             return None
-        import duckdb
-
-        def lookup(con: Any) -> Any:
+        def lookup(con: duckdb.DuckDBPyConnection) -> Any:
             if not self._table_exists(con):
                 return None
             return con.execute(f"SELECT response_json FROM {CACHE_TABLE} WHERE key = ?", [key]).fetchone()
@@ -265,11 +265,9 @@ class LLMCache:
 
     def _write_file(self, key: str, **row: Any) -> dict[str, Any]:
         """Insert the row unless the key exists; return the record the file holds for the key afterwards."""
-        import duckdb
+        created_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
-        created_at = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-
-        def store(con: Any) -> Any:
+        def store(con: duckdb.DuckDBPyConnection) -> Any:
             con.execute(_DDL)
             inserted = con.execute(
                 f"INSERT INTO {CACHE_TABLE} (key, model, sample_index, request_json, response_json, created_at, "
@@ -290,7 +288,7 @@ class LLMCache:
             if inserted:
                 return row["response_json"]
             # Another writer stored this key first: its record wins, in memory as on disk.
-            return con.execute(f"SELECT response_json FROM {CACHE_TABLE} WHERE key = ?", [key]).fetchone()[0]
+            return con.execute(f"SELECT response_json FROM {CACHE_TABLE} WHERE key = ?", [key]).fetchall()[0][0]
 
         try:
             stored = self._run(store)
@@ -299,18 +297,16 @@ class LLMCache:
         return json.loads(stored)
 
     @staticmethod
-    def _table_exists(con: Any) -> bool:
+    def _table_exists(con: duckdb.DuckDBPyConnection) -> bool:
         return bool(
             con.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ? AND table_schema = 'main'",
                 [CACHE_TABLE],
-            ).fetchone()[0]
+            ).fetchall()[0][0]
         )
 
     def _run(self, work: Any, conflict_retries: int = 8) -> Any:
         """Run ``work(con)`` on a fresh short connection; retry it on a transaction conflict with another thread."""
-        import duckdb
-
         for attempt in range(conflict_retries + 1):
             try:
                 with _ShortConnection(self.path, self.lock_timeout_s) as con:
@@ -329,11 +325,9 @@ class _ShortConnection:
         assert path is not None
         self.path = path
         self.lock_timeout_s = lock_timeout_s
-        self._con: Any = None
+        self._con: duckdb.DuckDBPyConnection | None = None
 
-    def __enter__(self) -> Any:
-        import duckdb
-
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.lock_timeout_s
         delay = 0.05

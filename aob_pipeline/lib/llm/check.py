@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from aob_pipeline.lib.llm.client import LLMCallFailed, LLMClient, LLMError, LLMRequest, LLMResponse
 from aob_pipeline.lib.llm.providers import parse_model, resolve_endpoint
@@ -63,7 +64,7 @@ def check_model(model: str, *, base_url: str | None = None, api_key_env: str | N
     endpoint = resolve_endpoint(model, base_url, api_key_env)
     report = CheckReport(model=model, endpoint=endpoint.label)
     client = client or LLMClient(cache=None, max_retries=1, base_delay=0.5, timeout_s=timeout_s)
-    options = {"base_url": base_url, "api_key_env": api_key_env, "stream": stream}
+    options: dict[str, Any] = {"base_url": base_url, "api_key_env": api_key_env, "stream": stream}
     request = LLMRequest(model=model, system="You are a connectivity check for an agent benchmark.",
                          messages=[{"role": "user", "content": CHECK_PROMPT}], tools=[CHECK_TOOL], max_tokens=128,
                          **options)

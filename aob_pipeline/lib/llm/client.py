@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NoReturn
 
 from aob_pipeline.lib.llm.cache import LLMCache, LLMCacheError, cache_key, canonical_json
 from aob_pipeline.lib.llm.pricing import cost_usd
@@ -255,7 +255,7 @@ class LLMResponse:
     @classmethod
     def from_record(
         cls, record: Mapping[str, Any], *, cache_key: str, sample_index: int, latency_s: float
-    ) -> "LLMResponse":
+    ) -> LLMResponse:
         """A cache hit: the stored reply, ``cached=True``, no cost, no attempts."""
         return cls(
             content=copy.deepcopy(list(record["content"])),
@@ -376,7 +376,7 @@ class LLMClient:
         self._unsupported: set[tuple[str, str, str]] = set()
 
     @classmethod
-    def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> "LLMClient":
+    def from_settings(cls, settings: Any = None, transport: Any = None, **kwargs: Any) -> LLMClient:
         """A client over the project's cache file (``<AOB_HOME>/cache/llm_cache.duckdb``); the concurrency limit per
         endpoint from ``AOB_LLM_CONCURRENCY`` when set (default 4)."""
         import os
@@ -582,6 +582,7 @@ class LLMClient:
                     "replay; set the key, or point the model at another server with a base URL, to make new calls)"
                 )
             # This client owns retries and backoff, so the SDK's own are switched off.
+            transport: Any  # an openai.OpenAI or an anthropic.Anthropic
             if endpoint.provider == "openai":
                 import openai
 
@@ -863,7 +864,7 @@ def _plain(value: Any) -> Any:
 
 
 def _validate_request(req: LLMRequest) -> None:
-    def fail(where: str, problem: str) -> None:
+    def fail(where: str, problem: str) -> NoReturn:
         raise LLMRequestError(f"LLMRequest.{where}: {problem}")
 
     if not isinstance(req.model, str) or not req.model.strip():

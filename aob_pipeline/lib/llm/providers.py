@@ -202,7 +202,7 @@ def openai_tools(tools: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
 
 
 def openai_tool_choice(choice: Mapping[str, Any]) -> Any:
-    kind = choice.get("type")
+    kind: Any = choice.get("type")
     if kind == "tool":
         return {"type": "function", "function": {"name": choice["name"]}}
     return {"auto": "auto", "any": "required", "none": "none"}[kind]

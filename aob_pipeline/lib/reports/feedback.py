@@ -217,7 +217,7 @@ def _mast_shares(findings: pd.DataFrame | None, run_ids: set[str], extractor: st
         if slug not in names:  # only catalog slugs, named from the catalog
             continue
         n = int(part["run_id"].nunique())
-        out.append({"slug": str(slug), "name": names[slug], "traces": n, "share": _num(n / total)})
+        out.append({"slug": str(slug), "name": names[str(slug)], "traces": n, "share": _num(n / total)})
     return sorted(out, key=lambda r: (-r["traces"], r["slug"]))
 
 
@@ -297,7 +297,8 @@ def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: p
         keywords_of = {int(r["cluster_id"]): r.get("keywords") for r in clusters.to_dict("records")}
     names = mast_mode_names()
     type_of = hidden_runs.set_index("run_id")["scenario_type"].to_dict() if "scenario_type" in hidden_runs else {}
-    out, withheld = [], 0
+    out: list[dict[str, Any]] = []
+    withheld = 0
     for cid, part in mine.groupby(mine["cluster_id"].astype(int), sort=True):
         runs = set(part["run_id"].astype(str))
         if len(runs) < min_cluster_size:
@@ -439,7 +440,7 @@ def build_feedback(agent_id: str, frames: Mapping[str, pd.DataFrame | None],
         types = {str(k): (v if v in SCENARIO_TYPES else "other")
                  for k, v in scenarios.set_index("scenario_id")["type"].to_dict().items()}
     runs["scenario_type"] = runs["scenario_id"].astype(str).map(lambda s: types.get(s, "other"))
-    type_of_run = runs.set_index("run_id")["scenario_type"].to_dict()
+    type_of_run = dict(zip(runs["run_id"].astype(str), runs["scenario_type"]))
     findings = _frame(frames, "failure_findings")
     extractor = preferred_extractor(findings)
 

@@ -324,7 +324,7 @@ def render_report(frames: Mapping[str, pd.DataFrame | None], history: pd.DataFra
     participant page instead of the full report.
     """
     out_path = Path(out_path)
-    stamp = (generated_at or dt.datetime.now(dt.timezone.utc)).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = (generated_at or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     if participant_agent is None:
         sections = [*_leaderboard_sections(frames), *_failure_sections(frames), _agreement_section(frames),
                     _trend_section(frames, history)]

@@ -117,7 +117,7 @@ def _heatmap(ax, values, *, cmap: str, vmin: float, vmax: float, fmt, fontsize: 
 def leaderboard_png(board: pd.DataFrame | None) -> bytes | None:
     """Mean score per agent (of the primary judge) with its 95% interval as error bars, bars coloured by the
     deployment-ready verdict, and the 85-point threshold as a dashed line."""
-    if _empty(board, "agent_id", "mean_score"):
+    if board is None or _empty(board, "agent_id", "mean_score"):
         return None
     part, judge = _judge_rows(board)
     part = part[part["mean_score"].notna()].sort_values("mean_score", ascending=True)
@@ -156,7 +156,7 @@ def leaderboard_png(board: pd.DataFrame | None) -> bytes | None:
 def criteria_png(board: pd.DataFrame | None) -> bytes | None:
     """Per-criterion rates per agent (share of scored runs with the criterion true) of the primary judge, as an
     annotated heat map; agents by mean score, best first."""
-    if _empty(board, "agent_id"):
+    if board is None or _empty(board, "agent_id"):
         return None
     part, judge = _judge_rows(board)
     columns = [f"{c}_rate" for c in CRITERIA if f"{c}_rate" in part.columns]
@@ -179,7 +179,7 @@ def criteria_png(board: pd.DataFrame | None) -> bytes | None:
 def trend_png(history: pd.DataFrame | None) -> bytes | None:
     """Mean score per agent (primary judge) across evaluation runs from ``leaderboard_history``, with the 95%
     interval as a band; ``None`` with fewer than two distinct runs."""
-    if _empty(history, "agent_id", "mean_score"):
+    if history is None or _empty(history, "agent_id", "mean_score"):
         return None
     frame = history
     if "evaluated_at" in frame.columns and "run_at" not in frame.columns:
@@ -220,7 +220,7 @@ def trend_png(history: pd.DataFrame | None) -> bytes | None:
 def judge_agreement_png(agreement: pd.DataFrame | None) -> bytes | None:
     """Cohen's κ per criterion (columns) for each pair of judges (rows), annotated; degenerate pairs (one label
     everywhere, κ 1 by convention) marked with an asterisk."""
-    if _empty(agreement, "judge_a", "judge_b", "criterion", "kappa"):
+    if agreement is None or _empty(agreement, "judge_a", "judge_b", "criterion", "kappa"):
         return None
     frame = agreement[agreement["kappa"].notna()].copy()
     if frame.empty:
@@ -253,13 +253,13 @@ def cluster_map_png(members: pd.DataFrame | None, clusters: pd.DataFrame | None 
     """The 2-D (UMAP) map of clustered failures: one point per ``failure_cluster_members`` row coloured by
     cluster, noise (cluster −1) grey; cluster ids at the cluster centres and, with ``clusters`` (the
     ``failure_clusters`` table), their labels in the legend."""
-    if _empty(members, "map_x", "map_y", "cluster_id"):
+    if members is None or _empty(members, "map_x", "map_y", "cluster_id"):
         return None
     frame = members[members["map_x"].notna() & members["map_y"].notna() & members["cluster_id"].notna()]
     if frame.empty:
         return None
     label_of: dict[int, str] = {}
-    if not _empty(clusters, "cluster_id", "label"):
+    if clusters is not None and not _empty(clusters, "cluster_id", "label"):
         label_of = {int(c): str(lbl) for c, lbl in zip(clusters["cluster_id"], clusters["label"])}
     cluster_ids = frame["cluster_id"].astype(int)
     sizes = cluster_ids.value_counts()
@@ -295,11 +295,11 @@ def failure_heatmap_png(distribution: pd.DataFrame | None, clusters: pd.DataFram
     """Agents × failure modes: the share of each agent's traces showing each MAST mode and each failure cluster
     (``failure_distribution`` rows of scope ``agent``, preferred extractor), the most common modes only. Clusters
     are named by the distribution's label or, without one, by ``clusters`` (the ``failure_clusters`` table)."""
-    if _empty(distribution, "extractor", "scope", "group_value", "kind", "mode", "share"):
+    if distribution is None or _empty(distribution, "extractor", "scope", "group_value", "kind", "mode", "share"):
         return None
     names = mast_mode_names()
     cluster_label: dict[str, str] = {}
-    if not _empty(clusters, "cluster_id", "label"):
+    if clusters is not None and not _empty(clusters, "cluster_id", "label"):
         cluster_label = {str(int(c)): str(lbl) for c, lbl in zip(clusters["cluster_id"], clusters["label"])}
 
     def column(kind: str, mode: str, label) -> str:

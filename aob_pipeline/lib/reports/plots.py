@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import cast
 
 import pandas as pd
 
@@ -86,7 +87,7 @@ def mast_mode_groups() -> dict[str, str]:
 
 def primary_judge(frame: pd.DataFrame | None) -> str | None:
     """The judge a report shows first: ``reference`` when present, else the first judge by name."""
-    if _empty(frame) or "judge" not in frame.columns:
+    if frame is None or _empty(frame) or "judge" not in frame.columns:
         return None
     judges = sorted(str(j) for j in frame["judge"].dropna().unique())
     if not judges:
@@ -96,7 +97,7 @@ def primary_judge(frame: pd.DataFrame | None) -> str | None:
 
 def preferred_extractor(findings: pd.DataFrame | None) -> str | None:
     """The extractor whose findings the report shows: an LLM extractor when one ran, else ``offline``."""
-    if _empty(findings) or "extractor" not in findings.columns:
+    if findings is None or _empty(findings) or "extractor" not in findings.columns:
         return None
     names = sorted(str(e) for e in findings["extractor"].dropna().unique())
     llm = [n for n in names if n != "offline"]
@@ -109,7 +110,7 @@ def preferred_extractor(findings: pd.DataFrame | None) -> str | None:
 def leaderboard_figure(leaderboard: pd.DataFrame | None):
     """Mean score per agent with its 95% bootstrap interval as error bars and the 85-point deployment line;
     one bar colour per judge."""
-    if _empty(leaderboard):
+    if leaderboard is None or _empty(leaderboard):
         return None
     go = _go()
     fig = go.Figure()
@@ -135,7 +136,7 @@ def leaderboard_figure(leaderboard: pd.DataFrame | None):
 
 def criteria_heatmap(leaderboard: pd.DataFrame | None, judge: str | None = None):
     """Per-criterion rates per agent (share of scored runs with the criterion true) under one judge."""
-    if _empty(leaderboard):
+    if leaderboard is None or _empty(leaderboard):
         return None
     judge = judge or primary_judge(leaderboard)
     part = leaderboard[leaderboard["judge"] == judge].sort_values("mean_score", ascending=False)
@@ -153,7 +154,7 @@ def criteria_heatmap(leaderboard: pd.DataFrame | None, judge: str | None = None)
     return _layout(fig, f"Per-criterion rates (judge: {judge})", height=max(300, 120 + 38 * len(part)))
 
 
-def _per_group_scores(scores: pd.DataFrame, group: str, judge: str) -> pd.DataFrame:
+def _per_group_scores(scores: pd.DataFrame, group: str, judge: str | None) -> pd.DataFrame:
     scored = scores[(scores["judge"] == judge) & scores["score"].notna()]
     if scored.empty or group not in scored.columns:
         return pd.DataFrame(columns=[group, "mean_score", "pass_rate", "n_runs", "n_agents"])
@@ -168,7 +169,7 @@ def _per_group_scores(scores: pd.DataFrame, group: str, judge: str) -> pd.DataFr
 
 def orchestration_figure(scores: pd.DataFrame | None, judge: str | None = None):
     """Mean score and pass rate per orchestration (all agents of that orchestration together)."""
-    if _empty(scores) or "orchestration" not in scores.columns:
+    if scores is None or _empty(scores) or "orchestration" not in scores.columns:
         return None
     judge = judge or primary_judge(scores)
     data = _per_group_scores(scores, "orchestration", judge)
@@ -191,7 +192,7 @@ def orchestration_figure(scores: pd.DataFrame | None, judge: str | None = None):
 
 def single_vs_multi_figure(scores: pd.DataFrame | None, judge: str | None = None):
     """Per agent, mean score on single-agent scenarios next to multi-agent scenarios."""
-    if _empty(scores) or "multi_agent" not in scores.columns:
+    if scores is None or _empty(scores) or "multi_agent" not in scores.columns:
         return None
     judge = judge or primary_judge(scores)
     scored = scores[(scores["judge"] == judge) & scores["score"].notna() & scores["multi_agent"].notna()]
@@ -218,7 +219,7 @@ def single_vs_multi_figure(scores: pd.DataFrame | None, judge: str | None = None
 # ------------------------------------------------------------------------------------------ failures
 
 
-def _flagged_mast(findings: pd.DataFrame, extractor: str) -> pd.DataFrame:
+def _flagged_mast(findings: pd.DataFrame, extractor: str | None) -> pd.DataFrame:
     rows = findings[(findings["extractor"] == extractor) & (findings["kind"] == "mast")]
     return rows[rows["flagged"].fillna(False).astype(bool)]
 
@@ -227,20 +228,21 @@ def failure_sunburst(findings: pd.DataFrame | None, clusters: pd.DataFrame | Non
                      members: pd.DataFrame | None = None):
     """Failures as a sunburst, traces counted once per mode: MAST modes by group (group → mode), additional
     modes by cluster (cluster → mode title); the centre splits MAST from additional modes."""
-    if _empty(findings):
+    if findings is None or _empty(findings):
         return None
     extractor = preferred_extractor(findings)
     names, groups = mast_mode_names(), mast_mode_groups()
     paths: list[tuple[str, str, str, int]] = []
     mast = _flagged_mast(findings, extractor)
     for slug, part in mast.groupby("slug"):
-        paths.append(("MAST modes", groups.get(slug, "other"), names.get(slug, str(slug)), int(part["run_id"].nunique())))
+        paths.append(("MAST modes", groups.get(str(slug), "other"), names.get(str(slug), str(slug)),
+                      int(part["run_id"].nunique())))
     extra = findings[(findings["extractor"] == extractor) & (findings["kind"] == "additional")][["run_id", "title"]]
     if len(extra):
         label_of: dict[int, str] = {}
-        if not _empty(clusters):
-            label_of = {int(r.cluster_id): str(r.label) for r in clusters.itertuples()}
-        if not _empty(members):
+        if clusters is not None and not _empty(clusters):
+            label_of = {int(c): str(lbl) for c, lbl in zip(clusters["cluster_id"], clusters["label"])}
+        if members is not None and not _empty(members):
             extra = extra.merge(members[["run_id", "title", "cluster_id"]].drop_duplicates(["run_id", "title"]),
                                 on=["run_id", "title"], how="left")
             extra["cluster"] = extra["cluster_id"].map(
@@ -254,7 +256,7 @@ def failure_sunburst(findings: pd.DataFrame | None, clusters: pd.DataFrame | Non
         return None
     ids, labels, parents, values = [], [], [], []
     totals: dict[str, int] = {}
-    for root, mid, leaf, n in paths:
+    for root, mid, _leaf, n in paths:
         totals[root] = totals.get(root, 0) + n
         totals[f"{root}/{mid}"] = totals.get(f"{root}/{mid}", 0) + n
     for key, n in totals.items():
@@ -276,16 +278,16 @@ def failure_sunburst(findings: pd.DataFrame | None, clusters: pd.DataFrame | Non
 def cluster_map(clusters: pd.DataFrame | None, members: pd.DataFrame | None = None):
     """The 2-D (UMAP) map of failure clusters: one point per clustered failure coloured by cluster, noise grey.
     Without per-member coordinates, one point per cluster centre sized by the cluster's size."""
-    if _empty(clusters):
+    if clusters is None or _empty(clusters):
         return None
     go = _go()
     fig = go.Figure()
-    label_of = {int(r.cluster_id): str(r.label) for r in clusters.itertuples()}
-    per_member = (not _empty(members) and {"map_x", "map_y", "cluster_id"} <= set(members.columns)
+    label_of = {int(c): str(lbl) for c, lbl in zip(clusters["cluster_id"], clusters["label"])}
+    per_member = (members is not None and not _empty(members) and {"map_x", "map_y", "cluster_id"} <= set(members.columns)
                   and members["map_x"].notna().any())
-    if per_member:
-        for cid, part in members.groupby("cluster_id", sort=True):
-            cid = int(cid)
+    if per_member and members is not None:
+        for key, part in members.groupby("cluster_id", sort=True):
+            cid = int(cast(int, key))  # the cluster ids are integers
             noise = cid < 0
             fig.add_trace(go.Scatter(
                 x=part["map_x"].tolist(), y=part["map_y"].tolist(), mode="markers",
@@ -297,17 +299,18 @@ def cluster_map(clusters: pd.DataFrame | None, members: pd.DataFrame | None = No
             ))
         subtitle = "one point per failure"
     else:
-        for r in clusters.itertuples():
-            cid = int(r.cluster_id)
-            if pd.isna(r.map_x) or pd.isna(r.map_y):
+        for r in clusters.to_dict("records"):
+            cid = int(r["cluster_id"])
+            if pd.isna(r["map_x"]) or pd.isna(r["map_y"]):
                 continue
             noise = cid < 0
             fig.add_trace(go.Scatter(
-                x=[r.map_x], y=[r.map_y], mode="markers+text", name="noise" if noise else f"{cid}: {r.label}"[:50],
+                x=[r["map_x"]], y=[r["map_y"]], mode="markers+text",
+                name="noise" if noise else f"{cid}: {r['label']}"[:50],
                 text=["" if noise else str(cid)], textposition="middle center",
-                marker=dict(size=max(12, min(60, 8 * math.sqrt(float(r.size)))), opacity=0.6 if noise else 0.8,
+                marker=dict(size=max(12, min(60, 8 * math.sqrt(float(r["size"])))), opacity=0.6 if noise else 0.8,
                             color=NOISE_COLOUR if noise else PALETTE[cid % len(PALETTE)]),
-                hovertemplate=f"{'noise' if noise else r.label}: {int(r.size)} failures<extra></extra>",
+                hovertemplate=f"{'noise' if noise else r['label']}: {int(r['size'])} failures<extra></extra>",
             ))
         subtitle = "cluster centres, sized by cluster size"
     if not fig.data:
@@ -317,7 +320,7 @@ def cluster_map(clusters: pd.DataFrame | None, members: pd.DataFrame | None = No
     return _layout(fig, f"Failure clusters ({subtitle})", height=520)
 
 
-def agent_mode_shares(distribution: pd.DataFrame, column_name) -> tuple[str, pd.DataFrame] | None:
+def agent_mode_shares(distribution: pd.DataFrame, column_name) -> tuple[str | None, pd.DataFrame] | None:
     """Agents × failure modes of ``failure_distribution`` (scope ``agent``, the preferred extractor, MAST modes and
     clusters): the share of each agent's traces per mode, columns named by ``column_name(kind, mode, label)``,
     modes no agent shows dropped (unless none shows any), most common first. ``(extractor, table)``, or None
@@ -338,8 +341,8 @@ def agent_failure_heatmap(distribution: pd.DataFrame | None, findings: pd.DataFr
     """Agent × failure mode: share of the agent's traces showing each MAST mode (and each failure cluster,
     when the distribution has cluster rows). Uses ``failure_distribution`` rows of scope ``agent``, computed
     from ``failure_findings`` when the table is not given."""
-    if _empty(distribution):
-        if _empty(findings):
+    if distribution is None or _empty(distribution):
+        if findings is None or _empty(findings):
             return None
         from aob_pipeline.lib.failures.distribution import failure_distribution
 
@@ -365,7 +368,7 @@ def agent_failure_heatmap(distribution: pd.DataFrame | None, findings: pd.DataFr
 
 def agreement_figure(agreement: pd.DataFrame | None):
     """Cohen's κ per criterion for each pair of judges (degenerate pairs — one label everywhere — hatched)."""
-    if _empty(agreement):
+    if agreement is None or _empty(agreement):
         return None
     go = _go()
     fig = go.Figure()
@@ -395,7 +398,7 @@ def history_time_column(history: pd.DataFrame) -> str:
 
 def trend_figure(history: pd.DataFrame | None, judge: str | None = None):
     """Mean score per agent across nightly runs, with the 95% interval as a band when given."""
-    if _empty(history):
+    if history is None or _empty(history):
         return None
     time_col = history_time_column(history)
     missing = [c for c in ("agent_id", "mean_score") if c not in history.columns]

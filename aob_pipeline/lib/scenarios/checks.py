@@ -201,7 +201,7 @@ def check_twins(scenarios: Sequence[Scenario]) -> CheckOutcome:
     problems: list[str] = []
     twins = [s for s in scenarios if s.twin_of]
     for s in twins:
-        original = by_id.get(s.twin_of)
+        original = by_id.get(s.twin_of) if s.twin_of else None  # (every twin has it)
         if original is None:
             problems.append(f"{s.id}: twin_of {s.twin_of!r} names no scenario")
             continue

@@ -107,8 +107,8 @@ def _records(path: Path) -> list[tuple[str, Any]]:
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ScenarioImportError(path, f"line {line}", f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset "
+        line_no = raw[: exc.start].count(b"\n") + 1
+        raise ScenarioImportError(path, f"line {line_no}", f"not UTF-8: byte 0x{raw[exc.start]:02x} at offset "
                                                         f"{exc.start}") from None
     stripped = text.lstrip()
     if not stripped:
@@ -203,8 +203,8 @@ def parse_public_record(path: Path, where: str, rec: Any, ground_truth: Path | N
     if upstream_id is None or not re.fullmatch(r"[A-Za-z0-9]+", upstream_id):
         raise ScenarioImportError(path, where, f"must be an id of letters and digits, got {rec.get('id')!r}", field="id")
     scenario_type, type_source, problem = _type_of(rec, path, upstream_id)
-    if problem:
-        raise ScenarioImportError(path, where, problem, upstream_id=upstream_id, field="type")
+    if problem or scenario_type is None:  # _type_of gives a type whenever it names no problem
+        raise ScenarioImportError(path, where, problem or "no type", upstream_id=upstream_id, field="type")
     text_field = next((k for k in ("text", "utterance", "question") if k in rec), "text")
     text = _text(rec, text_field)
     if text is None:
@@ -346,7 +346,7 @@ def _merge(first: Scenario, later: Scenario) -> Scenario:
     if b.get("deterministic") and not a.get("deterministic"):
         a["deterministic"] = True
     rank = {"record": 0, "file": 1, "id range": 2}
-    if rank.get(b.get("type_source"), 3) < rank.get(a.get("type_source"), 3):
+    if rank.get(b.get("type_source") or "", 3) < rank.get(a.get("type_source") or "", 3):
         a["type"], a["type_source"] = b["type"], b["type_source"]
         if a.get("answer") is None:
             a["sub_agents"] = b["sub_agents"]

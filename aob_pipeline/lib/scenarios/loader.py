@@ -237,7 +237,7 @@ def save_imported_scenarios(scenarios: list[Scenario], name: str, settings: Sett
     safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in name) or "imported"
     target = target_dir / f"{safe}.yaml"
     new_ids = {s.id for s in scenarios}
-    merged: dict[str, dict[str, Any]] = {}
+    merged: dict[str | None, dict[str, Any]] = {}  # an entry with no id is kept (keyed None), as it was read
     if target.is_file():
         for entry in read_scenario_entries(target):
             merged[entry.data.get("id")] = entry.data

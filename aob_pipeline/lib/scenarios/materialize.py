@@ -14,16 +14,17 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.scenarios.answers import AnswerError, compute_answer, world_now, world_telemetry_start
 from aob_pipeline.lib.scenarios.loader import load_scenarios
 from aob_pipeline.lib.scenarios.model import Scenario
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 log = logging.getLogger(__name__)
 
-_COLUMNS = [
+_COLUMNS: list[ColumnRow] = [
     ("scenario_id", "VARCHAR", "Scenario id, e.g. IOT-001 (PUB-<n> for imported public scenarios).", False),
     ("type", "VARCHAR", "IoT, FMSR, TSFM, WO or multi-agent.", False),
     ("text", "VARCHAR", "The request, time placeholders rendered at the world's now.", False),
@@ -57,7 +58,7 @@ _COLUMNS = [
 SCENARIOS_TABLE = Table(
     "scenarios",
     "Evaluation scenarios rendered for the current world, with expected answers.",
-    tuple(Column(c[0], c[1], c[2], c[3] if len(c) > 3 else True) for c in _COLUMNS),
+    columns(_COLUMNS),
     key=("scenario_id",),
 )
 
@@ -104,7 +105,7 @@ def scenario_row(scenario: Scenario, template: Scenario, expected: Any = None, a
     }
 
 
-def materialize_scenarios(con: Any, scenarios: Sequence[Scenario] | None = None) -> pd.DataFrame:
+def materialize_scenarios(con: duckdb.DuckDBPyConnection, scenarios: Sequence[Scenario] | None = None) -> pd.DataFrame:
     """Render every scenario at the world's now and compute its expected answer; one row per scenario."""
     scenarios = list(scenarios) if scenarios is not None else load_scenarios()
     con.execute("SET enable_progress_bar = false")  # long answer queries would print bars into the run logs

@@ -80,7 +80,7 @@ class Tolerance(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _at_least_one(self) -> "Tolerance":
+    def _at_least_one(self) -> Tolerance:
         if self.abs is None and self.rel is None:
             raise ValueError("give abs and/or rel")
         return self
@@ -113,7 +113,7 @@ class PlanStep(_Strict):
     purpose: str | None = None
 
     @model_validator(mode="after")
-    def _operator_steps(self) -> "PlanStep":
+    def _operator_steps(self) -> PlanStep:
         if (self.tool == ASK_OPERATOR) != (self.agent == "operator"):
             raise ValueError(f"the tool {ASK_OPERATOR!r} goes with agent 'operator' and only with it")
         if self.tool == ASK_OPERATOR and not isinstance(self.args.get("question"), str):
@@ -163,7 +163,7 @@ class Scenario(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _consistent(self) -> "Scenario":
+    def _consistent(self) -> Scenario:
         if self.source == "curated":
             if self.answer is None:
                 raise ValueError("answer: a curated scenario needs an answer spec (function, params, format)")
@@ -218,7 +218,7 @@ class Scenario(_Strict):
         """Whether an expected answer can be computed at all (an imported scenario only with a ground-truth spec)."""
         return self.answer is not None
 
-    def render(self, now: datetime | str, telemetry_start: datetime | str | None = None) -> "Scenario":
+    def render(self, now: datetime | str, telemetry_start: datetime | str | None = None) -> Scenario:
         """A copy with every time placeholder rendered at the world's ``now`` (and its telemetry start, for
         ``{telemetry_start}``); rendering a rendered scenario at the same ``now`` returns it unchanged."""
         clock = RenderClock.of(now, telemetry_start)

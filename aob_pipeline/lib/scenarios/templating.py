@@ -86,7 +86,7 @@ class RenderClock:
     telemetry_start: datetime | None = None
 
     @classmethod
-    def of(cls, now: Any, telemetry_start: Any = None) -> "RenderClock":
+    def of(cls, now: Any, telemetry_start: Any = None) -> RenderClock:
         return cls(parse_now(now), parse_now(telemetry_start) if telemetry_start not in (None, "") else None)
 
     def anchor(self, name: str) -> datetime:
@@ -100,7 +100,7 @@ class RenderClock:
         return start if start == self.telemetry_start else start + timedelta(days=1)
 
 
-def _clock(clock: "RenderClock | datetime | str") -> RenderClock:
+def _clock(clock: RenderClock | datetime | str) -> RenderClock:
     return clock if isinstance(clock, RenderClock) else RenderClock.of(clock)
 
 
@@ -116,7 +116,7 @@ def _render_one(match: re.Match[str], clock: RenderClock) -> str:
     return FORMATS[fmt](moment)
 
 
-def render_text(text: str, clock: "RenderClock | datetime | str") -> str:
+def render_text(text: str, clock: RenderClock | datetime | str) -> str:
     """Replace every time placeholder in ``text``; a brace that looks like a broken placeholder is an error."""
     clock = _clock(clock)
     for m in _ANY_BRACE_WORD.finditer(text):
@@ -126,7 +126,7 @@ def render_text(text: str, clock: "RenderClock | datetime | str") -> str:
     return PLACEHOLDER.sub(lambda m: _render_one(m, clock), text)
 
 
-def render_value(value: Any, clock: "RenderClock | datetime | str") -> Any:
+def render_value(value: Any, clock: RenderClock | datetime | str) -> Any:
     """Render placeholders in every string inside ``value`` (dicts, lists and scalars)."""
     clock = _clock(clock)
     if isinstance(value, str):

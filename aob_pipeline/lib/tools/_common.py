@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import math
 import re
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
@@ -201,7 +201,7 @@ def world_now(ctx: ToolContext) -> datetime:
 
 
 def days_between(later: Any, earlier: Any) -> float:
-    return (pd.Timestamp(later) - pd.Timestamp(earlier)) / timedelta(days=1)
+    return (pd.Timestamp(later) - pd.Timestamp(earlier)) / pd.Timedelta(days=1)
 
 
 # ------------------------------------------------------------------------------------------- assets

@@ -17,6 +17,7 @@ from aob_pipeline.lib.tools._common import (
     CATALOG_CLASSES,
     asset_sensors,
     close_matches,
+    fmt_ts,
     match_name,
     normalise_key,
     object_schema,
@@ -27,7 +28,6 @@ from aob_pipeline.lib.tools._common import (
     resolve_sensor,
     rounded,
     sensor_data_range,
-    fmt_ts,
 )
 from aob_pipeline.lib.tools.base import ToolContext, ToolError, ToolSpec
 
@@ -92,8 +92,8 @@ def resolve_failure_mode(ctx: ToolContext, value: Any, field: str = "failure_mod
         hit = df[df["failure_mode"].map(normalise_key) == key]
     if len(hit) == 1:
         return records(hit)[0]
-    labels = {r.failure_mode: f"{r.failure_mode} ({r.failure_mode_id})" for r in df.itertuples()}
-    ids = {r.failure_mode_id: f"{r.failure_mode} ({r.failure_mode_id})" for r in df.itertuples()}
+    labels = {str(r.failure_mode): f"{r.failure_mode} ({r.failure_mode_id})" for r in df.itertuples()}
+    ids = {str(r.failure_mode_id): f"{r.failure_mode} ({r.failure_mode_id})" for r in df.itertuples()}
     near = [labels.get(n) or ids[n] for n in close_matches(value, list(labels) + list(ids))]
     near = list(dict.fromkeys(near))
     hint = (f"close matches: {'; '.join(near)}. " if near else "") + \

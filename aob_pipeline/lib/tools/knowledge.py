@@ -19,7 +19,7 @@ import functools
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 import yaml
@@ -85,6 +85,12 @@ class ManualSection:
 
 
 # ------------------------------------------------------------------------------------------- loading
+
+@overload
+def _text_field(path: Path, sid: str, raw: dict[str, Any], name: str, required: Literal[True] = True) -> str: ...
+@overload
+def _text_field(path: Path, sid: str, raw: dict[str, Any], name: str, required: bool) -> str | None: ...
+
 
 def _text_field(path: Path, sid: str, raw: dict[str, Any], name: str, required: bool = True) -> str | None:
     value = raw.get(name)
@@ -244,6 +250,12 @@ def manual_index(folder: str | Path = MANUALS_DIR, settings: Settings | None = N
     """
     folder = Path(folder).resolve()
     return _index(str(folder), _manual_fingerprint(folder), settings)
+
+
+@overload
+def classes_for_filter(equipment_class: str) -> set[str]: ...
+@overload
+def classes_for_filter(equipment_class: None) -> None: ...
 
 
 def classes_for_filter(equipment_class: str | None) -> set[str] | None:

@@ -186,7 +186,7 @@ def call_tool(ctx: ToolContext, name: str, args: dict[str, Any] | None = None) -
             if hit is not None:
                 return json.loads(hit)
     envelope = _call_tool(ctx, name, args)
-    if key is not None and len(memo) < MEMO_LIMIT:
+    if key is not None and memo is not None and len(memo) < MEMO_LIMIT:
         spec = (_REGISTRY or {}).get(name)
         internal = not envelope["ok"] and envelope["error"].get("code") == "internal_error"
         if spec is not None and not spec.stateful and not internal:

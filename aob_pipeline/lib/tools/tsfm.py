@@ -9,7 +9,7 @@ readings, or under half of the 15-minute slots filled); the hint gives the senso
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from aob_pipeline.lib import timeseries
 from aob_pipeline.lib.tools._common import (
@@ -175,7 +175,7 @@ def detect_anomalies(
         for r in shown.itertuples(index=False)
     ]
     windows = [
-        {"start": fmt_ts(w.start), "end": fmt_ts(w.end), "points": int(w.points),
+        {"start": fmt_ts(w.start), "end": fmt_ts(w.end), "points": int(cast(int, w.points)),
          "max_score": rounded(w.max_score), "direction": w.direction}
         for w in result.windows.itertuples(index=False)
     ]

@@ -79,7 +79,7 @@ def markov_next_code(sequences: Iterable[Sequence[str]], last_code: str) -> dict
     k = len(states)
     from_last = {b: n for (a, b), n in counts.items() if a == last_code}
     total = sum(from_last.values())
-    rows = [
+    rows: list[dict[str, Any]] = [
         {"primary_code": b, "probability": (from_last.get(b, 0) + 1) / (total + k), "observed": from_last.get(b, 0)}
         for b in states
     ]
@@ -220,6 +220,7 @@ def list_events(
     page_size: int = LIST_PAGE_SIZE,
 ) -> dict[str, Any]:
     conds, params, filters, record = _base_filters(ctx, asset, start, end, "event_time")
+    assert record is not None  # an asset was given
     by_group_df = ctx.query(
         f"SELECT event_group, count(*) AS n FROM events WHERE {' AND '.join(conds)} GROUP BY 1 ORDER BY 1", params
     )

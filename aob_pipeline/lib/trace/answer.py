@@ -35,8 +35,8 @@ from aob_pipeline.lib.trace.facts import (
 )
 from aob_pipeline.lib.trace.scenario import JudgeScenario
 
-Verdict = tuple[bool, str]
-"""(verdict, why): what every rule returns."""
+Verdict = tuple[bool | None, str]
+"""(verdict, why): what every rule returns; the verdict is None (NULL) with the reason when it cannot be checked."""
 
 
 CONFLICT_WORDS = re.compile(r"conflict|inconsisten|discrepan|contradict|disagree|mismatch|do(?:es)? not agree",
@@ -150,7 +150,7 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
         if is_number(parsed):
             ok = fmt == "number" or float(parsed).is_integer()
             return ok, "a number" if ok else f"{parsed} is not an integer"
-        if isinstance(parsed, str):
+        if isinstance(parsed, str) and claims is not None:  # a text answer always has its claims
             nums = [n for n in claims.numbers if fmt == "number" or float(n.value).is_integer()]
             return (True, "states a number") if nums else (False, f"states no {'integer' if fmt == 'integer' else 'number'}")
         return False, f"expected a {fmt}, got a {type(parsed).__name__}"
@@ -159,18 +159,20 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
             return True, "a list of ids"
         if isinstance(parsed, Mapping):
             return (any(isinstance(v, list) for v in parsed.values()), "an object holding a list of ids")
+        # a bare JSON scalar (a number, true) has no claims: it names no id
+        named = [*claims.ids, *claims.names] if claims is not None else []
         if expected is None:  # the expected set is unknown (a scenario without its answer): judge the shape only
-            if not [*claims.ids, *claims.names]:
+            if not named:
                 if not re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE):
                     return False, "names no id"
                 return prose_form(text, [], "an empty set")
-            return prose_form(text, [*claims.ids, *claims.names], "a set of ids")
+            return prose_form(text, named, "a set of ids")
         items = list(expected)
         if not items:
             if not re.search(r"\b(none|no|zero|nothing|0)\b", text, re.IGNORECASE):
                 return False, "an empty set must be stated as none"
             return prose_form(text, [], "an empty set")
-        if not (any(mentions(text, x) for x in items) or claims.ids or claims.names):
+        if not (any(mentions(text, x) for x in items) or named):
             return False, "names no id"
         return prose_form(text, items, "a set of ids")
     if fmt == "label":
@@ -208,32 +210,32 @@ def answer_form(fmt: str | None, expected: Any, answer: Any, facts: TraceFacts |
             return prose_form(text, items, "a structured answer")
         return (bool(text.strip()), "text")
     if fmt == "text":
-        words = len(text.split())
-        return (words >= 3, f"{words} word(s)")
+        n_words = len(text.split())
+        return (n_words >= 3, f"{n_words} word(s)")
     if fmt == "clarification":
         if not isinstance(expected, Mapping):
             return bool(text.strip()), "text"
         behaviour = expected.get("behaviour")
         is_map = isinstance(parsed, Mapping)
-        said = " ".join(str(v) for k, v in parsed.items() if k != "final") if is_map else text
+        stated = " ".join(str(v) for k, v in parsed.items() if k != "final") if is_map else text
         shown = is_map and parsed.get("behaviour") == behaviour
         if not shown:
             if behaviour == "state_missing":
-                shown = bool(FAILURE_ACK.search(said))
+                shown = bool(FAILURE_ACK.search(stated))
             elif behaviour == "ask_clarification":
-                shown = bool(facts and facts.questions) or "?" in said
+                shown = bool(facts and facts.questions) or "?" in stated
             elif behaviour == "note_conflict":
-                shown = bool(CONFLICT_WORDS.search(said))
+                shown = bool(CONFLICT_WORDS.search(stated))
             else:
-                shown = bool(said.strip())
+                shown = bool(stated.strip())
         if not shown:
             return False, f"does not show the {behaviour} behaviour"
         if expected.get("final") is not None:
             final = parsed.get("final") if is_map else text
             if final is None:
                 return False, "gives no final answer after the operator's reply"
-            ok, why = answer_form(expected.get("final_format") or "json", expected["final"], final, facts)
-            return ok, f"{behaviour}; final answer: {why}"
+            final_ok, why = answer_form(expected.get("final_format") or "json", expected["final"], final, facts)
+            return final_ok, f"{behaviour}; final answer: {why}"
         return True, f"shows the {behaviour} behaviour"
     return (bool(text.strip()), "non-empty")
 

@@ -12,7 +12,6 @@ from aob_pipeline.lib.trace.facts import FAILURE_ACK, AnswerClaims, Call, TraceF
 from aob_pipeline.lib.trace.scenario import JudgeScenario
 from aob_pipeline.lib.trace.verification import referenced_steps, verification_acts
 
-
 SUCCESS_WORDS = re.compile(r"\b(returned|retrieved|got|obtained|succeeded|successful\w*|worked|done|have (?:the|what)|"
                            r"moving on|as expected|fine)\b", re.IGNORECASE)
 

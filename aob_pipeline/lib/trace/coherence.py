@@ -29,13 +29,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 
-from aob_pipeline.lib.trace.answer import states_result
-from aob_pipeline.lib.trace.claims import error_success_claims, overstatements
-from aob_pipeline.lib.trace.reading import TraceReading
 from aob_pipeline.lib.failures.findings import (
     DISOBEY_ROLE_SPECIFICATION,
     EXTRANEOUS_OUTPUT_FORMATTING,
@@ -44,6 +41,9 @@ from aob_pipeline.lib.failures.findings import (
     OVERSTATEMENT_OF_TASK_COMPLETION,
     STEP_REPETITION,
 )
+from aob_pipeline.lib.trace.answer import states_result
+from aob_pipeline.lib.trace.claims import error_success_claims, overstatements
+from aob_pipeline.lib.trace.reading import TraceReading
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,9 @@ def judge_detector_rows(judgements: pd.DataFrame, findings: pd.DataFrame | None,
         return pd.DataFrame()
     modes = modes_by_run(findings, extractor)
     mine = judgements[(judgements["judge"] == judge) & judgements["judge_error"].isna()]
-    verdicts = mine.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index")
+    # run_id -> {column: value} (text column names)
+    verdicts = cast("dict[str, dict[str, Any]]",
+                    mine.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index"))
     items = []
     for t in trajectories:
         v, m = verdicts.get(t.run_id), modes.get(t.run_id)

@@ -366,7 +366,7 @@ class EntityScope:
     windowed_tools: set[str] = field(default_factory=set)
 
     @classmethod
-    def of(cls, scenario: JudgeScenario) -> "EntityScope":
+    def of(cls, scenario: JudgeScenario) -> EntityScope:
         scope = cls()
         for kind, value in scenario.evidence:
             if kind == "asset":
@@ -605,7 +605,8 @@ def answer_claims(answer: str | None) -> AnswerClaims:
     if not isinstance(answer, str) or len(answer) > 20_000:
         return read_answer_claims(answer)
     known = _remembered_claims(answer)
-    return AnswerClaims(**{f: (list(v) if isinstance(v, list) else v) for f, v in vars(known).items()})
+    fields: dict[str, Any] = {f: (list(v) if isinstance(v, list) else v) for f, v in vars(known).items()}
+    return AnswerClaims(**fields)
 
 
 @lru_cache(maxsize=8192)
@@ -739,7 +740,7 @@ class TraceFacts:
                 self.aliases.link(asset_id, name)
             texts.extend(seen.texts)
         for call in self.calls:
-            if call.informative:
+            if call.informative and call.error is not None:  # (informative: an error that says something)
                 for key in ("message", "hint"):
                     if isinstance(call.error.get(key), str):
                         texts.append(call.error[key])
@@ -1037,7 +1038,7 @@ class TraceFacts:
 
 def truncated(text: str | None) -> bool:
     """True when the runner cut the answer at its size limit."""
-    return bool(text) and text.rstrip().endswith(_TRUNCATION_MARK)
+    return text is not None and bool(text) and text.rstrip().endswith(_TRUNCATION_MARK)
 
 
 __all__ = [

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from aob_pipeline.lib.warehouse import frame_records
+
 OPERATOR_TOOL = "ask_operator"
 MULTI_AGENT_TYPE = "multi-agent"
 
@@ -87,7 +89,7 @@ class JudgeScenario:
     # ------------------------------------------------------------------------------------------ builders
 
     @classmethod
-    def from_row(cls, row: Mapping[str, Any]) -> "JudgeScenario":
+    def from_row(cls, row: Mapping[str, Any]) -> JudgeScenario:
         """Parse a ``scenarios`` table row (dict or pandas Series)."""
         if isinstance(row, pd.Series):
             row = row.to_dict()
@@ -133,7 +135,7 @@ class JudgeScenario:
 
     @classmethod
     def from_scenario(cls, scenario: Any, expected: Any = None, aliases: Mapping[str, Sequence[str]] | None = None,
-                      tolerance: Any = None) -> "JudgeScenario":
+                      tolerance: Any = None) -> JudgeScenario:
         """From a rendered ``Scenario`` record and its expected answer (None: not answerable)."""
         answer = scenario.answer
         tol = tolerance
@@ -162,7 +164,7 @@ def scenario_index(scenarios: pd.DataFrame | Sequence[JudgeScenario] | Mapping[s
         if "scenario_id" not in scenarios.columns:
             raise ValueError("scenarios: missing column 'scenario_id'")
         out: dict[str, JudgeScenario] = {}
-        for rec in scenarios.to_dict("records"):
+        for rec in frame_records(scenarios):
             sc = JudgeScenario.from_row(rec)
             if sc.scenario_id in out:
                 raise ValueError(f"scenarios: scenario_id {sc.scenario_id} appears twice")

@@ -46,7 +46,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from aob_pipeline.lib.errors import AobError
-from aob_pipeline.lib.trajectories.schema import Step, Totals, Trajectory, make_run_id
+from aob_pipeline.lib.trajectories.schema import Status, Step, Totals, Trajectory, is_status, make_run_id
 
 SHAPES = ("aob", "react_steps", "plan_execute", "sdk_turns", "atif")
 FINISH_ACTIONS = {"finish", "final answer", "final_answer", "finalanswer", "answer"}
@@ -336,9 +336,9 @@ def _answer(text: str | None) -> str | None:
     return text if text is not None and text.strip() else None
 
 
-def _status(record: dict[str, Any], final: str | None) -> tuple[str, str | None]:
+def _status(record: dict[str, Any], final: str | None) -> tuple[Status, str | None]:
     status = record.get("status")
-    if isinstance(status, str) and status in ("completed", "failed", "timed_out", "crashed"):
+    if is_status(status):
         reason = record.get("status_reason") or record.get("error")
         return status, (str(reason) if reason and status != "completed" else None)
     if final is not None and final.strip():
@@ -470,7 +470,9 @@ def _convert_atif(record: dict[str, Any]) -> dict[str, Any]:
     builder = _Builder()
     question: str | None = None
     last_agent_message: str | None = None
-    agent_info = record.get("agent") if isinstance(record.get("agent"), dict) else {}
+    agent_info = record.get("agent")
+    if not isinstance(agent_info, dict):
+        agent_info = {}
     for i, step in enumerate(items):
         where = f"steps[{i}]"
         source = step.get("source")
@@ -483,7 +485,9 @@ def _convert_atif(record: dict[str, Any]) -> dict[str, Any]:
             continue
         if source != "agent":
             continue
-        metrics = step.get("metrics") if isinstance(step.get("metrics"), dict) else {}
+        metrics = step.get("metrics")
+        if not isinstance(metrics, dict):
+            metrics = {}
         builder.pending_in += _int(metrics.get("prompt_tokens"), f"{where}.metrics.prompt_tokens")
         builder.pending_out += _int(metrics.get("completion_tokens"), f"{where}.metrics.completion_tokens")
         calls = step.get("tool_calls") or []
@@ -520,7 +524,9 @@ def _convert_atif(record: dict[str, Any]) -> dict[str, Any]:
             builder.add(at, kind="tool_call", tool=name,
                         arguments=args if isinstance(args, dict) else ({} if args is None else {"input": args}),
                         observation=None if error else parse_observation(content), error=error)
-    extra = record.get("extra") if isinstance(record.get("extra"), dict) else {}
+    extra = record.get("extra")
+    if not isinstance(extra, dict):
+        extra = {}
     final = _answer(_text(extra, "final_answer")) if isinstance(extra.get("final_answer"), str) else None
     final = final or _answer(last_agent_message)
     if final is not None:
@@ -558,7 +564,9 @@ def _agent_id_of(record: dict[str, Any], shape: str, override: str | None) -> st
 def _scenario_id_of(record: dict[str, Any], text: str | None, file: Path, records_in_file: int,
                     scenario_ids: Mapping[str, str] | None,
                     by_text: Mapping[str, str] | None, shape: str = "") -> str:
-    extra = record.get("extra") if isinstance(record.get("extra"), dict) else {}
+    extra = record.get("extra")
+    if not isinstance(extra, dict):
+        extra = {}
     for key, value in [(k, record.get(k)) for k in ("scenario_id", "id", "uuid", "task_id")] + [
             (f"extra.{k}", extra.get(k)) for k in ("scenario_id", "task_id", "id")]:
         if value is None or value == "":

@@ -17,19 +17,24 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeGuard
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from aob_pipeline.lib.world.schema import Column, Table
+from aob_pipeline.lib.warehouse.schema import Column, Table
 
 StepKind = Literal["thought", "message", "tool_call", "ask_operator", "operator_reply", "final"]
 STEP_KINDS: tuple[str, ...] = ("thought", "message", "tool_call", "ask_operator", "operator_reply", "final")
 
 Status = Literal["completed", "failed", "timed_out", "crashed"]
 STATUSES: tuple[str, ...] = ("completed", "failed", "timed_out", "crashed")
+
+
+def is_status(value: object) -> TypeGuard[Status]:
+    """Whether ``value`` is one of the run statuses (``STATUSES``)."""
+    return isinstance(value, str) and value in STATUSES
 
 KNOWN_ORCHESTRATIONS: tuple[str, ...] = (
     "single", "agents_as_tools", "plan_execute", "oracle", "heuristic", "command", "container", "mcp",
@@ -55,12 +60,12 @@ def _utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
-    return value.astimezone(timezone.utc)
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 class Step(BaseModel):
@@ -99,7 +104,7 @@ class Step(BaseModel):
         return _utc(v)
 
     @model_validator(mode="after")
-    def _tool_calls_name_a_tool(self) -> "Step":
+    def _tool_calls_name_a_tool(self) -> Step:
         if self.kind == "tool_call" and not self.tool:
             raise ValueError(f"step {self.index}: a tool_call step needs 'tool'")
         return self
@@ -133,7 +138,7 @@ class Totals(BaseModel):
         extra_tokens_in: int = 0,
         extra_tokens_out: int = 0,
         extra_cost_usd: float = 0.0,
-    ) -> "Totals":
+    ) -> Totals:
         """Totals of ``steps``; ``extra_*`` adds LLM usage that no step carries (e.g. a call before a crash)."""
         return cls(
             steps=len(steps),
@@ -196,7 +201,7 @@ class Trajectory(BaseModel):
         return _utc(v)
 
     @model_validator(mode="after")
-    def _steps_in_order(self) -> "Trajectory":
+    def _steps_in_order(self) -> Trajectory:
         for position, step in enumerate(self.steps):
             if step.index != position:
                 raise ValueError(
@@ -209,7 +214,7 @@ class Trajectory(BaseModel):
     def tool_calls(self) -> list[Step]:
         return [s for s in self.steps if s.kind == "tool_call"]
 
-    def recompute_totals(self) -> "Trajectory":
+    def recompute_totals(self) -> Trajectory:
         """A copy whose totals are recomputed from the steps (wall seconds kept)."""
         return self.model_copy(update={"totals": Totals.from_steps(self.steps, self.totals.wall_seconds)})
 
@@ -307,7 +312,7 @@ def json_text(value: Any) -> str:
 def _naive_utc(value: datetime | None) -> Any:
     if value is None:
         return pd.NaT
-    return pd.Timestamp(value.astimezone(timezone.utc).replace(tzinfo=None))
+    return pd.Timestamp(value.astimezone(UTC).replace(tzinfo=None))
 
 
 def to_rows(trajs: Iterable[Trajectory]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -371,7 +376,7 @@ _POLARS_TYPES = {"VARCHAR": "String", "INTEGER": "Int32", "BIGINT": "Int64", "DO
 
 
 def _naive_utc_dt(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(timezone.utc).replace(tzinfo=None)
+    return None if value is None else value.astimezone(UTC).replace(tzinfo=None)
 
 
 def to_frames(trajs: Iterable[Trajectory]):
@@ -467,7 +472,7 @@ def from_rows(trajectories: pd.DataFrame, steps: pd.DataFrame) -> list[Trajector
         missing = [c for c in ("run_id",) if c not in frame.columns]
         if missing:
             raise ValueError(f"{name}: missing column(s) {', '.join(missing)}")
-    steps_by_run: dict[str, list[dict[str, Any]]] = {}
+    steps_by_run: dict[str, list[Step]] = {}
     if len(steps):
         ordered = steps.sort_values(["run_id", "step"], kind="stable")
         for rec in ordered.to_dict("records"):

@@ -23,7 +23,7 @@ from aob_pipeline.lib.trajectories.schema import (
     to_frames,
 )
 from aob_pipeline.lib.warehouse import add_missing_columns
-from aob_pipeline.lib.world.schema import Table
+from aob_pipeline.lib.warehouse.schema import Table
 
 
 def _create_if_missing(con: duckdb.DuckDBPyConnection, table: Table) -> None:
@@ -138,7 +138,7 @@ def read_trajectories(
     """
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = 'trajectories'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return []
     if run_ids is not None and not run_ids:
@@ -157,7 +157,8 @@ def read_trajectories(
         return [t for t in everything
                 if (agent_id is None or t.agent_id == agent_id) and (scenario_id is None or t.scenario_id == scenario_id)
                 and (wanted is None or t.run_id in wanted)]
-    conds, params = [], []
+    conds: list[str] = []
+    params: list[Any] = []
     if agent_id is not None:
         conds.append("agent_id = ?")
         params.append(agent_id)
@@ -177,8 +178,8 @@ def _tables_fingerprint(con: duckdb.DuckDBPyConnection) -> tuple:
     """Which database and what both tables hold: counts and an order-free hash of every row."""
     path = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchone()
     return (path[0] if path else None,
-            *con.execute('SELECT count(*), bit_xor(hash(t)) FROM "trajectories" t').fetchone(),
-            *con.execute('SELECT count(*), bit_xor(hash(s)) FROM "trajectory_steps" s').fetchone())
+            *con.execute('SELECT count(*), bit_xor(hash(t)) FROM "trajectories" t').fetchall()[0],
+            *con.execute('SELECT count(*), bit_xor(hash(s)) FROM "trajectory_steps" s').fetchall()[0])
 
 
 def _read(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list[Trajectory]:
@@ -200,6 +201,6 @@ def trajectory_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     for name in TRAJECTORY_TABLES:
         exists = con.execute(
             "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?", [name]
-        ).fetchone()[0]
-        out[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0] if exists else 0
+        ).fetchall()[0][0]
+        out[name] = con.execute(f'SELECT count(*) FROM "{name}"').fetchall()[0][0] if exists else 0
     return out

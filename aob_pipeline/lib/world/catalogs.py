@@ -380,15 +380,16 @@ class _YamlFile:
         loader = _YAML_LOADER(text)
         try:
             self.node = loader.get_single_node()
-            self.data = loader.construct_document(self.node) if self.node is not None else None
+            data = loader.construct_document(self.node) if self.node is not None else None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}" if mark is not None else "?"
             raise CatalogError([f"{self.name}: {where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
         finally:
             loader.dispose()
-        if not isinstance(self.data, dict):
+        if not isinstance(data, dict):
             raise CatalogError([f"{self.name}: expected a mapping at the top level"])
+        self.data: dict[str, Any] = data
 
     def _child(self, node, key: str):
         if node is None or not isinstance(node, yaml.MappingNode):
@@ -662,7 +663,7 @@ def _check_effects(
     ``known_names`` also holds sensors whose template is itself invalid, so one bad template is reported
     once, not again for every failure mode that mentions it.
     """
-    problems = []
+    problems: list[str] = []
     if not known_names:
         return problems
     seen: dict[str, int] = {}

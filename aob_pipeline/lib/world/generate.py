@@ -202,7 +202,7 @@ def _microseconds(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _iso(t: np.datetime64) -> str:
-    return str(np.datetime64(t, "s"))
+    return str(t.astype("datetime64[s]"))
 
 
 # ------------------------------------------------------------------------------------------------ telemetry

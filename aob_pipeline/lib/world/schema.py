@@ -7,43 +7,11 @@ domain tools may ever read it (``injected_faults`` is ground truth and never is)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from aob_pipeline.lib.warehouse.schema import ColumnRow, Table, columns
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    type: str
-    description: str
-    nullable: bool = True
-
-
-@dataclass(frozen=True)
-class Table:
-    name: str
-    description: str
-    columns: tuple[Column, ...]
-    key: tuple[str, ...] = ()
-    agent_visible: bool = True
-
-    @property
-    def column_names(self) -> list[str]:
-        return [c.name for c in self.columns]
-
-    def ddl(self, name: str | None = None) -> str:
-        cols = ",\n  ".join(
-            f'"{c.name}" {c.type}{"" if c.nullable else " NOT NULL"}' for c in self.columns
-        )
-        return f'CREATE OR REPLACE TABLE "{name or self.name}" (\n  {cols}\n)'
-
-
-def _t(name: str, description: str, cols: list[tuple], key: tuple[str, ...] = (), agent_visible: bool = True) -> Table:
-    columns = []
-    for c in cols:
-        nm, ty, desc = c[:3]
-        nullable = c[3] if len(c) > 3 else True
-        columns.append(Column(nm, ty, desc, nullable))
-    return Table(name, description, tuple(columns), key, agent_visible)
+def _t(name: str, description: str, cols: list[ColumnRow], key: tuple[str, ...] = (), agent_visible: bool = True) -> Table:
+    return Table(name, description, columns(cols), key, agent_visible)
 
 
 WORLD_TABLES: dict[str, Table] = {

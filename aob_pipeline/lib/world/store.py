@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.warehouse import connect, replace_tables
 from aob_pipeline.lib.world.schema import MAPPING_TABLES, WORLD_TABLES
@@ -46,7 +48,7 @@ def store_world(settings: Settings, frames: Mapping[str, Any]) -> dict[str, int]
         return store_world_in(con, frames, world_snapshot_dir(settings))
 
 
-def store_world_in(con, frames: Mapping[str, Any], snapshot_dir: Path) -> dict[str, int]:
+def store_world_in(con: duckdb.DuckDBPyConnection, frames: Mapping[str, Any], snapshot_dir: Path) -> dict[str, int]:
     """Same as ``store_world`` on an open connection (e.g. from the Dagster DuckDB resource)."""
     frames = with_mapping_tables(frames)
     missing = [t for t in WORLD_TABLES if t not in frames]
@@ -57,7 +59,7 @@ def store_world_in(con, frames: Mapping[str, Any], snapshot_dir: Path) -> dict[s
     return counts
 
 
-def export_snapshot(con, target: Path) -> None:
+def export_snapshot(con: duckdb.DuckDBPyConnection, target: Path) -> None:
     """Export agent-visible world tables to Parquet in a new folder, then swap it in."""
     target = Path(target)
     staging = target.parent / f".{target.name}.{uuid.uuid4().hex}"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-_BUILT: dict[str, "TinyWorld"] = {}
+_BUILT: dict[str, TinyWorld] = {}
 
 
 @dataclass
@@ -23,7 +23,7 @@ class TinyWorld:
     scenarios: dict[str, Any]  # public deterministic scenarios by id (not rendered)
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)  # id -> scenarios-table row, when answerable
 
-    def ensure(self, ids: list[str] | None = None) -> "TinyWorld":
+    def ensure(self, ids: list[str] | None = None) -> TinyWorld:
         """Render and answer the scenarios ``ids`` (all public deterministic ones by default)."""
         from aob_pipeline.lib.scenarios.materialize import materialize_scenarios
         from aob_pipeline.lib.warehouse import connect

@@ -333,7 +333,7 @@ def test_full_protocol_round_trip(tmp_path):
         assert reply["type"] == "operator_reply" and reply["id"] == "q1"
         send({"type": "message", "text": "sites: MAIN", "agent": "iot"})
         send({"type": "final", "answer": "MAIN / " + reply["text"]})
-    """ % (SITES,)), scenario(text="List the sites", reply=None))
+    """ % (SITES,)), scenario(text="List the sites", reply=None))  # noqa: UP031 - a code template full of braces
     assert t.status == "completed", t.status_reason
     assert t.final_answer == "MAIN / " + NO_FURTHER_INFORMATION
     assert [(s.kind, s.agent_name) for s in t.steps] == [

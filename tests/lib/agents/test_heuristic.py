@@ -29,7 +29,6 @@ from aob_pipeline.lib.scenarios.compare import compare_answers
 from aob_pipeline.lib.tools.registry import call_tool
 
 
-
 def _load_helper():
     """``heuristic_world.py``, imported once per session (both agent test files share its world)."""
     name = "aob_tests_heuristic_world"

@@ -10,6 +10,14 @@ import json
 from types import SimpleNamespace
 
 import pytest
+from llm_fake import (
+    FakeAnthropic,
+    bad_request_error,
+    rate_limit_error,
+    server_error,
+    text_reply,
+    tool_use_reply,
+)
 
 from aob_pipeline.lib.agents.base import NO_FURTHER_INFORMATION, RunLimits
 from aob_pipeline.lib.agents.llm import (
@@ -27,14 +35,6 @@ from aob_pipeline.lib.agents.llm import (
 from aob_pipeline.lib.agents.llm.common import DEFAULT_MODEL
 from aob_pipeline.lib.agents.runner import run_agent
 from aob_pipeline.lib.llm import LLMCache, LLMClient, cost_usd
-from llm_fake import (
-    FakeAnthropic,
-    bad_request_error,
-    rate_limit_error,
-    server_error,
-    text_reply,
-    tool_use_reply,
-)
 from aob_pipeline.lib.settings import Settings
 from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.tools.registry import all_tools

@@ -35,7 +35,6 @@ from aob_pipeline.lib.tools.base import ToolContext
 from aob_pipeline.lib.world.generate import generate_world
 from aob_pipeline.lib.world.store import store_world, world_snapshot_dir
 
-
 MODEL = "openai/llama-3.3-70b"
 LIMITS = RunLimits(timeout_s=60, max_steps=100)
 

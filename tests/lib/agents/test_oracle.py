@@ -118,7 +118,7 @@ def test_a_false_condition_skips_the_step(tiny):
 def test_oracle_matches_every_scenario_at_default(tmp_path_factory):
     rows, ctx = build(tmp_path_factory, "default")
     failures = []
-    for sid, row in rows.items():
+    for row in rows.values():
         try:
             solve_and_compare(row, ctx)
         except AssertionError as exc:

@@ -151,7 +151,7 @@ def test_connect_to_a_host_loopback_port_is_refused(tmp_path):
         while not stop.is_set():
             try:
                 conn, _ = server.accept()
-            except (socket.timeout, OSError):
+            except (TimeoutError, OSError):
                 continue
             accepted.append(conn)
             conn.close()

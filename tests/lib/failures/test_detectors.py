@@ -7,8 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from aob_pipeline.lib.trace.answer import form_problem
-from aob_pipeline.lib.trace.reading import read_trace
 from aob_pipeline.lib.failures import detectors as d
 from aob_pipeline.lib.failures.evidence import evidence_in_trace
 from aob_pipeline.lib.failures.findings import (
@@ -31,6 +29,8 @@ from aob_pipeline.lib.failures.findings import (
     findings_from_frame,
 )
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS
+from aob_pipeline.lib.trace.answer import form_problem
+from aob_pipeline.lib.trace.reading import read_trace
 
 _spec = importlib.util.spec_from_file_location("trace_builders", Path(__file__).resolve().parent / "trace_builders.py")
 tb = importlib.util.module_from_spec(_spec)

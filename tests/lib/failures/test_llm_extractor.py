@@ -8,10 +8,8 @@ import importlib.util
 from pathlib import Path
 
 import pytest
-
-from aob_pipeline.lib.llm import LLMCache, LLMClient
 from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
-from aob_pipeline.lib.llm.structured import check_tool_schema, schema_errors
+
 from aob_pipeline.lib.failures.detectors import OfflineExtractor
 from aob_pipeline.lib.failures.findings import FailureExtractor, extract_findings, findings_frame
 from aob_pipeline.lib.failures.llm_extractor import (
@@ -23,6 +21,8 @@ from aob_pipeline.lib.failures.llm_extractor import (
     resolve_extractor_model,
 )
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS
+from aob_pipeline.lib.llm import LLMCache, LLMClient
+from aob_pipeline.lib.llm.structured import check_tool_schema, schema_errors
 
 _spec = importlib.util.spec_from_file_location("trace_builders", Path(__file__).resolve().parent / "trace_builders.py")
 tb = importlib.util.module_from_spec(_spec)

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from aob_pipeline.lib.llm import LLMCache, LLMClient
 from aob_pipeline.lib.failures.findings import findings_frame, findings_from_frame
 from aob_pipeline.lib.failures.llm_extractor import TOOL_NAME, LLMExtractor, extraction_schema
 from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS
+from aob_pipeline.lib.llm import LLMCache, LLMClient
 
 
 def _load(name, path):

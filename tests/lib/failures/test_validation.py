@@ -9,7 +9,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from aob_pipeline.lib.trajectories.schema import to_rows
 from aob_pipeline.lib.failures.findings import (
     LACK_OF_TOOL_ERROR_HANDLING,
     OVERSTATEMENT_OF_TASK_COMPLETION,
@@ -27,6 +26,7 @@ from aob_pipeline.lib.failures.validation import (
     format_scores,
     planted_faults_frame,
 )
+from aob_pipeline.lib.trajectories.schema import to_rows
 
 _spec = importlib.util.spec_from_file_location("trace_builders", Path(__file__).resolve().parent / "trace_builders.py")
 tb = importlib.util.module_from_spec(_spec)

@@ -3,11 +3,11 @@ reference judge and the offline failure detectors never contradict each other on
 
 import pytest
 
+from aob_pipeline.lib.failures.detectors import OfflineExtractor
 from aob_pipeline.lib.judging import ReferenceJudge, TraceOnlyJudge, judge_trajectories
 from aob_pipeline.lib.trace import scenario_index
 from aob_pipeline.lib.trace.coherence import SHARED_FACTS, coherence_rows, contradictions
 from aob_pipeline.lib.trace.reading import read_trace
-from aob_pipeline.lib.failures.detectors import OfflineExtractor
 
 SCENARIOS = [
     "IOT-001", "IOT-005", "IOT-016", "IOT-026", "FMSR-001", "FMSR-006", "FMSR-011", "TSFM-001", "TSFM-011",

@@ -4,12 +4,12 @@ the cache, and the prompt."""
 import json
 
 import pytest
+from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
 
 from aob_pipeline.lib.judging.batch import judge_trajectories
 from aob_pipeline.lib.judging.llm_judge import JUDGE_TOOL, LLMJudge, is_self_judging, render_prompt, render_trajectory
 from aob_pipeline.lib.judging.records import CRITERIA
 from aob_pipeline.lib.llm import LLMCache, LLMClient
-from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
 
 MODEL = "claude-judge-test"
 GOOD = dict.fromkeys(CRITERIA[:5], True) | {"hallucination": False}

@@ -13,7 +13,6 @@ from aob_pipeline.lib.judging.llm_judge import JUDGE_TOOL, JUDGEMENT_SCHEMA, LLM
 from aob_pipeline.lib.judging.records import CRITERIA
 from aob_pipeline.lib.llm import LLMCache, LLMClient
 
-
 GOOD = dict.fromkeys(CRITERIA[:5], True) | {"hallucination": False}
 
 

@@ -6,7 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from aob_pipeline.lib.judging.records import CRITERIA, JUDGEMENTS_TABLE, Judgement, judgements_frame, judgements_from_frame
+from aob_pipeline.lib.judging.records import (
+    CRITERIA,
+    JUDGEMENTS_TABLE,
+    Judgement,
+    judgements_frame,
+    judgements_from_frame,
+)
 from aob_pipeline.lib.judging.scoring import (
     SCORES_TABLE,
     bootstrap_ci,

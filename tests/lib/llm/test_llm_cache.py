@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 
 import duckdb
 import pytest
+from llm_fake import FakeAnthropic, text_reply
 
 from aob_pipeline.lib.llm import LLMCache, LLMCacheError, LLMClient, canonical_json
 from aob_pipeline.lib.llm.cache import CACHE_FILE_NAME, CACHE_TABLE
-from llm_fake import FakeAnthropic, text_reply
 from aob_pipeline.lib.settings import Settings
 
 

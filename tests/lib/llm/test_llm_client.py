@@ -14,16 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 import anthropic
 import httpx2
 import pytest
-
-from aob_pipeline.lib.llm import (
-    LLMCache,
-    LLMCallFailed,
-    LLMClient,
-    LLMRequest,
-    LLMRequestError,
-    LLMUnavailable,
-    tool_result_block,
-)
 from llm_fake import (
     FakeAnthropic,
     FakeScriptExhausted,
@@ -35,6 +25,16 @@ from llm_fake import (
     text_reply,
     timeout_error,
     tool_use_reply,
+)
+
+from aob_pipeline.lib.llm import (
+    LLMCache,
+    LLMCallFailed,
+    LLMClient,
+    LLMRequest,
+    LLMRequestError,
+    LLMUnavailable,
+    tool_result_block,
 )
 from aob_pipeline.lib.llm.pricing import cost_usd
 

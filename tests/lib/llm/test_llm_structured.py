@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
 
 from aob_pipeline.lib.llm import (
     LLMCache,
@@ -13,7 +14,6 @@ from aob_pipeline.lib.llm import (
     call_structured_samples,
     majority_vote,
 )
-from llm_fake import FakeAnthropic, bad_request_error, text_reply, tool_use_reply
 
 VERDICT_SCHEMA = {
     "type": "object",

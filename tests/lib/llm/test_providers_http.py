@@ -22,7 +22,6 @@ from aob_pipeline.lib.llm import (
 from aob_pipeline.lib.llm.pricing import PriceFileError, cost_usd, price_for
 from aob_pipeline.lib.llm.structured import StructuredOutputError, call_structured_samples, parse_json_reply
 
-
 TOOL = {"name": "sensor_history", "description": "Readings of one sensor.",
         "input_schema": {"type": "object", "properties": {"asset_id": {"type": "string"}}, "required": ["asset_id"]}}
 

@@ -13,10 +13,6 @@ import datetime as dt
 import numpy as np
 import pandas as pd
 
-from aob_pipeline.lib.judging.agreement import agreement_frame
-from aob_pipeline.lib.judging.records import CRITERIA, Judgement, judgements_frame
-from aob_pipeline.lib.judging.scoring import breakdown_frame, leaderboard_frame, scores_frame
-from aob_pipeline.lib.trajectories.schema import Step, Trajectory, to_rows
 from aob_pipeline.lib.failures.distribution import failure_distribution
 from aob_pipeline.lib.failures.findings import (
     INEFFECTIVE_ERROR_RECOVERY,
@@ -28,6 +24,10 @@ from aob_pipeline.lib.failures.findings import (
 )
 from aob_pipeline.lib.failures.naming import FAILURE_CLUSTERS_TABLE
 from aob_pipeline.lib.failures.taxonomy import load_taxonomy, taxonomy_frame
+from aob_pipeline.lib.judging.agreement import agreement_frame
+from aob_pipeline.lib.judging.records import CRITERIA, Judgement, judgements_frame
+from aob_pipeline.lib.judging.scoring import breakdown_frame, leaderboard_frame, scores_frame
+from aob_pipeline.lib.trajectories.schema import Step, Trajectory, to_rows
 
 CANARY_PREFIX = "zqcanary"
 TYPES = ["IoT", "FMSR", "TSFM", "WO", "multi-agent"]
@@ -40,7 +40,7 @@ def canary(kind: str, key: str) -> str:
 
 def build_frames(n_public: int = 4, n_hidden: int = 16, seed: int = 7) -> dict[str, pd.DataFrame]:
     rng = np.random.default_rng(seed)
-    t0 = dt.datetime(2024, 5, 1, 2, 0, tzinfo=dt.timezone.utc)
+    t0 = dt.datetime(2024, 5, 1, 2, 0, tzinfo=dt.UTC)
     scenario_rows = []
     for i in range(n_public + n_hidden):
         hidden = i >= n_public

@@ -4,7 +4,6 @@ hidden text reaches any participant-facing output."""
 import json
 
 import pandas as pd
-
 import pytest
 from synthetic import CANARY_PREFIX, canary
 

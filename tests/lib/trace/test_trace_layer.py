@@ -98,6 +98,13 @@ def test_a_list_in_text_is_bullets_a_table_or_an_enumeration(text, ok):
     assert answer_form("id_set", ["Chiller 6", "Chiller 9", "Chiller 3"], text)[0] is ok
 
 
+@pytest.mark.parametrize("expected", [None, ["CWC04006"]])
+def test_a_bare_number_for_a_set_of_ids_names_no_id(expected):
+    # a JSON scalar has no prose claims; this used to raise AttributeError (found by mypy)
+    assert answer_form("id_set", expected, "5") == (False, "names no id")
+
+
+
 def _imports(path: Path) -> list[tuple[str, str]]:
     tree = ast.parse(path.read_text())
     return [(node.module or "", alias.name) for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pandas as pd
 import pytest
@@ -20,7 +20,7 @@ from aob_pipeline.lib.trajectories.schema import (
     to_rows,
 )
 
-T0 = datetime(2026, 1, 5, 9, 0, 0, 123456, tzinfo=timezone.utc)
+T0 = datetime(2026, 1, 5, 9, 0, 0, 123456, tzinfo=UTC)
 
 
 def sample(trial: int = 0, agent: str = "claude-aat", scenario: str = "IOT-001") -> Trajectory:

@@ -58,7 +58,7 @@ class Span:
     start: int
     end: int
 
-    def overlaps(self, other: "Span") -> bool:
+    def overlaps(self, other: Span) -> bool:
         return self.start < other.end and other.start < self.end
 
 
@@ -352,9 +352,9 @@ def find_failure_modes(text: str, modes: list[dict[str, Any]], masked: list[Span
         used |= best.positions
     found.sort(key=lambda x: x[0])
     out: list[dict[str, Any]] = []
-    for _, m in found:
-        if all(m["failure_mode_id"] != o["failure_mode_id"] for o in out):
-            out.append(m)
+    for _, mode in found:
+        if all(mode["failure_mode_id"] != o["failure_mode_id"] for o in out):
+            out.append(mode)
     return out
 
 

@@ -278,9 +278,10 @@ def find_window(text: str, now: datetime | None, telemetry_start: datetime | Non
     if calendar is not None:
         return calendar
     if re.search(r"\ball (?:of )?(?:the )?telemetry\b|\bwhole (?:telemetry|history)\b|\ball the data\b", low):
-        if telemetry_start and (telemetry_end or now):
-            return Window(telemetry_start, telemetry_end or now, "all the telemetry")
-    if today is None:
+        end = telemetry_end or now
+        if telemetry_start and end:
+            return Window(telemetry_start, end, "all the telemetry")
+    if now is None or today is None:  # the same test twice (today is None exactly when now is), for the checker
         dates = find_dates(text, now)
         if len(dates) == 1:
             d = midnight(dates[0][0])
@@ -296,9 +297,9 @@ def find_window(text: str, now: datetime | None, telemetry_start: datetime | Non
         return Window(today - timedelta(days=1), today, "yesterday")
     m = re.search(rf"\bsince\s+({DATE_PATTERN})", text, re.IGNORECASE)
     if m:
-        d = parse_date(m.group(1), now)
-        if d and d < now:
-            return Window(d, now, m.group(0))
+        since = parse_date(m.group(1), now)
+        if since and since < now:
+            return Window(since, now, m.group(0))
     m = re.search(r"\bover the last (\d+) hours\b|\blast (\d+) hours\b", low)
     if m:
         hours = int(m.group(1) or m.group(2))

@@ -262,8 +262,8 @@ def resolve_entities(text: str, catalog: cat.Catalog) -> Request:
                 guess = cat.fuzzy_sensor(phrase, own or vocabulary)
                 if guess:
                     req.sensors.append(guess)
-                elif own and cat.fuzzy_sensor(phrase, vocabulary):
-                    req.missing_sensors.append(cat.fuzzy_sensor(phrase, vocabulary))
+                elif own and (missing := cat.fuzzy_sensor(phrase, vocabulary)):
+                    req.missing_sensors.append(missing)
                 if guess or req.missing_sensors:
                     break
     if not req.sensors and not req.missing_sensors:

@@ -24,6 +24,8 @@ the run as ``failed`` with the reason. The agents are constructible without ``AN
 
 from __future__ import annotations
 
+from typing import Any
+
 from aob_pipeline.lib.agents.llm.agents_as_tools import (
     AGENTS_AS_TOOLS_AGENT_ID,
     SUPERVISOR,
@@ -84,7 +86,8 @@ def build_llm_agent(model: str, orchestration: str = "react", *, agent_id: str |
     multi-agent orchestrations, default the same model)."""
     if orchestration not in ORCHESTRATIONS:
         raise ValueError(f"orchestration must be one of {', '.join(ORCHESTRATIONS)}, got {orchestration!r}")
-    options = {"base_url": base_url, "api_key_env": api_key_env, "tool_mode": tool_mode, "stream": stream}
+    options: dict[str, Any] = {"base_url": base_url, "api_key_env": api_key_env, "tool_mode": tool_mode,
+                               "stream": stream}
     if agent_id is not None:
         options["agent_id"] = agent_id
     if orchestration == "react":

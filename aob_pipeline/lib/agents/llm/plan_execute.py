@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
 
 from aob_pipeline.lib.agents.base import Agent, AgentEnvironment, AgentFault, Task
 from aob_pipeline.lib.agents.llm.common import (
@@ -90,7 +90,7 @@ def plan_schema(max_steps: int = DEFAULT_MAX_PLAN_STEPS, agents: Sequence[str] =
 PLAN_SCHEMA = plan_schema()
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

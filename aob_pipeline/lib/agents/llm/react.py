@@ -98,7 +98,7 @@ class ClaudeReActAgent(Agent):
         tool_mode: str = "native",
         stream: bool = False,
     ):
-        self.model = resolve_model(model, MODEL_ENV)
+        self.model: str = resolve_model(model, MODEL_ENV)
         self._client = client
         self.max_turns = check_positive("ClaudeReActAgent: max_turns", max_turns)
         if tool_groups is not None:

@@ -158,6 +158,7 @@ class OracleAgent:
             except (PlanReferenceError, ValueError) as exc:
                 problems.append(f"step {step.step}: {exc}")
         try:
+            assert scenario.answer is not None  # checked above; rendering keeps it
             final = extract_answer(scenario.answer, book)
             failure = None
         except (ExtractionError, KeyError, IndexError, TypeError, ValueError) as exc:
@@ -217,7 +218,7 @@ class OracleAgent:
 
     def _record(self, step: PlanStep, ctx: Any, args: dict[str, Any], trace: list[dict[str, Any]]) -> dict[str, Any]:
         envelope = self._call(ctx, step.tool, args)
-        entry = {"step": step.step, "agent": step.agent, "tool": step.tool, "args": args}
+        entry: dict[str, Any] = {"step": step.step, "agent": step.agent, "tool": step.tool, "args": args}
         if envelope.get("ok"):
             entry["observation"] = envelope["result"]
         else:

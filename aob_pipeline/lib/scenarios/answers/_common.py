@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.scenarios.model import AnswerSpec
@@ -97,16 +98,16 @@ def kinds_of(domain: str) -> list[str]:
 # ------------------------------------------------------------------------------------------ helpers
 
 
-def _df(con: Any, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
+def _df(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> pd.DataFrame:
     return con.execute(sql, list(params)).df()
 
 
-def _scalar(con: Any, sql: str, params: Sequence[Any] = ()) -> Any:
+def _scalar(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> Any:
     rows = con.execute(sql, list(params)).fetchall()
     return rows[0][0] if rows else None
 
 
-def world_now(con: Any) -> datetime:
+def world_now(con: duckdb.DuckDBPyConnection) -> datetime:
     """The world's current time from ``world_meta``."""
     value = _scalar(con, "SELECT value FROM world_meta WHERE key = 'now'")
     if value is None:
@@ -115,7 +116,7 @@ def world_now(con: Any) -> datetime:
     return (ts.tz_localize(None) if ts.tzinfo else ts).to_pydatetime()
 
 
-def world_telemetry_start(con: Any) -> datetime | None:
+def world_telemetry_start(con: duckdb.DuckDBPyConnection) -> datetime | None:
     """The first telemetry timestamp from ``world_meta`` (None when the world has no telemetry)."""
     value = _scalar(con, "SELECT value FROM world_meta WHERE key = 'telemetry_start'")
     if value in (None, ""):
@@ -141,29 +142,34 @@ def _iso(value: Any) -> str | None:
     return None if pd.isna(ts) else ts.strftime("%Y-%m-%dT%H:%M:%S")
 
 
-def _asset(con: Any, asset: str) -> dict[str, Any]:
+def _first_row(df: pd.DataFrame) -> dict[str, Any]:
+    """The first row of a query's result as ``{column: value}``."""
+    return {str(k): v for k, v in df.iloc[0].to_dict().items()}
+
+
+def _asset(con: duckdb.DuckDBPyConnection, asset: str) -> dict[str, Any]:
     df = _df(con, "SELECT * FROM assets WHERE lower(asset_id) = lower(?) OR lower(name) = lower(?)", [asset, asset])
     if len(df) != 1:
         raise AnswerError(f"no single asset has the id or name {asset!r}")
-    return df.iloc[0].to_dict()
+    return _first_row(df)
 
 
-def _sensor(con: Any, asset_id: str, sensor: str) -> dict[str, Any]:
+def _sensor(con: duckdb.DuckDBPyConnection, asset_id: str, sensor: str) -> dict[str, Any]:
     df = _df(con, "SELECT * FROM sensors WHERE asset_id = ? AND lower(sensor) = lower(?)", [asset_id, sensor])
     if len(df) != 1:
         raise AnswerError(f"asset {asset_id} has no sensor {sensor!r}")
-    return df.iloc[0].to_dict()
+    return _first_row(df)
 
 
-def _failure_mode(con: Any, failure_mode: str) -> dict[str, Any]:
+def _failure_mode(con: duckdb.DuckDBPyConnection, failure_mode: str) -> dict[str, Any]:
     df = _df(con, "SELECT * FROM failure_modes WHERE lower(failure_mode_id) = lower(?) OR lower(failure_mode) = lower(?)",
              [failure_mode, failure_mode])
     if len(df) != 1:
         raise AnswerError(f"no single failure mode has the id or name {failure_mode!r}")
-    return df.iloc[0].to_dict()
+    return _first_row(df)
 
 
-def _asset_aliases(con: Any, ids: Sequence[str]) -> dict[str, list[str]]:
+def _asset_aliases(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, list[str]]:
     if not ids:
         return {}
     df = _df(con, "SELECT asset_id, name FROM assets")
@@ -171,7 +177,7 @@ def _asset_aliases(con: Any, ids: Sequence[str]) -> dict[str, list[str]]:
     return {i: [names[i]] for i in ids if i in names}
 
 
-def _mode_aliases(con: Any, ids: Sequence[str]) -> dict[str, list[str]]:
+def _mode_aliases(con: duckdb.DuckDBPyConnection, ids: Sequence[str]) -> dict[str, list[str]]:
     if not ids:
         return {}
     df = _df(con, "SELECT failure_mode_id, failure_mode FROM failure_modes")
@@ -179,7 +185,7 @@ def _mode_aliases(con: Any, ids: Sequence[str]) -> dict[str, list[str]]:
     return {i: [names[i]] for i in ids if i in names}
 
 
-def _readings(con: Any, asset: str, sensor: str, start: Any, end: Any) -> tuple[dict[str, Any], str, pd.DataFrame]:
+def _readings(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: Any, end: Any) -> tuple[dict[str, Any], str, pd.DataFrame]:
     """(asset record, exact sensor name, readings ts/value in [start, end) ordered by time); AnswerError if none."""
     a = _asset(con, asset)
     s = _sensor(con, a["asset_id"], sensor)
@@ -190,7 +196,7 @@ def _readings(con: Any, asset: str, sensor: str, start: Any, end: Any) -> tuple[
     return a, s["sensor"], df
 
 
-def _wo_filter(con: Any, asset: str | None, start: Any, end: Any, preventive: bool | None,
+def _wo_filter(con: duckdb.DuckDBPyConnection, asset: str | None, start: Any, end: Any, preventive: bool | None,
                primary_code: str | None = None) -> tuple[str, list[Any]]:
     conds, params = ["TRUE"], []
     if asset is not None:
@@ -241,7 +247,7 @@ def get_answer_function(name: str) -> AnswerKind:
     return ANSWER_KINDS[name]
 
 
-def compute_answer(con: Any, spec: AnswerSpec) -> tuple[Any, dict[str, list[str]], dict[str, float] | None]:
+def compute_answer(con: duckdb.DuckDBPyConnection, spec: AnswerSpec) -> tuple[Any, dict[str, list[str]], dict[str, float] | None]:
     """(expected value, aliases, tolerance) for a rendered answer spec; AnswerError when unanswerable."""
     fn = get_answer_function(spec.function)
     if spec.format not in fn.formats:

@@ -7,6 +7,7 @@ import math
 import re
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.scenarios.answers._common import (
@@ -24,7 +25,7 @@ from aob_pipeline.lib.settings import ASSETS_DATA
 
 
 @answer_kind("fmsr", reads=["assets", "sensors"], formats=["id_set"])
-def sensor_inputs(con: Any, asset: str, sensor: str) -> list[str]:
+def sensor_inputs(con: duckdb.DuckDBPyConnection, asset: str, sensor: str) -> list[str]:
     """The other sensors of the asset that a calculated sensor's formula uses."""
     a = _asset(con, asset)
     row = _sensor(con, a["asset_id"], sensor)
@@ -36,7 +37,7 @@ def sensor_inputs(con: Any, asset: str, sensor: str) -> list[str]:
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["id_set"])
-def failure_mode_ids(con: Any, equipment_class: str, include_hvac: bool = False, detectability: str | None = None,
+def failure_mode_ids(con: duckdb.DuckDBPyConnection, equipment_class: str, include_hvac: bool = False, detectability: str | None = None,
                      component: str | None = None) -> Answer:
     """Failure modes of a class (Chiller, AHU, HVAC); with include_hvac, also HVAC modes whose sensor effects
     name this class's sensors; optionally only one detectability (high|medium|low) or component."""
@@ -57,13 +58,13 @@ def failure_mode_ids(con: Any, equipment_class: str, include_hvac: bool = False,
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["integer"])
-def failure_mode_count(con: Any, equipment_class: str, include_hvac: bool = False) -> int:
+def failure_mode_count(con: duckdb.DuckDBPyConnection, equipment_class: str, include_hvac: bool = False) -> int:
     """How many failure modes a class has (see failure_mode_ids)."""
     return len(failure_mode_ids(con, equipment_class, include_hvac).value)
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["id_set"])
-def failure_mode_sensor_set(con: Any, failure_mode: str, equipment_class: str | None = None) -> list[str]:
+def failure_mode_sensor_set(con: duckdb.DuckDBPyConnection, failure_mode: str, equipment_class: str | None = None) -> list[str]:
     """Sensors a failure mode moves (optionally only the given class's sensors)."""
     fm = _failure_mode(con, failure_mode)
     sql = "SELECT DISTINCT sensor FROM failure_mode_sensors WHERE failure_mode_id = ?"
@@ -75,7 +76,7 @@ def failure_mode_sensor_set(con: Any, failure_mode: str, equipment_class: str | 
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["id_set"])
-def sensor_failure_mode_ids(con: Any, sensor: str, equipment_class: str) -> Answer:
+def sensor_failure_mode_ids(con: duckdb.DuckDBPyConnection, sensor: str, equipment_class: str) -> Answer:
     """Failure modes (any catalog class) with an effect on this sensor of the given asset class."""
     df = _df(con, """SELECT DISTINCT failure_mode_id FROM failure_mode_sensors
                      WHERE lower(sensor) = lower(?) AND lower(equipment_class) = lower(?)""", [sensor, equipment_class])
@@ -84,7 +85,7 @@ def sensor_failure_mode_ids(con: Any, sensor: str, equipment_class: str) -> Answ
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["label"])
-def effect_direction(con: Any, failure_mode: str, sensor: str) -> str:
+def effect_direction(con: duckdb.DuckDBPyConnection, failure_mode: str, sensor: str) -> str:
     """Direction (increase|decrease|erratic) in which a failure mode moves a sensor."""
     fm = _failure_mode(con, failure_mode)
     df = _df(con, "SELECT DISTINCT direction FROM failure_mode_sensors WHERE failure_mode_id = ? AND lower(sensor) = lower(?)",
@@ -99,7 +100,7 @@ FAILURE_MODE_FIELDS = ("primary_code", "secondary_code", "detectability", "compo
 
 
 @answer_kind("fmsr", reads=["failure_modes"], formats=["label"])
-def failure_mode_field(con: Any, failure_mode: str, field: str) -> str:
+def failure_mode_field(con: duckdb.DuckDBPyConnection, failure_mode: str, field: str) -> str:
     """One field of a failure mode's catalog entry (codes, detectability, component, class, name or id)."""
     _check_choice("field", field, FAILURE_MODE_FIELDS)
     value = _failure_mode(con, failure_mode)[field]
@@ -109,7 +110,7 @@ def failure_mode_field(con: Any, failure_mode: str, field: str) -> str:
 
 
 @answer_kind("fmsr", reads=["assets", "sensors", "failure_modes", "failure_mode_sensors"], formats=["id_set"])
-def monitorable_sensors(con: Any, failure_mode: str, asset: str) -> list[str]:
+def monitorable_sensors(con: duckdb.DuckDBPyConnection, failure_mode: str, asset: str) -> list[str]:
     """Sensors that reveal a failure mode and that the asset actually carries."""
     a = _asset(con, asset)
     wanted = set(failure_mode_sensor_set(con, failure_mode, a["equipment_class"]))
@@ -118,19 +119,19 @@ def monitorable_sensors(con: Any, failure_mode: str, asset: str) -> list[str]:
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["id_set"])
-def shared_sensors(con: Any, failure_mode_a: str, failure_mode_b: str) -> list[str]:
+def shared_sensors(con: duckdb.DuckDBPyConnection, failure_mode_a: str, failure_mode_b: str) -> list[str]:
     """Sensors moved by both failure modes (the ones that cannot tell them apart alone)."""
     return sorted(set(failure_mode_sensor_set(con, failure_mode_a)) & set(failure_mode_sensor_set(con, failure_mode_b)))
 
 
 @answer_kind("fmsr", reads=["failure_modes", "failure_mode_sensors"], formats=["id_set"])
-def distinguishing_sensors(con: Any, failure_mode_a: str, failure_mode_b: str) -> list[str]:
+def distinguishing_sensors(con: duckdb.DuckDBPyConnection, failure_mode_a: str, failure_mode_b: str) -> list[str]:
     """Sensors moved by failure_mode_a but not by failure_mode_b."""
     return sorted(set(failure_mode_sensor_set(con, failure_mode_a)) - set(failure_mode_sensor_set(con, failure_mode_b)))
 
 
 @answer_kind("fmsr", reads=["assets", "sensors"], formats=["number"], tolerance={"abs": 1e-6})
-def sensor_plausible_bound(con: Any, asset: str, sensor: str, bound: str) -> float:
+def sensor_plausible_bound(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, bound: str) -> float:
     """The lowest (bound=min) or highest (bound=max) physically plausible value of a sensor of an asset."""
     _check_choice("bound", bound, ("min", "max"))
     row = _sensor(con, _asset(con, asset)["asset_id"], sensor)
@@ -141,14 +142,14 @@ def sensor_plausible_bound(con: Any, asset: str, sensor: str, bound: str) -> flo
 
 
 @answer_kind("fmsr", reads=["failure_modes", "alert_rules"], formats=["id_set"])
-def alert_rules_for_failure_mode(con: Any, failure_mode: str) -> list[str]:
+def alert_rules_for_failure_mode(con: duckdb.DuckDBPyConnection, failure_mode: str) -> list[str]:
     """Alert rules mapped to the failure mode's primary code."""
     fm = _failure_mode(con, failure_mode)
     return sorted(_df(con, "SELECT rule_id FROM alert_rules WHERE primary_code = ?", [fm["primary_code"]])["rule_id"])
 
 
 @answer_kind("fmsr", reads=["failure_modes"], formats=["id_set"])
-def failure_modes_with_code(con: Any, primary_code: str, equipment_class: str) -> Answer:
+def failure_modes_with_code(con: duckdb.DuckDBPyConnection, primary_code: str, equipment_class: str) -> Answer:
     """Failure modes of a catalog class whose typical primary code is ``primary_code``."""
     df = _df(con, "SELECT failure_mode_id FROM failure_modes WHERE upper(primary_code) = upper(?) "
                   "AND lower(equipment_class) = lower(?)", [primary_code, equipment_class])
@@ -157,7 +158,7 @@ def failure_modes_with_code(con: Any, primary_code: str, equipment_class: str) -
 
 
 @answer_kind("fmsr", reads=["assets", "sensors", "failure_modes", "failure_mode_sensors"], formats=["text"])
-def monitoring_recipe(con: Any, failure_mode: str, asset: str) -> dict[str, Any]:
+def monitoring_recipe(con: duckdb.DuckDBPyConnection, failure_mode: str, asset: str) -> dict[str, Any]:
     """What a monitoring recipe must name: the failure mode and every sensor of the asset that reveals it."""
     fm = _failure_mode(con, failure_mode)
     sensors = monitorable_sensors(con, failure_mode, asset)
@@ -189,12 +190,12 @@ def _manual_section(failure_mode: str) -> dict[str, Any]:
 
 
 @answer_kind("fmsr", reads=[], formats=["label"])
-def manual_section_for_failure_mode(con: Any, failure_mode: str) -> str:
+def manual_section_for_failure_mode(con: duckdb.DuckDBPyConnection, failure_mode: str) -> str:
     """Id of the maintenance-manual section about a failure mode (given by id)."""
     return str(_manual_section(failure_mode)["section_id"])
 
 
 @answer_kind("fmsr", reads=[], formats=["integer"])
-def manual_procedure_step_count(con: Any, failure_mode: str) -> int:
+def manual_procedure_step_count(con: duckdb.DuckDBPyConnection, failure_mode: str) -> int:
     """Number of procedure steps in the manual section about a failure mode (given by id)."""
     return len(_manual_section(failure_mode).get("procedure") or [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.scenarios.answers._common import (
@@ -22,13 +23,13 @@ from aob_pipeline.lib.scenarios.answers._common import (
 
 
 @answer_kind("iot", reads=["sites"], formats=["id_set"])
-def site_ids(con: Any) -> list[str]:
+def site_ids(con: duckdb.DuckDBPyConnection) -> list[str]:
     """Every site id."""
     return sorted(_df(con, "SELECT site_id FROM sites")["site_id"])
 
 
 @answer_kind("iot", reads=["assets", "sites"], formats=["id_set"])
-def asset_ids(con: Any, site_id: str | None = None, equipment_class: str | None = None) -> Answer:
+def asset_ids(con: duckdb.DuckDBPyConnection, site_id: str | None = None, equipment_class: str | None = None) -> Answer:
     """Asset ids, optionally of one site (id or name) and/or one class (Chiller, AHU)."""
     conds, params = ["TRUE"], []
     if site_id is not None:
@@ -46,7 +47,7 @@ def asset_ids(con: Any, site_id: str | None = None, equipment_class: str | None 
 
 
 @answer_kind("iot", reads=["assets", "sites"], formats=["integer"])
-def asset_count(con: Any, site_id: str | None = None, equipment_class: str | None = None) -> int:
+def asset_count(con: duckdb.DuckDBPyConnection, site_id: str | None = None, equipment_class: str | None = None) -> int:
     """How many assets (optionally of one site and/or class)."""
     return len(asset_ids(con, site_id, equipment_class).value)
 
@@ -55,7 +56,7 @@ ASSET_ATTRIBUTES = ("site_id", "install_date", "manufacturer", "model", "capacit
 
 
 @answer_kind("iot", reads=["assets"], formats=["label", "number"])
-def asset_attribute(con: Any, asset: str, attribute: str) -> Any:
+def asset_attribute(con: duckdb.DuckDBPyConnection, asset: str, attribute: str) -> Any:
     """One attribute of an asset's record (dates as YYYY-MM-DD, capacity as a number)."""
     _check_choice("attribute", attribute, ASSET_ATTRIBUTES)
     value = _asset(con, asset)[attribute]
@@ -67,7 +68,7 @@ def asset_attribute(con: Any, asset: str, attribute: str) -> Any:
 
 
 @answer_kind("iot", reads=["assets", "sensors"], formats=["id_set"])
-def sensor_names(con: Any, asset: str, calculated: bool | None = None) -> list[str]:
+def sensor_names(con: duckdb.DuckDBPyConnection, asset: str, calculated: bool | None = None) -> list[str]:
     """The sensor names of an asset (optionally only calculated or only measured ones)."""
     a = _asset(con, asset)
     sql = "SELECT sensor FROM sensors WHERE asset_id = ?"
@@ -79,13 +80,13 @@ def sensor_names(con: Any, asset: str, calculated: bool | None = None) -> list[s
 
 
 @answer_kind("iot", reads=["assets", "sensors"], formats=["integer"])
-def sensor_count(con: Any, asset: str) -> int:
+def sensor_count(con: duckdb.DuckDBPyConnection, asset: str) -> int:
     """How many sensors an asset carries."""
     return len(sensor_names(con, asset))
 
 
 @answer_kind("iot", reads=["assets", "sensors"], formats=["label"])
-def sensor_unit(con: Any, asset: str, sensor: str) -> str:
+def sensor_unit(con: duckdb.DuckDBPyConnection, asset: str, sensor: str) -> str:
     """The engineering unit of one sensor of an asset."""
     return str(_sensor(con, _asset(con, asset)["asset_id"], sensor)["unit"])
 
@@ -94,7 +95,7 @@ TELEMETRY_STATS = ("mean", "min", "max", "std", "count", "first_value", "last_va
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["number", "integer"], tolerance={"abs": 0.001})
-def telemetry_stat(con: Any, asset: str, sensor: str, start: str, end: str, stat: str) -> float | int:
+def telemetry_stat(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, stat: str) -> float | int:
     """One statistic of a sensor's raw readings in [start, end): mean, min, max, std (sample), count,
     first_value or last_value."""
     _check_choice("stat", stat, TELEMETRY_STATS)
@@ -114,14 +115,14 @@ def telemetry_stat(con: Any, asset: str, sensor: str, start: str, end: str, stat
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["list"], tolerance={"abs": 0.001})
-def daily_means(con: Any, asset: str, sensor: str, start: str, end: str) -> list[float]:
+def daily_means(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str) -> list[float]:
     """Mean of a sensor per calendar day in [start, end), in date order (days without readings left out)."""
     _, _, df = _readings(con, asset, sensor, start, end)
     return [float(x) for x in df.groupby(df["ts"].dt.floor("D"))["value"].mean().sort_index()]
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["label"])
-def peak_hour(con: Any, asset: str, sensor: str, start: str, end: str) -> str:
+def peak_hour(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str) -> str | None:
     """Start of the clock hour with the highest mean reading in [start, end)."""
     _, _, df = _readings(con, asset, sensor, start, end)
     hourly = df.groupby(df["ts"].dt.floor("h"))["value"].mean().round(4)
@@ -130,19 +131,19 @@ def peak_hour(con: Any, asset: str, sensor: str, start: str, end: str) -> str:
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["id_set"])
-def extreme_reading_times(con: Any, asset: str, sensor: str, start: str, end: str, extreme: str = "max") -> list[str]:
+def extreme_reading_times(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, extreme: str = "max") -> list[str]:
     """Timestamps of the highest (or lowest) raw reading in [start, end); several when tied."""
     _check_choice("extreme", extreme, ("max", "min"))
     _, _, df = _readings(con, asset, sensor, start, end)
     target = df["value"].max() if extreme == "max" else df["value"].min()
-    return sorted(_iso(t) for t in df.loc[df["value"] == target, "ts"])
+    return sorted(s for t in df.loc[df["value"] == target, "ts"] if (s := _iso(t)) is not None)  # ts is NOT NULL
 
 
 _OPS = {">": lambda s, t: s > t, ">=": lambda s, t: s >= t, "<": lambda s, t: s < t, "<=": lambda s, t: s <= t}
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["integer"])
-def readings_beyond(con: Any, asset: str, sensor: str, start: str, end: str, op: str, threshold: float) -> int:
+def readings_beyond(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, op: str, threshold: float) -> int:
     """How many raw readings in [start, end) satisfy ``value OP threshold`` (OP one of > >= < <=)."""
     _check_choice("op", op, tuple(_OPS))
     _, _, df = _readings(con, asset, sensor, start, end)
@@ -150,7 +151,7 @@ def readings_beyond(con: Any, asset: str, sensor: str, start: str, end: str, op:
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["number"], tolerance={"abs": 0.001})
-def running_hours(con: Any, asset: str, start: str, end: str, sensor: str = "Run Status") -> float:
+def running_hours(con: duckdb.DuckDBPyConnection, asset: str, start: str, end: str, sensor: str = "Run Status") -> float:
     """Hours the asset ran in [start, end): readings of its 0/1 status sensor (Run Status for chillers,
     Supply Fan Status for AHUs) equal to 1, each standing for 15 minutes."""
     _, _, df = _readings(con, asset, sensor, start, end)
@@ -158,13 +159,13 @@ def running_hours(con: Any, asset: str, start: str, end: str, sensor: str = "Run
 
 
 @answer_kind("iot", reads=["world_meta"], formats=["label"])
-def current_time(con: Any) -> str:
+def current_time(con: duckdb.DuckDBPyConnection) -> str | None:
     """The world's current time, ISO."""
     return _iso(world_now(con))
 
 
 @answer_kind("iot", reads=["assets", "sensors", "telemetry"], formats=["number"], tolerance={"abs": 0.002})
-def mean_difference(con: Any, asset: str, sensor_a: str, sensor_b: str, start: str, end: str) -> float:
+def mean_difference(con: duckdb.DuckDBPyConnection, asset: str, sensor_a: str, sensor_b: str, start: str, end: str) -> float:
     """Mean of sensor_a minus mean of sensor_b over [start, end) (e.g. an approach temperature)."""
     _, _, a = _readings(con, asset, sensor_a, start, end)
     _, _, b = _readings(con, asset, sensor_b, start, end)
@@ -172,7 +173,7 @@ def mean_difference(con: Any, asset: str, sensor_a: str, sensor_b: str, start: s
 
 
 @answer_kind("iot", reads=["assets", "sites", "sensors", "telemetry"], formats=["json"], tolerance={"abs": 0.001})
-def asset_means(con: Any, sensor: str, start: str, end: str, site_id: str | None = None,
+def asset_means(con: duckdb.DuckDBPyConnection, sensor: str, start: str, end: str, site_id: str | None = None,
                 equipment_class: str | None = None) -> dict[str, float]:
     """Mean of one sensor over [start, end) for each asset of a site/class, keyed by asset id."""
     out = {}
@@ -185,7 +186,7 @@ def asset_means(con: Any, sensor: str, start: str, end: str, site_id: str | None
 
 
 @answer_kind("iot", reads=["assets", "sites", "sensors", "telemetry"], formats=["id_set"])
-def extreme_asset_by_mean(con: Any, sensor: str, start: str, end: str, site_id: str | None = None,
+def extreme_asset_by_mean(con: duckdb.DuckDBPyConnection, sensor: str, start: str, end: str, site_id: str | None = None,
                           equipment_class: str | None = None, extreme: str = "max") -> Answer:
     """The asset(s) of a site/class whose mean of ``sensor`` over [start, end) is highest (or lowest)."""
     _check_choice("extreme", extreme, ("max", "min"))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
+
 from aob_pipeline.lib.scenarios.answers._common import (
     Answer,
     AnswerError,
@@ -30,7 +32,7 @@ from aob_pipeline.lib.scenarios.answers.wo import latest_work_order, likely_next
 
 
 @answer_kind("multi", reads=["assets", "sensors", "telemetry", "failure_modes", "failure_mode_sensors"], formats=["json"])
-def anomaly_failure_modes(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> Answer:
+def anomaly_failure_modes(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> Answer:
     """Detect anomalies; take the dominant window (most points) and list the failure modes whose catalog
     effect on this sensor (for the asset's class) points the same way: high -> increase, low -> decrease,
     mixed -> erratic; erratic effects fit any direction. {anomalous, direction, failure_modes}."""
@@ -47,7 +49,7 @@ def anomaly_failure_modes(con: Any, asset: str, sensor: str, start: str, end: st
 
 
 @answer_kind("multi", reads=["assets", "sensors", "telemetry", "failure_modes", "failure_mode_sensors"], formats=["json"])
-def anomaly_manual_sections(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> Answer:
+def anomaly_manual_sections(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> Answer:
     """``anomaly_failure_modes`` plus the maintenance-manual section of each consistent failure mode:
     {anomalous, direction, failure_modes, sections}."""
     found = anomaly_failure_modes(con, asset, sensor, start, end, alpha)
@@ -63,7 +65,7 @@ def anomaly_manual_sections(con: Any, asset: str, sensor: str, start: str, end: 
 
 
 @answer_kind("multi", reads=["assets", "sensors", "telemetry", "failure_modes"], formats=["json"])
-def anomaly_work_order_decision(con: Any, asset: str, sensor: str, start: str, end: str, failure_mode: str,
+def anomaly_work_order_decision(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, failure_mode: str,
                                 alpha: float = 0.01) -> dict[str, Any]:
     """Create a corrective work order (with the failure mode's primary code) only if the sensor shows an
     anomaly in [start, end): {create, primary_code (None when not created)}."""
@@ -73,7 +75,7 @@ def anomaly_work_order_decision(con: Any, asset: str, sensor: str, start: str, e
 
 
 @answer_kind("multi", reads=["assets", "work_orders", "failure_modes"], formats=["json"])
-def failure_mode_work_orders(con: Any, failure_mode: str, asset: str, start: str | None = None,
+def failure_mode_work_orders(con: duckdb.DuckDBPyConnection, failure_mode: str, asset: str, start: str | None = None,
                              end: str | None = None) -> dict[str, Any]:
     """The failure mode's primary code and how many corrective work orders of the asset carry it in [start, end)."""
     code = failure_mode_field(con, failure_mode, "primary_code")
@@ -82,7 +84,7 @@ def failure_mode_work_orders(con: Any, failure_mode: str, asset: str, start: str
 
 @answer_kind("multi", reads=["assets", "sensors", "telemetry", "failure_modes", "failure_mode_sensors"], formats=["json"],
                  tolerance={"abs": 0.001})
-def failure_mode_sensor_means(con: Any, failure_mode: str, asset: str, start: str, end: str) -> dict[str, float]:
+def failure_mode_sensor_means(con: duckdb.DuckDBPyConnection, failure_mode: str, asset: str, start: str, end: str) -> dict[str, float]:
     """Mean over [start, end) of every sensor of the asset that reveals the failure mode, keyed by sensor."""
     out = {}
     for name in monitorable_sensors(con, failure_mode, asset):
@@ -94,7 +96,7 @@ def failure_mode_sensor_means(con: Any, failure_mode: str, asset: str, start: st
 
 
 @answer_kind("multi", reads=["assets", "sensors", "telemetry"], formats=["json"], tolerance={"abs": 0.002, "rel": 1e-4})
-def forecast_vs_history_max(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int = 96,
+def forecast_vs_history_max(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, horizon: int = 96,
                             level: float = 90) -> dict[str, Any]:
     """Whether the next ``horizon`` steps may exceed the highest reading of the history [start, end): the
     highest upper bound of the forecast against that maximum: {forecast_max_hi, history_max, exceeds}."""
@@ -104,7 +106,7 @@ def forecast_vs_history_max(con: Any, asset: str, sensor: str, start: str, end: 
 
 
 @answer_kind("multi", reads=["assets", "sensors", "telemetry", "work_orders"], formats=["json"])
-def anomaly_and_corrective_history(con: Any, asset: str, sensor: str, start: str, end: str, wo_start: str,
+def anomaly_and_corrective_history(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, wo_start: str,
                                    alpha: float = 0.01) -> dict[str, Any]:
     """Whether the sensor shows anomalies in [start, end) and how many corrective work orders the asset had
     from wo_start up to end: {anomalous, corrective_work_orders}."""
@@ -113,7 +115,7 @@ def anomaly_and_corrective_history(con: Any, asset: str, sensor: str, start: str
 
 
 @answer_kind("multi", reads=["assets", "sensors", "failure_modes", "failure_mode_sensors"], formats=["integer"])
-def detectable_failure_mode_count(con: Any, asset: str) -> int:
+def detectable_failure_mode_count(con: duckdb.DuckDBPyConnection, asset: str) -> int:
     """How many failure modes of the asset's class (HVAC ones that touch its class included) at least one of
     the asset's sensors reveals."""
     a = _asset(con, asset)
@@ -127,7 +129,7 @@ def detectable_failure_mode_count(con: Any, asset: str) -> int:
 
 
 @answer_kind("multi", reads=["assets", "work_orders", "failure_modes"], formats=["json"])
-def latest_corrective_failure_modes(con: Any, asset: str) -> Answer:
+def latest_corrective_failure_modes(con: duckdb.DuckDBPyConnection, asset: str) -> Answer:
     """The asset's latest corrective work order, its primary code and the failure modes of the asset's class
     (its own catalog class) that carry that code: {wo_id, primary_code, failure_modes}."""
     a = _asset(con, asset)
@@ -138,7 +140,7 @@ def latest_corrective_failure_modes(con: Any, asset: str) -> Answer:
 
 
 @answer_kind("multi", reads=["assets", "work_orders", "world_meta", "failure_modes"], formats=["json"])
-def next_code_failure_modes(con: Any, asset: str) -> Answer:
+def next_code_failure_modes(con: duckdb.DuckDBPyConnection, asset: str) -> Answer:
     """The most likely next primary code(s) of the asset and the failure modes of its class carrying them:
     {next_codes, failure_modes}."""
     a = _asset(con, asset)
@@ -148,7 +150,7 @@ def next_code_failure_modes(con: Any, asset: str) -> Answer:
 
 
 @answer_kind("multi", reads=["assets", "sites", "sensors", "telemetry", "work_orders", "world_meta"], formats=["json"])
-def top_power_asset_next_codes(con: Any, start: str, end: str, site_id: str | None = None,
+def top_power_asset_next_codes(con: duckdb.DuckDBPyConnection, start: str, end: str, site_id: str | None = None,
                                equipment_class: str | None = None, sensor: str = "Power Input") -> Answer:
     """The asset of a site/class with the highest mean ``sensor`` over [start, end) and its most likely next
     work-order code(s): {asset_id, next_codes}."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
+
 from aob_pipeline.lib.scenarios.answers._common import (
     AnswerError,
     _asset,
@@ -15,7 +17,7 @@ from aob_pipeline.lib.scenarios.answers._common import (
 from aob_pipeline.lib.scenarios.model import AnswerSpec
 
 
-def _final(con: Any, final: dict[str, Any] | None) -> dict[str, Any]:
+def _final(con: duckdb.DuckDBPyConnection, final: dict[str, Any] | None) -> dict[str, Any]:
     if final is None:
         return {}
     spec = AnswerSpec.model_validate(final)
@@ -27,7 +29,7 @@ def _final(con: Any, final: dict[str, Any] | None) -> dict[str, Any]:
 
 
 @answer_kind("robustness", reads=["assets", "sensors"], formats=["clarification"])
-def clarify_missing_sensor(con: Any, asset: str, sensor: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
+def clarify_missing_sensor(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, final: dict[str, Any] | None = None) -> dict[str, Any]:
     """The asset lacks the requested sensor: a right answer says so, naming the sensor, and (when the operator
     replies with an alternative) answers ``final`` (a nested answer spec)."""
     a = _asset(con, asset)
@@ -39,7 +41,7 @@ def clarify_missing_sensor(con: Any, asset: str, sensor: str, final: dict[str, A
 
 
 @answer_kind("robustness", reads=[], formats=["clarification"])
-def clarify_vague_request(con: Any, final: dict[str, Any] | None = None,
+def clarify_vague_request(con: duckdb.DuckDBPyConnection, final: dict[str, Any] | None = None,
                           must_mention: list[Any] | None = None) -> dict[str, Any]:
     """The request is too vague to act on: a right answer asks a clarifying question first, then answers
     ``final`` after the operator's reply."""
@@ -51,7 +53,7 @@ CONFLICT_WORDS = ["conflict", "conflicting", "contradict", "contradicts", "contr
 
 
 @answer_kind("robustness", reads=[], formats=["clarification"])
-def note_conflicting_logs(con: Any, final: dict[str, Any] | None = None,
+def note_conflicting_logs(con: duckdb.DuckDBPyConnection, final: dict[str, Any] | None = None,
                           must_mention: list[Any] | None = None) -> dict[str, Any]:
     """The request quotes records that contradict each other: a right answer points out the conflict (one of
     the conflict words), resolves it from the data and gives ``final``."""

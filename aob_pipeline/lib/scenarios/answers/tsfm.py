@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.scenarios.answers._common import (
@@ -22,7 +23,7 @@ from aob_pipeline.lib.scenarios.answers.iot import sensor_names
 
 
 @answer_kind("tsfm", reads=[], formats=["id_set", "label", "integer"])
-def tsfm_capability(con: Any, item: str) -> Any:
+def tsfm_capability(con: duckdb.DuckDBPyConnection, item: str) -> Any:
     """What the TSFM service supports, from ``aob_pipeline.lib.timeseries``: item = models (names), default_model,
     max_horizon (steps), min_history_readings or cadence_minutes."""
     from aob_pipeline.lib import timeseries as tsfm
@@ -42,7 +43,7 @@ MODEL_PURPOSES = ("seasonal_with_trend", "baseline")
 
 
 @answer_kind("tsfm", reads=[], formats=["text"])
-def tsfm_model_recommendation(con: Any, purpose: str) -> dict[str, Any]:
+def tsfm_model_recommendation(con: duckdb.DuckDBPyConnection, purpose: str) -> dict[str, Any]:
     """What a model recommendation must name: for a daily-cycle series with drift (seasonal_with_trend) any
     model that removes the daily cycle and models the rest; for a baseline, a non-seasonal-decomposition one."""
     from aob_pipeline.lib import timeseries as tsfm
@@ -57,7 +58,7 @@ def tsfm_model_recommendation(con: Any, purpose: str) -> dict[str, Any]:
 FORECAST_STATS = ("mean", "max", "min", "last_mean", "max_hi", "min_lo")
 
 
-def _forecast(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int, model: str, level: float):
+def _forecast(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, horizon: int, model: str, level: float):
     """The forecast of a sensor from its readings in [start, end), clipped to the sensor's plausible range."""
     from aob_pipeline.lib import timeseries as tsfm
 
@@ -76,7 +77,7 @@ def _forecast(con: Any, asset: str, sensor: str, start: str, end: str, horizon: 
 
 
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["number"], tolerance={"abs": 0.002, "rel": 1e-4})
-def forecast_stat(con: Any, asset: str, sensor: str, start: str, end: str, stat: str = "mean", horizon: int = 96,
+def forecast_stat(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, stat: str = "mean", horizon: int = 96,
                   model: str = "auto_ets", level: float = 90) -> float:
     """A statistic of a forecast from the history [start, end): mean, max or min of the forecast means,
     last_mean (at the horizon), max_hi (highest upper bound) or min_lo (lowest lower bound). Forecast values
@@ -90,16 +91,16 @@ def forecast_stat(con: Any, asset: str, sensor: str, start: str, end: str, stat:
 
 
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["label"])
-def forecast_horizon_end(con: Any, asset: str, sensor: str, start: str, end: str, horizon: int = 96) -> str:
+def forecast_horizon_end(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, horizon: int = 96) -> str | None:
     """Timestamp of the last forecast slot: horizon steps of 15 minutes after the last reading's slot."""
     from aob_pipeline.lib import timeseries as tsfm
 
     _, _, df = _readings(con, asset, sensor, start, end)
-    last_slot = pd.Timestamp(df["ts"].iloc[-1]).round(tsfm.STEP)
+    last_slot = pd.Timestamp(df["ts"].iloc[-1]).round(tsfm.STEP)  # type: ignore[arg-type]  # pandas takes a Timedelta as freq; its stubs say str
     return _iso(last_slot + int(horizon) * tsfm.STEP)
 
 
-def _anomalies(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float):
+def _anomalies(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, alpha: float):
     from aob_pipeline.lib import timeseries as tsfm
 
     _, _, df = _readings(con, asset, sensor, start, end)
@@ -110,7 +111,7 @@ def _anomalies(con: Any, asset: str, sensor: str, start: str, end: str, alpha: f
 
 
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["integer"])
-def anomaly_count(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01,
+def anomaly_count(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01,
                   unit: str = "points") -> int:
     """How many anomalous readings (unit=points) or anomaly windows (unit=windows) in [start, end)."""
     _check_choice("unit", unit, ("points", "windows"))
@@ -119,20 +120,20 @@ def anomaly_count(con: Any, asset: str, sensor: str, start: str, end: str, alpha
 
 
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["label"])
-def has_anomaly(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> str:
+def has_anomaly(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> str:
     """'yes' when the sensor shows at least one anomaly in [start, end), else 'no'."""
     return "yes" if anomaly_count(con, asset, sensor, start, end, alpha) > 0 else "no"
 
 
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["label"])
-def first_anomaly_time(con: Any, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> str:
+def first_anomaly_time(con: duckdb.DuckDBPyConnection, asset: str, sensor: str, start: str, end: str, alpha: float = 0.01) -> str | None:
     """Timestamp (15-minute slot) of the first anomalous reading in [start, end), or 'none'."""
     found = _anomalies(con, asset, sensor, start, end, alpha).anomalies
     return "none" if found.empty else _iso(found["ts"].iloc[0])
 
 
 @answer_kind("tsfm", reads=["assets", "sensors", "telemetry"], formats=["id_set"])
-def anomalous_sensors(con: Any, asset: str, start: str, end: str, sensors: list[str] | None = None,
+def anomalous_sensors(con: duckdb.DuckDBPyConnection, asset: str, start: str, end: str, sensors: list[str] | None = None,
                       alpha: float = 0.01) -> list[str]:
     """Which of the given sensors (default: every sensor of the asset) show an anomaly in [start, end).
     Sensors whose window is too thin to analyse count as not anomalous."""

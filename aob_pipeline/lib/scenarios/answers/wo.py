@@ -7,6 +7,7 @@ import re
 from collections import Counter
 from typing import Any
 
+import duckdb
 import pandas as pd
 
 from aob_pipeline.lib.scenarios.answers._common import (
@@ -26,7 +27,7 @@ from aob_pipeline.lib.scenarios.answers.iot import asset_ids
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["integer"])
-def work_order_count(con: Any, asset: str | None = None, start: str | None = None, end: str | None = None,
+def work_order_count(con: duckdb.DuckDBPyConnection, asset: str | None = None, start: str | None = None, end: str | None = None,
                      preventive: bool | None = None, primary_code: str | None = None) -> int:
     """How many work orders finished in [start, end) (optionally one asset, preventive or corrective, one code)."""
     where, params = _wo_filter(con, asset, start, end, preventive, primary_code)
@@ -34,7 +35,7 @@ def work_order_count(con: Any, asset: str | None = None, start: str | None = Non
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["id_set"])
-def work_order_ids(con: Any, asset: str | None = None, start: str | None = None, end: str | None = None,
+def work_order_ids(con: duckdb.DuckDBPyConnection, asset: str | None = None, start: str | None = None, end: str | None = None,
                    preventive: bool | None = None, primary_code: str | None = None,
                    max_priority: int | None = None) -> list[str]:
     """Ids of the work orders finished in [start, end) matching the filters (max_priority: priority <= it)."""
@@ -46,7 +47,7 @@ def work_order_ids(con: Any, asset: str | None = None, start: str | None = None,
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["id_set"])
-def top_priority_work_orders(con: Any, asset: str | None = None, start: str | None = None, end: str | None = None,
+def top_priority_work_orders(con: duckdb.DuckDBPyConnection, asset: str | None = None, start: str | None = None, end: str | None = None,
                              preventive: bool | None = None) -> list[str]:
     """The matching work orders with the highest priority (the smallest priority number present)."""
     where, params = _wo_filter(con, asset, start, end, preventive)
@@ -57,7 +58,7 @@ def top_priority_work_orders(con: Any, asset: str | None = None, start: str | No
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["label"])
-def latest_work_order(con: Any, asset: str, preventive: bool | None = None) -> str:
+def latest_work_order(con: duckdb.DuckDBPyConnection, asset: str, preventive: bool | None = None) -> str:
     """The most recently finished work order of an asset (ties: the larger id)."""
     where, params = _wo_filter(con, asset, None, None, preventive)
     wo = _scalar(con, f"SELECT wo_id FROM work_orders WHERE {where} ORDER BY finished_at DESC, wo_id DESC LIMIT 1", params)
@@ -67,7 +68,7 @@ def latest_work_order(con: Any, asset: str, preventive: bool | None = None) -> s
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["number"], tolerance={"abs": 0.0005})
-def corrective_share(con: Any, asset: str | None = None, start: str | None = None, end: str | None = None) -> float:
+def corrective_share(con: duckdb.DuckDBPyConnection, asset: str | None = None, start: str | None = None, end: str | None = None) -> float:
     """Share of work orders finished in [start, end) that are corrective (0..1)."""
     where, params = _wo_filter(con, asset, start, end, None)
     total, corrective = con.execute(
@@ -77,7 +78,7 @@ def corrective_share(con: Any, asset: str | None = None, start: str | None = Non
     return corrective / total
 
 
-def _code_counts(con: Any, asset: str | None, start: Any, end: Any, preventive: bool | None) -> dict[str, int]:
+def _code_counts(con: duckdb.DuckDBPyConnection, asset: str | None, start: Any, end: Any, preventive: bool | None) -> dict[str, int]:
     where, params = _wo_filter(con, asset, start, end, preventive)
     df = _df(con, f"SELECT primary_code, count(*) AS n FROM work_orders WHERE {where} AND primary_code IS NOT NULL "
                   "GROUP BY 1", params)
@@ -85,7 +86,7 @@ def _code_counts(con: Any, asset: str | None, start: Any, end: Any, preventive: 
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["id_set"])
-def top_primary_codes(con: Any, asset: str | None = None, start: str | None = None, end: str | None = None,
+def top_primary_codes(con: duckdb.DuckDBPyConnection, asset: str | None = None, start: str | None = None, end: str | None = None,
                       preventive: bool | None = None) -> list[str]:
     """The most frequent primary code(s) among matching work orders (all of them when tied)."""
     counts = _code_counts(con, asset, start, end, preventive)
@@ -96,7 +97,7 @@ def top_primary_codes(con: Any, asset: str | None = None, start: str | None = No
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["json"])
-def code_counts(con: Any, asset: str | None = None, start: str | None = None, end: str | None = None,
+def code_counts(con: duckdb.DuckDBPyConnection, asset: str | None = None, start: str | None = None, end: str | None = None,
                 preventive: bool | None = None) -> dict[str, int]:
     """Number of matching work orders per primary code."""
     counts = _code_counts(con, asset, start, end, preventive)
@@ -106,7 +107,7 @@ def code_counts(con: Any, asset: str | None = None, start: str | None = None, en
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["number"], tolerance={"abs": 0.01})
-def work_order_hours(con: Any, measure: str, aggregate: str, asset: str | None = None, start: str | None = None,
+def work_order_hours(con: duckdb.DuckDBPyConnection, measure: str, aggregate: str, asset: str | None = None, start: str | None = None,
                      end: str | None = None, preventive: bool | None = None) -> float:
     """Sum or mean (aggregate) of labor_hours or duration_hours (measure) over matching work orders."""
     _check_choice("measure", measure, ("labor_hours", "duration_hours"))
@@ -119,7 +120,7 @@ def work_order_hours(con: Any, measure: str, aggregate: str, asset: str | None =
 
 
 @answer_kind("wo", reads=["assets", "events"], formats=["json"])
-def event_counts(con: Any, asset: str, start: str | None = None, end: str | None = None) -> dict[str, int]:
+def event_counts(con: duckdb.DuckDBPyConnection, asset: str, start: str | None = None, end: str | None = None) -> dict[str, int]:
     """Events of an asset in [start, end) per group (WORK_ORDER, ALERT, ANOMALY; zero included)."""
     a = _asset(con, asset)
     conds, params = ["asset_id = ?"], [a["asset_id"]]
@@ -143,7 +144,7 @@ def event_kpi(event_type: Any) -> str:
 
 
 @answer_kind("wo", reads=["assets", "events"], formats=["json"])
-def alert_anomaly_breakdown(con: Any, asset: str, start: str, end: str) -> dict[str, dict[str, int]]:
+def alert_anomaly_breakdown(con: duckdb.DuckDBPyConnection, asset: str, start: str, end: str) -> dict[str, dict[str, int]]:
     """Alerts per rule id and anomalies per KPI of an asset in [start, end): {alerts: {rule: n}, anomalies:
     {kpi: n}} (keys sorted)."""
     a = _asset(con, asset)
@@ -161,7 +162,7 @@ def alert_anomaly_breakdown(con: Any, asset: str, start: str, end: str) -> dict[
 
 
 @answer_kind("wo", reads=["assets", "events"], formats=["integer"])
-def event_days(con: Any, asset: str, start: str | None = None, end: str | None = None,
+def event_days(con: duckdb.DuckDBPyConnection, asset: str, start: str | None = None, end: str | None = None,
                groups: list[str] | None = None) -> int:
     """Days (calendar dates of event_time) in [start, end) on which the asset had at least one event of
     ``groups`` (default all: WORK_ORDER, ALERT, ANOMALY)."""
@@ -181,21 +182,21 @@ def event_days(con: Any, asset: str, start: str | None = None, end: str | None =
 
 
 @answer_kind("wo", reads=["assets", "events"], formats=["text"])
-def event_summary(con: Any, asset: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
+def event_summary(con: duckdb.DuckDBPyConnection, asset: str, start: str | None = None, end: str | None = None) -> dict[str, Any]:
     """What a summary of an asset's events must mention: the asset and the count of each event group."""
     a = _asset(con, asset)
     counts = event_counts(con, asset, start, end)
     return {"must_mention": [[a["name"], a["asset_id"]], *[str(n) for n in counts.values()]]}
 
 
-def _alert_events(con: Any, asset: str, start: Any, end: Any) -> pd.DataFrame:
+def _alert_events(con: duckdb.DuckDBPyConnection, asset: str, start: Any, end: Any) -> pd.DataFrame:
     a = _asset(con, asset)
     return _df(con, "SELECT event_type, event_time FROM events WHERE asset_id = ? AND event_group = 'ALERT' "
                     "AND event_time >= ? AND event_time < ?", [a["asset_id"], _ts(start, "start"), _ts(end, "end")])
 
 
 @answer_kind("wo", reads=["assets", "events"], formats=["integer"])
-def alert_count(con: Any, asset: str, start: str, end: str, rule_id: str | None = None) -> int:
+def alert_count(con: duckdb.DuckDBPyConnection, asset: str, start: str, end: str, rule_id: str | None = None) -> int:
     """Alert events of an asset in [start, end) (optionally of one rule)."""
     df = _alert_events(con, asset, start, end)
     if rule_id is not None:
@@ -204,7 +205,7 @@ def alert_count(con: Any, asset: str, start: str, end: str, rule_id: str | None 
 
 
 @answer_kind("wo", reads=["assets", "events"], formats=["id_set"])
-def top_alert_rules(con: Any, asset: str, start: str, end: str) -> list[str]:
+def top_alert_rules(con: duckdb.DuckDBPyConnection, asset: str, start: str, end: str) -> list[str]:
     """The rule(s) that fired most often on an asset in [start, end) (all of them when tied; none if no alert)."""
     df = _alert_events(con, asset, start, end)
     if df.empty:  # no alert fired: the right answer is an empty set
@@ -214,7 +215,7 @@ def top_alert_rules(con: Any, asset: str, start: str, end: str) -> list[str]:
     return sorted(r for r, n in counts.items() if n == top)
 
 
-def _markov(con: Any, asset: str) -> tuple[str, dict[str, float]]:
+def _markov(con: duckdb.DuckDBPyConnection, asset: str) -> tuple[str, dict[str, float]]:
     """(last code, next-code probabilities): first-order Markov chain over primary-code sequences of the
     asset's class, up to now, with add-one smoothing over the codes seen."""
     a = _asset(con, asset)
@@ -236,7 +237,7 @@ def _markov(con: Any, asset: str) -> tuple[str, dict[str, float]]:
 
 
 @answer_kind("wo", reads=["assets", "work_orders", "world_meta"], formats=["id_set"])
-def likely_next_codes(con: Any, asset: str) -> list[str]:
+def likely_next_codes(con: duckdb.DuckDBPyConnection, asset: str) -> list[str]:
     """The most likely primary code(s) of the asset's next work order (Markov chain, see _markov)."""
     _, probs = _markov(con, asset)
     top = max(round(p, 4) for p in probs.values())
@@ -244,7 +245,7 @@ def likely_next_codes(con: Any, asset: str) -> list[str]:
 
 
 @answer_kind("wo", reads=["assets", "work_orders", "world_meta"], formats=["number"], tolerance={"abs": 0.0005})
-def next_code_probability(con: Any, asset: str, primary_code: str | None = None) -> float:
+def next_code_probability(con: duckdb.DuckDBPyConnection, asset: str, primary_code: str | None = None) -> float:
     """Probability that the next work order carries ``primary_code`` (default: the most likely code)."""
     _, probs = _markov(con, asset)
     if primary_code is None:
@@ -255,20 +256,21 @@ def next_code_probability(con: Any, asset: str, primary_code: str | None = None)
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["label"])
-def last_work_order_code(con: Any, asset: str) -> str:
+def last_work_order_code(con: duckdb.DuckDBPyConnection, asset: str) -> str:
     """Primary code of the asset's last coded work order up to now (what the Markov model conditions on)."""
     return _markov(con, asset)[0]
 
 
 @answer_kind("wo", reads=["assets", "alerts", "work_orders", "world_meta"], formats=["json"],
                  tolerance={"abs": 0.0005})
-def alert_followup_stats(con: Any, asset: str | None = None, rule_id: str | None = None,
+def alert_followup_stats(con: duckdb.DuckDBPyConnection, asset: str | None = None, rule_id: str | None = None,
                          within_days: int = 30) -> dict[str, Any]:
     """For alerts started up to now: how many, how many were followed by a corrective work order on the same
     asset finishing within ``within_days`` days after the alert's start (and by now), and that share
     (None when no alert matches)."""
     now = world_now(con)
-    conds, params = ["start_time <= ?"], [now]
+    conds: list[str] = ["start_time <= ?"]
+    params: list[Any] = [now]
     if asset is not None:
         conds.append("asset_id = ?")
         params.append(_asset(con, asset)["asset_id"])
@@ -292,7 +294,7 @@ def alert_followup_stats(con: Any, asset: str | None = None, rule_id: str | None
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["json"])
-def corrective_bundles(con: Any, start: str, end: str, asset: str | None = None, window_days: int = 7,
+def corrective_bundles(con: duckdb.DuckDBPyConnection, start: str, end: str, asset: str | None = None, window_days: int = 7,
                        rule: str = "span") -> dict[str, Any]:
     """Corrective work orders finished in [start, end) grouped per asset into bundles by the WO tools' own rule
     (``aob_pipeline.lib.tools.wo.bundle_by_window``): ``span`` (every pair within window_days) or ``gap``
@@ -312,7 +314,7 @@ def corrective_bundles(con: Any, start: str, end: str, asset: str | None = None,
 
 
 @answer_kind("wo", reads=["failure_codes"], formats=["id_set"])
-def primary_codes_in_category(con: Any, category: str) -> list[str]:
+def primary_codes_in_category(con: duckdb.DuckDBPyConnection, category: str) -> list[str]:
     """Primary failure codes of a code category."""
     df = _df(con, "SELECT DISTINCT primary_code FROM failure_codes WHERE lower(category) = lower(?)", [category])
     if df.empty:
@@ -321,7 +323,7 @@ def primary_codes_in_category(con: Any, category: str) -> list[str]:
 
 
 @answer_kind("wo", reads=["failure_codes"], formats=["id_set"])
-def secondary_codes(con: Any, primary_code: str) -> list[str]:
+def secondary_codes(con: duckdb.DuckDBPyConnection, primary_code: str) -> list[str]:
     """Secondary codes under a primary code."""
     df = _df(con, "SELECT secondary_code FROM failure_codes WHERE upper(primary_code) = upper(?)", [primary_code])
     if df.empty:
@@ -330,7 +332,7 @@ def secondary_codes(con: Any, primary_code: str) -> list[str]:
 
 
 @answer_kind("wo", reads=["failure_codes"], formats=["label"])
-def code_description(con: Any, code: str) -> str:
+def code_description(con: duckdb.DuckDBPyConnection, code: str) -> str:
     """Description of a primary or secondary failure code."""
     df = _df(con, """SELECT DISTINCT primary_code_description AS d FROM failure_codes WHERE upper(primary_code) = upper(?)
                      UNION SELECT secondary_code_description FROM failure_codes WHERE upper(secondary_code) = upper(?)""",
@@ -341,7 +343,7 @@ def code_description(con: Any, code: str) -> str:
 
 
 @answer_kind("wo", reads=["assets", "work_orders", "world_meta"], formats=["number"], tolerance={"abs": 0.01})
-def days_since_last_work_order(con: Any, asset: str, preventive: bool | None = None) -> float:
+def days_since_last_work_order(con: duckdb.DuckDBPyConnection, asset: str, preventive: bool | None = None) -> float:
     """Days from the asset's most recent matching work order (finished up to now) to now."""
     now = world_now(con)
     where, params = _wo_filter(con, asset, None, now, preventive)
@@ -352,7 +354,7 @@ def days_since_last_work_order(con: Any, asset: str, preventive: bool | None = N
 
 
 @answer_kind("wo", reads=["assets", "sites", "work_orders"], formats=["list"])
-def rank_assets_by_work_orders(con: Any, start: str, end: str, site_id: str | None = None,
+def rank_assets_by_work_orders(con: duckdb.DuckDBPyConnection, start: str, end: str, site_id: str | None = None,
                                equipment_class: str | None = None, preventive: bool | None = None) -> Answer:
     """Asset ids of a site/class ordered by matching work-order count, most first (ties: asset id)."""
     counts = {a: work_order_count(con, a, start, end, preventive) for a in asset_ids(con, site_id, equipment_class).value}
@@ -361,7 +363,7 @@ def rank_assets_by_work_orders(con: Any, start: str, end: str, site_id: str | No
 
 
 @answer_kind("wo", reads=["assets", "sites", "work_orders"], formats=["id_set"])
-def assets_with_most_work_orders(con: Any, start: str, end: str, site_id: str | None = None,
+def assets_with_most_work_orders(con: duckdb.DuckDBPyConnection, start: str, end: str, site_id: str | None = None,
                                  equipment_class: str | None = None, preventive: bool | None = None) -> Answer:
     """The asset(s) of a site/class with the most matching work orders (all when tied)."""
     counts = {a: work_order_count(con, a, start, end, preventive) for a in asset_ids(con, site_id, equipment_class).value}
@@ -373,7 +375,7 @@ def assets_with_most_work_orders(con: Any, start: str, end: str, site_id: str | 
 
 
 @answer_kind("wo", reads=["assets", "work_orders"], formats=["number"], tolerance={"abs": 0.01})
-def mean_days_between_work_orders(con: Any, asset: str, start: str | None = None, end: str | None = None,
+def mean_days_between_work_orders(con: duckdb.DuckDBPyConnection, asset: str, start: str | None = None, end: str | None = None,
                                   preventive: bool | None = None) -> float:
     """Mean gap in days between consecutive matching work orders of an asset (by finish time)."""
     where, params = _wo_filter(con, asset, start, end, preventive)

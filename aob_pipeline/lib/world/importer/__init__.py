@@ -73,6 +73,7 @@ import logging
 from pathlib import Path
 
 from aob_pipeline.lib.world.importer.build import _WorldBuilder
+from aob_pipeline.lib.world.importer.files import _Collected, _read_one_file
 from aob_pipeline.lib.world.importer.formats import (
     parse_bool,
     parse_float,
@@ -81,7 +82,6 @@ from aob_pipeline.lib.world.importer.formats import (
     parse_iso_timestamp,
     parse_mdy_hm,
 )
-from aob_pipeline.lib.world.importer.files import _Collected, _read_one_file
 from aob_pipeline.lib.world.importer.kinds import (
     CSV_KINDS,
     TELEMETRY_KIND,

@@ -5,15 +5,15 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from aob_pipeline.lib.world.importer.csv_files import _Rows, _unique_rows
-from aob_pipeline.lib.world.importer.formats import BOOL, HOURS, INTEGER, ISO_TIMESTAMP, MDY_HM, NUMBER
 from aob_pipeline.lib.world.importer.files import _Collected
+from aob_pipeline.lib.world.importer.formats import BOOL, HOURS, INTEGER, ISO_TIMESTAMP, MDY_HM, NUMBER
 from aob_pipeline.lib.world.importer.kinds import _name_key, _slug_id
 from aob_pipeline.lib.world.importer.report import ImportManifest
 from aob_pipeline.lib.world.importer.rules import parse_rule_condition, parse_rule_duration_minutes
@@ -229,7 +229,7 @@ class _WorldBuilder(TelemetryTables):
         return rules
 
     def alerts(self, rules: dict[str, dict[str, Any]]) -> list[dict]:
-        out = []
+        out: list[dict[str, Any]] = []
         for f in self.c.csv.get("alert_events", []):
             for i in range(len(f.rows)):
                 r = _Rows(f, i)
@@ -254,7 +254,7 @@ class _WorldBuilder(TelemetryTables):
         return out
 
     def anomalies(self) -> list[dict]:
-        out = []
+        out: list[dict[str, Any]] = []
         for f in self.c.csv.get("anomaly_events", []):
             for i in range(len(f.rows)):
                 r = _Rows(f, i)
@@ -320,7 +320,8 @@ class _WorldBuilder(TelemetryTables):
         return rows
 
     def failure_modes(self) -> list[dict]:
-        out, counters = [], defaultdict(int)
+        out: list[dict[str, Any]] = []
+        counters: defaultdict[str, int] = defaultdict(int)
         for f in self.c.csv.get("failure_modes", []):
             for i in range(len(f.rows)):
                 r = _Rows(f, i)
@@ -452,7 +453,7 @@ class _WorldBuilder(TelemetryTables):
         ids = {e["event_id"] for e in events}
         moments = {(e["event_group"], e["asset_id"], e["event_time"]) for e in events}
         wo_event_ids = {e["event_id"] for e in events if e["event_group"] == "WORK_ORDER"}
-        added = defaultdict(int)
+        added: defaultdict[str, int] = defaultdict(int)
 
         def add(group: str, source_id: str, event: dict) -> None:
             if (group, event["asset_id"], event["event_time"]) in moments:
@@ -510,7 +511,7 @@ class _WorldBuilder(TelemetryTables):
         return sorted(rows, key=lambda r: r["asset_id"])
 
     def world_meta(self, telemetry: pd.DataFrame, events: pd.DataFrame) -> list[dict]:
-        built_at = datetime.now(timezone.utc).replace(tzinfo=None, microsecond=0)
+        built_at = datetime.now(UTC).replace(tzinfo=None, microsecond=0)
         meta = {"source": f"imported:{self.root}", "scale": "imported", "seed": ""}
         if len(telemetry):
             meta["telemetry_start"] = _iso(telemetry["ts"].min())
@@ -534,6 +535,11 @@ def _fmt(value: float | None) -> str:
     return "?" if value is None else f"{value:g}"
 
 
+def _objects(values: pd.Series) -> pd.Series:
+    """``values`` as Python objects, the missing ones None."""
+    return values.astype(object).where(values.notna(), None)  # type: ignore[call-overload]  # pandas takes None as `other`; its stubs do not
+
+
 def _frame(table: str, records: list[dict]) -> pd.DataFrame:
     """A frame with exactly the declared columns of ``table``, in order, with pandas dtypes that match them."""
     columns = WORLD_TABLES[table].columns
@@ -542,21 +548,22 @@ def _frame(table: str, records: list[dict]) -> pd.DataFrame:
     for col in columns:
         values = raw[col.name] if raw is not None else pd.Series([], dtype=object)
         kind = col.type.upper()
+        series: pd.Series
         if kind == "TIMESTAMP":
             series = pd.to_datetime(values).astype("datetime64[ns]")
         elif kind == "DOUBLE":
-            series = pd.to_numeric(values.astype(object).where(values.notna(), None)).astype("float64")
+            series = pd.to_numeric(_objects(values)).astype("float64")
         elif kind == "INTEGER":
-            series = pd.Series(pd.array(values.astype(object).where(values.notna(), None).tolist(), dtype="Int32"))
+            series = pd.Series(pd.array(_objects(values).tolist(), dtype=pd.Int32Dtype()))
         elif kind == "BOOLEAN":
-            series = pd.Series(pd.array(values.astype(object).where(values.notna(), None).tolist(), dtype="boolean"))
+            series = pd.Series(pd.array(_objects(values).tolist(), dtype=pd.BooleanDtype()))
             if not series.isna().any():
                 series = series.astype(bool)
         elif kind == "DATE":
             series = pd.Series([v if isinstance(v, date) or v is None else pd.Timestamp(v).date() for v in values],
                                dtype=object)
         else:
-            series = values.astype(object).where(values.notna(), None)
+            series = _objects(values)
         data[col.name] = series.reset_index(drop=True)
     return pd.DataFrame(data, columns=[c.name for c in columns])
 

@@ -17,7 +17,9 @@ import io
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import duckdb
 
 from aob_pipeline.lib.world.importer.formats import ValueFormat
 from aob_pipeline.lib.world.importer.kinds import (
@@ -44,7 +46,7 @@ def _columns_spec(width: int) -> str:
     return "{" + ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width)) + "}"
 
 
-def _read_records(con: Any, source: str, width: int, *, rejects_limit: int = 0) -> list[tuple]:
+def _read_records(con: duckdb.DuckDBPyConnection, source: str, width: int, *, rejects_limit: int = 0) -> list[tuple]:
     """Every record of ``source`` read with ``width`` VARCHAR columns (this scan's rejects in ``reject_errors``)."""
     con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
     return con.execute(
@@ -52,7 +54,7 @@ def _read_records(con: Any, source: str, width: int, *, rejects_limit: int = 0) 
         f"rejects_limit = {rejects_limit})", [source]).fetchall()
 
 
-def record_lines(source: str, con: Any) -> list[tuple[int, int, int | None]]:
+def record_lines(source: str, con: duckdb.DuckDBPyConnection) -> list[tuple[int, int, int | None]]:
     """(DuckDB's line, editor line, number of fields) of every record of a CSV file, in file order.
 
     Read with more columns than any record has, every record lands in DuckDB's ``reject_errors`` (as MISSING
@@ -85,7 +87,7 @@ class _CsvFile:
 
     display: str
     source: str  # the file DuckDB reads (a UTF-8 copy when the file is in another encoding or has a BOM)
-    con: Any  # the import's DuckDB connection
+    con: duckdb.DuckDBPyConnection  # the import's DuckDB connection
     header: list[str]
     index: dict[str, int]  # normalised column → position
     rows: list[list[str]]
@@ -177,10 +179,10 @@ def _read_csv(path: Path, display: str, head: bytes, collected: _Collected, mani
     return RecognisedFile(display, kind.name, len(parsed.rows), ignored)
 
 
-def _read_with_duckdb(source: str, display: str, kind, manifest: ImportManifest, con: Any) -> _CsvFile:
-    import duckdb
-
-    width = len(_first_record(Path(source).read_text(encoding="utf-8-sig")[: 1 << 16])[0])
+def _read_with_duckdb(source: str, display: str, kind, manifest: ImportManifest, con: duckdb.DuckDBPyConnection) -> _CsvFile:
+    first = _first_record(Path(source).read_text(encoding="utf-8-sig")[: 1 << 16])
+    assert first is not None  # _read_csv recognised the file by this header row
+    width = len(first[0])
     try:
         records = _read_records(con, source, width)
         rejects = con.execute(
@@ -234,7 +236,7 @@ def _may_have_trailing_separators(source: str) -> bool:
     return b",\n" in raw or b",\r" in raw or raw.rstrip(b"\r\n").endswith(b",")
 
 
-def _reject_error(source: str, display: str, width: int, rejects: list[tuple], con: Any) -> WorldImportError:
+def _reject_error(source: str, display: str, width: int, rejects: list[tuple], con: duckdb.DuckDBPyConnection) -> WorldImportError:
     """The first record DuckDB rejected, as an error naming its editor line."""
     line, error_type, message, column = rejects[0]
     # DuckDB's line does not count the newlines inside quoted values: the record map says which editor line it is
@@ -256,6 +258,11 @@ class _Rows:
     @property
     def line(self) -> int:
         return self.f.line(self.i)
+
+    @overload
+    def text(self, col: str, required: Literal[True]) -> str: ...
+    @overload
+    def text(self, col: str, required: bool = False) -> str | None: ...
 
     def text(self, col: str, required: bool = False) -> str | None:
         value = self.f.value(self.i, col)

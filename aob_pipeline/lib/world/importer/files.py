@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import duckdb
+
 from aob_pipeline.lib.world.importer.csv_files import _CsvFile, _read_csv
 from aob_pipeline.lib.world.importer.report import ImportManifest, SkippedFile, WorldImportError
 from aob_pipeline.lib.world.importer.telemetry import _read_json, _Telemetry, _WideTelemetry
@@ -24,14 +26,12 @@ class _Collected:
     epoch_tz: Any = None
     csv_sources: list[str] = field(default_factory=list)
     _scratch: Any = None
-    _con: Any = None
+    _con: duckdb.DuckDBPyConnection | None = None
 
     @property
-    def con(self) -> Any:
+    def con(self) -> duckdb.DuckDBPyConnection:
         """One in-memory DuckDB connection for the whole import (readers and value conversions)."""
         if self._con is None:
-            import duckdb
-
             # one thread: the files are small, and on a shared machine DuckDB's thread pool cost more than it gave
             # (0.3 s of 1.4 s on the published sample data)
             self._con = duckdb.connect(config={"threads": 1})

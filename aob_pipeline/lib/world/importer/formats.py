@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import duckdb
+
 # Python's str.strip() whitespace, so a cell DuckDB converts is the cell the builder reads.
 _SPACE = " \t\n\r\x0b\x0c\x1c\x1d\x1e\x1f\x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008" \
          "\u2009\u200a\u2028\u2029\u202f\u205f\u3000"
@@ -50,13 +52,11 @@ class ValueFormat:
     value: str
     error: str
 
-    def convert(self, texts: list[str], con: Any = None) -> list[tuple[Any, str | None]]:
+    def convert(self, texts: list[str], con: duckdb.DuckDBPyConnection | None = None) -> list[tuple[Any, str | None]]:
         """(value, reason) for each text, in order: (None, None) for an empty text, (None, reason) for one that
         does not parse. One DuckDB query for the whole list."""
         if not texts:
             return []
-        import duckdb
-
         own = con is None
         con = con or duckdb.connect()
         try:

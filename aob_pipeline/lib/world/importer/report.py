@@ -116,8 +116,8 @@ class ImportManifest:
             extra = f" (ignored columns: {', '.join(f.ignored_columns)})" if f.ignored_columns else ""
             kept = f.rows if f.kept is None else f.kept
             lines.append(f"  recognised  {f.kind:<21} {f.path}  {f.rows:,} rows in, {kept:,} kept{extra}")
-        for f in self.skipped:
-            lines.append(f"  skipped     {f.path}: {f.reason}")
+        for s in self.skipped:
+            lines.append(f"  skipped     {s.path}: {s.reason}")
         if self.dropped:
             lines.append(f"Rows not kept ({sum(d.count for d in self.dropped):,}):")
             shown = self.dropped if len(self.dropped) <= max_dropped else self.dropped[:max_dropped]

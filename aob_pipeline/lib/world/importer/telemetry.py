@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
@@ -74,11 +75,11 @@ def _read_wide_telemetry(path: Path, display: str, collected: _Collected, manife
     and column (DuckDB counts lines like an editor, header = line 1); empty cells give no reading."""
     import tempfile
 
-    import duckdb
-
     raw = path.read_bytes()
     text = decode_text(raw, display, manifest, collected.encoding)
-    header = _first_record(text)[0]
+    first = _first_record(text)
+    assert first is not None  # _read_csv recognised the file by this header row
+    header = first[0]
     seen: set[str] = set()
     columns: dict[str, str] = {}
     for name in header:
@@ -110,12 +111,12 @@ def _read_wide_telemetry(path: Path, display: str, collected: _Collected, manife
                 line, column, message = rejects[0]
                 more = f" ({len(rejects) - 1} more rejected row(s))" if len(rejects) > 1 else ""
                 raise WorldImportError(display, f"{message}{more}", line=int(line), field=column)
-            rows = con.execute("SELECT count(*) FROM wide").fetchone()[0]
+            rows = con.execute("SELECT count(*) FROM wide").fetchall()[0][0]
             if rows == 0:
                 raise WorldImportError(display, "has a telemetry header but no rows (nothing imported; the previous "
                                                 "world is unchanged)", line=1)
             empty_assets = con.execute(f"SELECT count(*) FROM wide WHERE coalesce(trim({q(asset_col)}), '') = '' "
-                                       f"OR {q(ts_col)} IS NULL").fetchone()[0]
+                                       f"OR {q(ts_col)} IS NULL").fetchall()[0][0]
             if empty_assets:
                 raise WorldImportError(display, f"{empty_assets} row(s) without an asset_id or a timestamp")
             frame = con.execute(
@@ -134,7 +135,13 @@ def _iter_json_documents(text: str, display: str) -> Iterator[tuple[int, int, An
     """Yield (start, end, value) for each element of a top-level JSON array, or each JSON-lines value."""
     decoder = json.JSONDecoder()
     ws = re.compile(r"\s*")
-    pos = ws.match(text, 0).end()
+
+    def skip(at: int) -> int:
+        """The position after the white space at ``at``."""
+        m = ws.match(text, at)
+        return m.end() if m else at  # (\s* always matches)
+
+    pos = skip(0)
     is_array = text.startswith("[", pos)
 
     def decode_at(at: int) -> tuple[Any, int]:
@@ -148,20 +155,20 @@ def _iter_json_documents(text: str, display: str) -> Iterator[tuple[int, int, An
         while pos < len(text):
             value, end = decode_at(pos)
             yield pos, end, value
-            pos = ws.match(text, end).end()
+            pos = skip(end)
         return
-    pos = ws.match(text, pos + 1).end()
+    pos = skip(pos + 1)
     if text.startswith("]", pos):
         return
     while True:
         value, end = decode_at(pos)
         yield pos, end, value
-        pos = ws.match(text, end).end()
+        pos = skip(end)
         if text.startswith(",", pos):
-            pos = ws.match(text, pos + 1).end()
+            pos = skip(pos + 1)
             continue
         if text.startswith("]", pos):
-            rest = ws.match(text, pos + 1).end()
+            rest = skip(pos + 1)
             if rest != len(text):
                 line = text.count("\n", 0, rest) + 1
                 raise WorldImportError(display, "invalid JSON: extra data after the closing ']'", line=line)
@@ -174,8 +181,6 @@ def _read_json(path: Path, display: str, collected: _Collected, manifest: Import
     """A JSON file through DuckDB's ``read_json_objects`` (``format = 'array'`` for a top-level array, else
     ``'unstructured'``: JSON lines or values one after another). Malformed JSON is an error at the line of the byte
     DuckDB names; the first document says the kind."""
-    import duckdb
-
     raw = path.read_bytes()
     text = decode_text(raw, display, manifest, collected.encoding)
     is_array = text.lstrip().startswith("[")
@@ -199,16 +204,16 @@ def _read_json(path: Path, display: str, collected: _Collected, manifest: Import
         except WorldImportError as located:
             line = located.line
         raise WorldImportError(display, f"invalid JSON: {reason}", line=line) from None
-    documents = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    documents = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     if documents == 0:
         con.execute(f"DROP TABLE {table}")
         raise WorldImportError(display, "is an empty JSON array (nothing imported; the previous world is unchanged)")
     first_type, keys = con.execute(
         f"SELECT json_type(json), CASE WHEN json_type(json) = 'OBJECT' THEN json_keys(json) END FROM {table} "
-        "ORDER BY rowid LIMIT 1").fetchone()
+        "ORDER BY rowid LIMIT 1").fetchall()[0]
     telemetry = _Telemetry(display, text, table, int(documents))
     if first_type == "OBJECT" and {"asset_id", "timestamp"} <= set(keys):
-        not_object = con.execute(f"SELECT min(rowid) FROM {table} WHERE json_type(json) <> 'OBJECT'").fetchone()[0]
+        not_object = con.execute(f"SELECT min(rowid) FROM {table} WHERE json_type(json) <> 'OBJECT'").fetchall()[0][0]
         if not_object is not None:
             raise telemetry.fail(int(not_object), None, "expected a telemetry document (a JSON object)")
         collected.telemetry.append(telemetry)
@@ -228,7 +233,7 @@ def _read_json(path: Path, display: str, collected: _Collected, manifest: Import
 _NUMBER_TYPES = "('BIGINT', 'UBIGINT', 'DOUBLE')"
 
 
-def _json_readings(con, t: _Telemetry, tz: str) -> tuple[list[tuple], list[tuple]]:
+def _json_readings(con: duckdb.DuckDBPyConnection, t: _Telemetry, tz: str) -> tuple[list[tuple], list[tuple]]:
     """(documents, readings) of a telemetry file, converted by DuckDB.
 
     documents: (n, asset type, asset text, timestamp type, timestamp text, timestamp, is epoch) per document;
@@ -289,7 +294,7 @@ class TelemetryTables:
             stamps_of: list[datetime] = []
             epoch = False
             errors = ((n, key, self._reading_error(kind, text, number)) for n, key, kind, text, number in readings)
-            first_bad_reading = next((e for e in errors if e[2] is not None), None)
+            first_bad_reading = next(((n, key, why) for n, key, why in errors if why is not None), None)
             for n_doc, asset_type, asset, ts_type, ts_text, ts in documents:
                 if first_bad_reading is not None and first_bad_reading[0] < n_doc:
                     break
@@ -377,7 +382,7 @@ class TelemetryTables:
                 lost = int(n_docs - kept_docs.get(file_name, 0))
                 if lost:
                     origin = sorted(set(frame.loc[~dup, "file"]) - {file_name})
-                    self.m.drop(file_name, None, "every reading repeats one already read from "
+                    self.m.drop(str(file_name), None, "every reading repeats one already read from "
                                 f"{', '.join(origin) or 'an earlier row'} (same asset, sensor and timestamp)", lost)
         frame = frame[~dup].drop(columns=["file", "doc"])
         return frame.sort_values(["asset_id", "sensor", "ts"], kind="stable").reset_index(drop=True)

@@ -21,8 +21,8 @@ from aob_pipeline.lib.agents.heuristic.skills._common import (
     Outcome,
     RoleViolation,
     Skill,
-    ToolFailed,
     Toolbox,
+    ToolFailed,
     scoped,
     skill,
 )

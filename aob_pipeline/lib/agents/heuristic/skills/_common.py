@@ -38,7 +38,8 @@ class ToolFailed(Exception):
     """A tool answered with an error envelope."""
 
     def __init__(self, tool: str, args: dict[str, Any], error: Mapping[str, Any]):
-        self.tool, self.args, self.error = tool, args, dict(error or {})
+        # (not ``self.args``: Exception.__init__ below resets that to the message tuple)
+        self.tool, self.tool_args, self.error = tool, args, dict(error or {})
         super().__init__(f"{tool} failed: {self.error.get('code', 'error')}: {self.error.get('message', '')}")
 
 
@@ -168,7 +169,7 @@ def skill(name: str, *, answers: tuple[str, ...]) -> Callable[[Skill], Skill]:
     SKILL_KINDS[name] = tuple(answers)
 
     def wrap(func: Skill) -> Skill:
-        def run(part: Part, req: Request, tb: "Toolbox", facts: dict[str, Any], catalog: Catalog) -> Outcome:
+        def run(part: Part, req: Request, tb: Toolbox, facts: dict[str, Any], catalog: Catalog) -> Outcome:
             return func(part, scoped(req, part), tb, facts, catalog)
 
         run.__doc__, run.__name__, run.__wrapped__ = func.__doc__, func.__name__, func  # type: ignore[attr-defined]

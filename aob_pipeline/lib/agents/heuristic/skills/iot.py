@@ -100,7 +100,7 @@ def _current_time(part, req, tb, facts, catalog):
     return Outcome(result["now"], "now", "iot_current_time gives the monitoring system's clock")
 
 
-def _history(tb: Toolbox, asset_id: str, sensor: str, start: str, end: str, resample: str = "raw",
+def _history(tb: Toolbox, asset_id: str, sensor: str, start: str | None, end: str | None, resample: str = "raw",
              rows: bool = False) -> dict[str, Any]:
     args = {"asset": asset_id, "sensor": sensor, "start": start, "end": end, "resample": resample}
     if rows:
@@ -223,7 +223,7 @@ def _mean_difference(part, req, tb, facts, catalog):
                                                   f"from {start} to {end}")
 
 
-def _means_by_asset(req: Request, tb: Toolbox, catalog: Catalog) -> tuple[dict[str, float], str, str, str]:
+def _means_by_asset(req: Request, tb: Toolbox, catalog: Catalog) -> tuple[dict[str, float], str, str | None, str | None]:
     sensor = _sensor(req)
     start, end, _ = _window(req, catalog)
     assets = tb.call("iot_list_assets", _asset_filters(req))["assets"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import statistics
 from collections import Counter
+from datetime import datetime
 from typing import Any
 
 from aob_pipeline.lib.agents.heuristic.catalog import Catalog
@@ -23,6 +24,14 @@ from aob_pipeline.lib.agents.heuristic.skills._common import (
 )
 from aob_pipeline.lib.agents.heuristic.skills.iot import _asset_filters
 from aob_pipeline.lib.agents.heuristic.understanding import Part, Request
+
+
+def _finished_at(row: dict[str, Any]) -> datetime:
+    """A work order's finish time (the tools give ISO text); ``CannotAnswer`` when it does not read as one."""
+    finished = parse_date(row["finished_at"])
+    if finished is None:
+        raise CannotAnswer(f"work order {row.get('wo_id')} has no readable finish time")
+    return finished
 
 
 def _wo_args(part: Part, req: Request, facts: dict[str, Any], asset: dict[str, Any] | None) -> dict[str, Any]:
@@ -97,7 +106,7 @@ def _work_orders(part, req, tb, facts, catalog):
             raise CannotAnswer(f"no work order with a duration ({scope})")
         return Outcome(_round(statistics.fmean(values), 3), "mean_duration_hours", evidence, unit="hours")
     if measure == "mean_gap":
-        stamps = sorted(parse_date(r["finished_at"]) for r in rows if r.get("finished_at"))
+        stamps = sorted(_finished_at(r) for r in rows if r.get("finished_at"))
         gaps = [(b - a).total_seconds() / 86400 for a, b in zip(stamps, stamps[1:])]
         if not gaps:
             raise CannotAnswer("fewer than two work orders")
@@ -105,7 +114,7 @@ def _work_orders(part, req, tb, facts, catalog):
     if measure == "days_since":
         if not rows or catalog.now is None:
             raise CannotAnswer(f"no work order matches ({scope})")
-        last = max(parse_date(r["finished_at"]) for r in rows)
+        last = max(_finished_at(r) for r in rows)
         return Outcome(_round((catalog.now - last).total_seconds() / 86400, 3), "days_since", evidence, unit="days")
     if measure == "top_priority":
         if not rows:

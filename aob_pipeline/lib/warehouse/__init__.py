@@ -2,19 +2,24 @@
 
 DuckDB allows one writing process per file, so connections here are opened for one unit of work and
 closed at once. ``replace_tables`` swaps a set of tables in a single transaction: a failure anywhere
-leaves every previous table as it was.
+leaves every previous table as it was. The tables themselves are declared as ``Table``/``Column``
+(``aob_pipeline.lib.warehouse.schema``).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import duckdb
 
-from aob_pipeline.lib.world.schema import Table
+from aob_pipeline.lib.warehouse.schema import Table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 DEFAULT_WAIT_SECONDS = 60.0
@@ -59,7 +64,8 @@ def wait_seconds_default() -> float:
 
 
 def open_connection(path: str | Path, read_only: bool = False, wait_seconds: float | None = None,
-                    notify: Callable[[str], None] | None = None, config: dict | None = None):
+                    notify: Callable[[str], None] | None = None,
+                    config: dict | None = None) -> duckdb.DuckDBPyConnection:
     """``duckdb.connect`` that waits while another process holds the file's lock: it says once (through
     ``notify``) who holds it, retries until ``wait_seconds`` (default ``AOB_WAREHOUSE_WAIT_S`` or 60 s) and
     then raises ``WarehouseLocked`` with the holder, the path and what to do."""
@@ -203,7 +209,7 @@ def replace_partition_rows(
     return {"deleted": int(deleted), "inserted": len(frame)}
 
 
-def read_table(con: duckdb.DuckDBPyConnection, name: str):
+def read_table(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame | None:
     """The whole table as a pandas frame, or None when it does not exist yet."""
     if not table_exists(con, name):
         return None
@@ -233,7 +239,7 @@ def mark_published_stale(published_path: str | Path, run_id: str, reason: str) -
 def published_stale_note(published_path: str | Path) -> str | None:
     """A sentence saying the published copy is stale (a later run failed before publishing), or None."""
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     published_path = Path(published_path)
     marker = _stale_marker(published_path)
@@ -246,7 +252,13 @@ def published_stale_note(published_path: str | Path) -> str | None:
     built = published_path.stat().st_mtime if published_path.exists() else None
     if built is not None and built > info["failed_at"]:
         return None  # published again since: the note is void
-    when = (datetime.fromtimestamp(built, timezone.utc).strftime("%Y-%m-%d %H:%M UTC") if built is not None
+    when = (datetime.fromtimestamp(built, UTC).strftime("%Y-%m-%d %H:%M UTC") if built is not None
             else "never")
     return (f"the published warehouse {published_path} is stale: run {info['run_id']} failed before refreshing it "
             f"({info['reason']}); it still holds what was published {when}")
+
+
+def frame_records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The rows of ``frame`` as ``{column: value}`` (``DataFrame.to_dict("records")``). pandas types the keys
+    as any hashable; the warehouse's frames (query results, the declared tables) name their columns with text."""
+    return cast("list[dict[str, Any]]", frame.to_dict("records"))
