@@ -280,10 +280,11 @@ def _cluster_keywords(cid: int, keywords: Any, all_members: pd.DataFrame, extrac
 
 def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: pd.DataFrame, hidden_scores: pd.DataFrame,
                        extractor: str | None, min_cluster_size: int) -> tuple[list[dict[str, Any]], str | None]:
-    members = all_members = _members(frames)
+    members = _members(frames)
     clusters = _frame(frames, "failure_clusters")
     if members is None:
         return [], "Failure clusters are not computed yet."
+    all_members = members
     findings = _frame(frames, "failure_findings")
     if extractor is not None and "extractor" in members.columns:
         members = members[members["extractor"] == extractor]
