@@ -7,7 +7,7 @@ import bisect
 import json
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -269,9 +269,7 @@ class TelemetryTables:
 
     c: _Collected
     m: ImportManifest
-
-    def resolve_name(self, name: str) -> str:  # provided by the builder
-        raise NotImplementedError
+    resolve_name: Callable[[str], str]  # the builder's method: an asset name or id as the world's asset id
 
     def telemetry(self) -> pd.DataFrame:
         """Every telemetry shape as long rows: JSON documents (ISO or epoch-second timestamps; keys
