@@ -31,12 +31,12 @@ def agent_blocks(agent_order: Sequence[str], chosen: Iterable[str]) -> list[tupl
     each run is one Dagster partition range and no agent outside ``chosen`` is in any of them. Agents that
     are not in the order are an error (not a partition)."""
     pos = {a: i for i, a in enumerate(agent_order)}
-    wanted = sorted({pos.get(a, -1) for a in chosen})
+    chosen = list(chosen)
     unknown = sorted(a for a in set(chosen) if a not in pos)
     if unknown:
         raise ValueError(f"not registered agent partition(s): {', '.join(unknown[:5])}")
     blocks: list[list[int]] = []
-    for i in wanted:
+    for i in sorted({pos[a] for a in chosen}):
         if blocks and blocks[-1][-1] == i - 1:
             blocks[-1].append(i)
         else:
