@@ -689,7 +689,9 @@ def _read_observation(obs: Any) -> ObservationFacts:
 
 
 _OBSERVATIONS: dict[bytes, ObservationFacts] = {}
-_OBSERVATIONS_MAX = 8192
+_OBSERVATIONS_MAX_ITEMS = 4_000_000
+"""The remembered readings hold at most this many numbers and texts in all (≈ 100 MB); then they start afresh."""
+_observations_items = 0
 
 
 def observation_facts(obs: Any) -> ObservationFacts:
@@ -703,12 +705,16 @@ def observation_facts(obs: Any) -> ObservationFacts:
         key = hashlib.blake2b(json.dumps(obs, ensure_ascii=False, allow_nan=True).encode(), digest_size=20).digest()
     except (TypeError, ValueError):
         return _read_observation(obs)
+    global _observations_items
     found = _OBSERVATIONS.get(key)
     if found is None:
         found = _read_observation(obs)
-        if len(_OBSERVATIONS) >= _OBSERVATIONS_MAX:
+        size = len(found.numbers) + len(found.leaves) + len(found.texts) + len(found.aliases) + 1
+        if _observations_items + size > _OBSERVATIONS_MAX_ITEMS:
             _OBSERVATIONS.clear()
+            _observations_items = 0
         _OBSERVATIONS[key] = found
+        _observations_items += size
     return found
 
 
