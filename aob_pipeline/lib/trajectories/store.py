@@ -143,15 +143,16 @@ def read_trajectories(
         return []
     if run_ids is not None and not run_ids:
         return []
-    fingerprint = _tables_fingerprint(con)
+    full = agent_id is None and scenario_id is None and run_ids is None
     cached = _LAST_FULL_READ.get("read")
-    if cached is not None and cached[0] == fingerprint:
-        everything = cached[1]
-    elif agent_id is None and scenario_id is None and run_ids is None:
-        everything = _read(con, "TRUE", [])
-        _LAST_FULL_READ["read"] = (fingerprint, everything)
-    else:
-        everything = None
+    everything = None
+    if cached is not None or full:  # the fingerprint (a hash of both tables) only where a full read is at stake
+        fingerprint = _tables_fingerprint(con)
+        if cached is not None and cached[0] == fingerprint:
+            everything = cached[1]
+        elif full:
+            everything = _read(con, "TRUE", [])
+            _LAST_FULL_READ["read"] = (fingerprint, everything)
     if everything is not None:
         wanted = set(run_ids) if run_ids is not None else None
         return [t for t in everything
