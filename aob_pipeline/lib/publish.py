@@ -117,7 +117,9 @@ def declared_tables() -> dict[str, Table]:
                        FAILURE_EMBEDDINGS_TABLE, FAILURE_CLUSTER_MEMBERS_TABLE])
     except ImportError:  # the TrajFM package is optional for publishing the rest
         pass
-    groups.append([LLM_CACHE_TABLE, TABLE_DOCS_TABLE])
+    from aob_pipeline.lib.warehouse.incremental import AGENT_WORK_STATE_TABLE
+
+    groups.append([LLM_CACHE_TABLE, AGENT_WORK_STATE_TABLE, TABLE_DOCS_TABLE])
     for group in groups:
         for table in group:
             tables.setdefault(table.name, table)

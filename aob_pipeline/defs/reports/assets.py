@@ -3,8 +3,8 @@ of the warehouse."""
 
 import dagster as dg
 
-from aob_pipeline.defs.resources import AobSettingsResource
-from aob_pipeline.lib.reports.outputs import read_report_frames, report_path, write_feedback, write_report
+from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource
+from aob_pipeline.lib.reports.outputs import report_path, write_all_feedback, write_report
 
 GROUP = "reports"
 UPSTREAM = ["leaderboard", "score_breakdowns", "judge_agreement", "judge_sensitivity", "failure_distribution",
@@ -21,17 +21,19 @@ def html_report(context: dg.AssetExecutionContext, aob: AobSettingsResource) -> 
                                           "size_kb": round(path.stat().st_size / 1024, 1)})
 
 
-@dg.asset(deps=UPSTREAM, group_name=GROUP, kinds={"markdown"}, owners=["team:evaluation"])
+@dg.asset(deps=UPSTREAM, group_name=GROUP, kinds={"markdown"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
 def agent_feedback(context: dg.AssetExecutionContext, aob: AobSettingsResource) -> dg.MaterializeResult:
     """Participant-facing feedback per agent ($AOB_HOME/reports/feedback/<agent>.md and .json): for hidden
     scenarios only aggregate scores with intervals, criteria rates and failure-cluster summaries (a cluster
-    only with at least 5 of the agent's traces; never a member's text); public scenarios with full traces."""
-    settings = aob.settings()
-    frames, _ = read_report_frames(settings)
-    agents = sorted(frames["leaderboard"]["agent_id"].unique()) if frames.get("leaderboard") is not None else []
-    written = [str(write_feedback(settings, a, frames=frames)[0]) for a in agents]
-    return dg.MaterializeResult(metadata={"agents": len(written), "folder": dg.MetadataValue.path(
-        str(report_path(settings).parent / "feedback"))})
+    only with at least 5 of the agent's traces; never a member's text); public scenarios with full traces.
+    Incremental: an agent's files are rewritten only when its rows, the clusters it is in, the scenarios or
+    the code changed (fingerprints in `agent_work_state`), so a night with one new agent writes one agent's."""
+    result = write_all_feedback(aob.settings())
+    context.log.info(f"feedback of {result.agents} agents: {len(result.written)} written, "
+                     f"{len(result.unchanged)} unchanged")
+    return dg.MaterializeResult(metadata={
+        "agents": result.agents, "written": len(result.written), "unchanged": len(result.unchanged),
+        "folder": dg.MetadataValue.path(str(report_path(aob.settings()).parent / "feedback"))})
 
 
 @dg.asset(deps=[*UPSTREAM, "html_report", "agent_feedback", "agents"], group_name=GROUP, kinds={"duckdb"},

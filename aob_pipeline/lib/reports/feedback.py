@@ -222,69 +222,77 @@ def _mast_shares(findings: pd.DataFrame | None, run_ids: set[str], extractor: st
 
 
 def _members(frames: Mapping[str, pd.DataFrame | None]) -> pd.DataFrame | None:
-    members = _frame(frames, "failure_cluster_members")
+    """The cluster members, None only when clusters were never computed (an agent may have no member)."""
+    members = frames.get("failure_cluster_members")
     if members is not None:
         _require(members, "failure_cluster_members", ["run_id", "cluster_id"])
     return members
 
 
-def _safe_keywords(keywords: Any, cluster_runs: set[str], findings: pd.DataFrame | None,
-                   min_cluster_size: int) -> list[str]:
+def _keyword_items(keywords: Any) -> list[str]:
     if keywords is None or (isinstance(keywords, float) and math.isnan(keywords)):
         return []
     if isinstance(keywords, str):
         text = keywords.strip()
-        items = json.loads(text) if text.startswith("[") else [k.strip() for k in text.split(",")]
-    else:
-        items = list(keywords)
+        return json.loads(text) if text.startswith("[") else [k.strip() for k in text.split(",")]
+    return [str(k) for k in keywords]
+
+
+def _runs_by_word(findings: pd.DataFrame) -> dict[str, set[str]]:
+    """Published-vocabulary word -> the runs whose additional failure texts (titles, descriptions) say it."""
     vocabulary = published_vocabulary()
-    words_per_run: dict[str, set[str]] = {}
-    if findings is not None and cluster_runs:
-        extra = findings[(findings["kind"] == "additional") & findings["run_id"].isin(cluster_runs)]
-        for run_id, part in extra.groupby("run_id"):
-            text = " ".join(str(v) for v in part["title"].tolist() + part.get("description", pd.Series()).tolist()
-                            if v is not None and not (isinstance(v, float) and math.isnan(v)))
-            words_per_run[str(run_id)] = _words(text)
-    out = []
-    for keyword in items:
-        word = str(keyword).strip().lower()
-        if not word or word not in vocabulary or word in out:
-            continue
-        if findings is not None and sum(word in w for w in words_per_run.values()) < min_cluster_size:
-            continue
-        out.append(word)
+    extra = findings[findings["kind"] == "additional"]
+    descriptions = extra["description"] if "description" in extra.columns else pd.Series([None] * len(extra))
+    words_of: dict[str, set[str]] = {}
+    out: dict[str, set[str]] = {}
+    for run_id, *texts in zip(extra["run_id"].astype(str), extra["title"], descriptions):
+        for text in texts:
+            if text is None or (isinstance(text, float) and math.isnan(text)):
+                continue
+            words = words_of.get(text)
+            if words is None:
+                words = words_of[text] = _words(str(text)) & vocabulary
+            for word in words:
+                out.setdefault(word, set()).add(run_id)
     return out
 
 
-_KEYWORDS_SEEN: dict[tuple, tuple[Any, Any, list[str]]] = {}
-
-
-def _cluster_keywords(cid: int, keywords: Any, all_members: pd.DataFrame, extractor: str | None,
-                      findings: pd.DataFrame | None, min_cluster_size: int) -> list[str]:
-    """``_safe_keywords`` of cluster ``cid`` over all its runs — the same for every agent's feedback, so it is
-    worked out once per cluster for the frames of a feedback batch (remembered with those frames)."""
-    key = (cid, str(keywords), extractor, min_cluster_size)
-    seen = _KEYWORDS_SEEN.get(key)
-    if seen is not None and seen[0] is all_members and seen[1] is findings:
-        return list(seen[2])
-    members = all_members
+def cluster_safe_keywords(frames: Mapping[str, pd.DataFrame | None], extractor: str | None,
+                          min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE) -> dict[int, list[str]]:
+    """Cluster id -> the keywords hidden feedback may show (rule 1 of the module docstring): words of the
+    published vocabulary said by the failure texts of at least ``min_cluster_size`` distinct runs of the cluster
+    (any agent). The same for every agent, so it is worked out once for a batch of feedback."""
+    members, clusters = _members(frames), _frame(frames, "failure_clusters")
+    if members is None or clusters is None or "keywords" not in clusters.columns:
+        return {}
+    findings = _frame(frames, "failure_findings")
     if extractor is not None and "extractor" in members.columns:
         members = members[members["extractor"] == extractor]
-    all_runs = set(members.loc[members["cluster_id"].astype(int) == cid, "run_id"].astype(str))
-    found = _safe_keywords(keywords, all_runs, findings, min_cluster_size)
-    if len(_KEYWORDS_SEEN) > 256:
-        _KEYWORDS_SEEN.clear()
-    _KEYWORDS_SEEN[key] = (all_members, findings, found)
-    return list(found)
+    runs_of = {int(c): set(part.astype(str)) for c, part in members.groupby(members["cluster_id"].astype(int))["run_id"]}
+    runs_by_word = _runs_by_word(findings) if findings is not None else None
+    vocabulary = published_vocabulary()
+    out: dict[int, list[str]] = {}
+    for cid, keywords in zip(clusters["cluster_id"].astype(int), clusters["keywords"]):
+        cluster_runs = runs_of.get(int(cid), set())
+        safe: list[str] = []
+        for keyword in _keyword_items(keywords):
+            word = str(keyword).strip().lower()
+            if not word or word not in vocabulary or word in safe:
+                continue
+            if runs_by_word is not None and len(runs_by_word.get(word, set()) & cluster_runs) < min_cluster_size:
+                continue
+            safe.append(word)
+        out[int(cid)] = safe
+    return out
 
 
 def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: pd.DataFrame, hidden_scores: pd.DataFrame,
-                       extractor: str | None, min_cluster_size: int) -> tuple[list[dict[str, Any]], str | None]:
+                       extractor: str | None, min_cluster_size: int,
+                       safe_keywords: Mapping[int, list[str]]) -> tuple[list[dict[str, Any]], str | None]:
     members = _members(frames)
     clusters = _frame(frames, "failure_clusters")
     if members is None:
         return [], "Failure clusters are not computed yet."
-    all_members = members
     findings = _frame(frames, "failure_findings")
     if extractor is not None and "extractor" in members.columns:
         members = members[members["extractor"] == extractor]
@@ -292,10 +300,8 @@ def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: p
     n_hidden = len(hidden_ids)
     mine = members[members["run_id"].astype(str).isin(hidden_ids) & (members["cluster_id"].astype(int) >= 0)]
     label_of: dict[int, Any] = {}
-    keywords_of: dict[int, Any] = {}
     if clusters is not None:
         label_of = {int(r["cluster_id"]): r.get("label") for r in clusters.to_dict("records")}
-        keywords_of = {int(r["cluster_id"]): r.get("keywords") for r in clusters.to_dict("records")}
     names = mast_mode_names()
     type_of = hidden_runs.set_index("run_id")["scenario_type"].to_dict() if "scenario_type" in hidden_runs else {}
     out: list[dict[str, Any]] = []
@@ -305,7 +311,7 @@ def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: p
         if len(runs) < min_cluster_size:
             withheld += 1
             continue
-        keywords = _cluster_keywords(cid, keywords_of.get(cid), all_members, extractor, findings, min_cluster_size)
+        keywords = list(safe_keywords.get(int(cid), []))
         label = label_of.get(cid)
         if isinstance(label, str) and label.strip().casefold() in known_cluster_names():
             name = label.strip()
@@ -414,13 +420,17 @@ def _public_runs(frames: Mapping[str, pd.DataFrame | None], runs: pd.DataFrame, 
 
 def build_feedback(agent_id: str, frames: Mapping[str, pd.DataFrame | None],
                    min_cluster_size: int = DEFAULT_MIN_CLUSTER_SIZE, *, judge: str | None = None,
+                   extractor: str | None = None, safe_keywords: Mapping[int, list[str]] | None = None,
                    n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict[str, Any]:
     """The feedback for ``agent_id`` (see the module docstring for what it holds and the safety rule).
 
     ``frames`` are warehouse tables by name: ``scenarios``, ``trajectories``, ``trajectory_steps``,
     ``judgements``, ``scores`` (required for figures), ``failure_findings``, ``failure_clusters`` and
     ``failure_cluster_members`` (optional: cluster sections say "not computed yet" without them).
-    ``judge``: the judge whose verdicts are reported (default ``reference`` when present).
+    ``judge``: the judge whose verdicts are reported (default ``reference`` when present); ``extractor``: the
+    extractor whose findings are reported (default: the preferred one in the findings frame);
+    ``safe_keywords``: ``cluster_safe_keywords`` worked out over every agent's rows (default: over ``frames``).
+    Pass all three when ``frames`` hold only some agents' rows (``lib.reports.outputs.write_all_feedback``).
     Raises ``ValueError`` when the agent has no run at all, or a frame lacks a needed column.
     """
     if min_cluster_size < 1:
@@ -443,7 +453,9 @@ def build_feedback(agent_id: str, frames: Mapping[str, pd.DataFrame | None],
     runs["scenario_type"] = runs["scenario_id"].astype(str).map(lambda s: types.get(s, "other"))
     type_of_run = dict(zip(runs["run_id"].astype(str), runs["scenario_type"]))
     findings = _frame(frames, "failure_findings")
-    extractor = preferred_extractor(findings)
+    extractor = extractor or preferred_extractor(findings)
+    if safe_keywords is None:
+        safe_keywords = cluster_safe_keywords(frames, extractor, min_cluster_size)
 
     hidden_runs = runs[~runs["public"]]
     public_runs = runs[runs["public"]]
@@ -455,14 +467,16 @@ def build_feedback(agent_id: str, frames: Mapping[str, pd.DataFrame | None],
     if "status" in hidden_runs.columns:
         statuses = {s: int(n) for s, n in hidden_runs["status"].map(
             lambda s: s if s in STATUSES else "other").value_counts().sort_index().items()}
-    clusters, cluster_note = _cluster_summaries(frames, hidden_runs, hidden_scores, extractor, min_cluster_size)
+    clusters, cluster_note = _cluster_summaries(frames, hidden_runs, hidden_scores, extractor, min_cluster_size,
+                                                safe_keywords)
     hidden = {
         "n_runs": int(len(hidden_runs)),
         **_score_summary(hidden_scores, n_boot, seed),
         "status_counts": statuses,
         "by_scenario_type": _by_type(hidden_scores, type_of_run, min_cluster_size, n_boot, seed),
         "failure_modes": _mast_shares(findings, hidden_ids, extractor),
-        "failure_modes_note": None if findings is not None else "Failure findings are not computed yet.",
+        "failure_modes_note": None if frames.get("failure_findings") is not None
+        else "Failure findings are not computed yet.",
         "clusters": clusters,
         "clusters_note": cluster_note,
     }
@@ -571,5 +585,5 @@ def render_feedback_markdown(feedback: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-__all__ = ["DEFAULT_MIN_CLUSTER_SIZE", "DOMAIN_TERMS", "build_feedback", "known_cluster_names", "published_vocabulary",
+__all__ = ["DEFAULT_MIN_CLUSTER_SIZE", "DOMAIN_TERMS", "build_feedback", "cluster_safe_keywords", "known_cluster_names", "published_vocabulary",
            "render_feedback_markdown", "split_of_runs"]

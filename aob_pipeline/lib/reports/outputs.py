@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -67,3 +68,147 @@ def write_feedback(settings: Settings, agent_id: str, min_cluster_size: int = 5,
     md.write_text(render_feedback_markdown(feedback))
     js.write_text(json.dumps(feedback, default=str))  # no indent: json's C encoder (indent is pure Python, 10x slower)
     return md, js
+
+
+FEEDBACK_STEP = "agent_feedback"
+_AGENT_TABLES = ("trajectories", "judgements", "scores", "failure_findings", "failure_cluster_members")
+"""Tables whose rows belong to one agent (``agent_id``); ``trajectory_steps`` belongs to them through ``run_id``."""
+
+
+@dataclass(frozen=True)
+class FeedbackWritten:
+    """What ``write_all_feedback`` did: the agents whose feedback was (re)written and those left as they were."""
+
+    written: list[str]
+    unchanged: list[str]
+
+    @property
+    def agents(self) -> int:
+        return len(self.written) + len(self.unchanged)
+
+
+def _feedback_path(settings: Settings, agent_id: str, suffix: str) -> Path:
+    return feedback_dir(settings) / f"{agent_id.replace('/', '_')}.{suffix}"
+
+
+def write_all_feedback(settings: Settings, min_cluster_size: int = 5, *, force: bool = False) -> FeedbackWritten:
+    """Every agent's feedback, rewritten only for agents whose inputs changed since it was last written (see
+    ``lib.warehouse.incremental``): its own rows in ``trajectories``, ``trajectory_steps``, ``judgements``,
+    ``scores``, ``failure_findings`` and ``failure_cluster_members``; what every agent shares (the scenarios, the
+    reported judge and extractor, the taxonomy's vocabulary); the names and safe keywords of the clusters it is
+    in; and the code that writes it. ``force`` rewrites every agent's. A missing file is rewritten."""
+    import aob_pipeline.lib.judging.records as records_module
+    import aob_pipeline.lib.judging.scoring as scoring_module
+    import aob_pipeline.lib.reports.feedback as feedback_module
+    import aob_pipeline.lib.reports.plots as plots_module
+    from aob_pipeline.lib.reports.feedback import (
+        build_feedback,
+        cluster_safe_keywords,
+        known_cluster_names,
+        published_vocabulary,
+        render_feedback_markdown,
+    )
+    from aob_pipeline.lib.reports.plots import mast_mode_names
+    from aob_pipeline.lib.warehouse import connect, table_exists
+    from aob_pipeline.lib.warehouse.incremental import (
+        AgentRows,
+        agent_fingerprints,
+        agents_to_recompute,
+        read_agent_state,
+        table_fingerprint,
+        write_agent_state,
+    )
+
+    with connect(settings.warehouse_path, read_only=True) as con:
+        judges = _distinct(con, "scores", "judge") or _distinct(con, "judgements", "judge")
+        judge = "reference" if "reference" in judges else (judges[0] if judges else None)
+        extractors = _distinct(con, "failure_findings", "extractor")
+        llm = [e for e in extractors if e != "offline"]
+        extractor = llm[0] if llm else (extractors[0] if extractors else None)
+        # What hidden cluster summaries may say is worked out over every agent's rows, once.
+        shared = {name: read_table(con, name) for name in ("failure_clusters", "scenarios")}
+        shared["failure_cluster_members"] = read_table(con, "failure_cluster_members")
+        shared["failure_findings"] = read_table(
+            con, "failure_findings", "kind = 'additional'") if table_exists(con, "failure_findings") else None
+        safe_keywords = cluster_safe_keywords(shared, extractor, min_cluster_size)
+        clusters = shared["failure_clusters"]
+        label_of = {} if clusters is None else {int(c): str(label) for c, label in
+                                                zip(clusters["cluster_id"], clusters["label"])}
+        members = shared["failure_cluster_members"]
+        agent_clusters: dict[str, list] = {}
+        if members is not None:
+            for agent, part in members.groupby("agent_id")["cluster_id"]:
+                agent_clusters[str(agent)] = [[c, label_of.get(c), safe_keywords.get(c)]
+                                              for c in sorted({int(x) for x in part})]
+        context = {
+            "scenarios": table_fingerprint(con, "scenarios"), "judge": judge, "extractor": extractor,
+            "min_cluster_size": min_cluster_size, "vocabulary": sorted(published_vocabulary()),
+            "known_names": sorted(known_cluster_names()), "mast": sorted(mast_mode_names().items()),
+            "clusters_computed": members is not None,
+        }
+        sources = [AgentRows(t) for t in _AGENT_TABLES] + [AgentRows("trajectory_steps", by_run=True)]
+        fingerprints = agent_fingerprints(
+            con, sources, context=context, agent_context=agent_clusters,
+            code=(feedback_module, plots_module, scoring_module, records_module))
+        agents = _distinct(con, "leaderboard", "agent_id")  # the agents the leaderboard ranks
+        state = read_agent_state(con, FEEDBACK_STEP)
+        stale = set(agents) if force else set(agents_to_recompute({a: fingerprints.get(a, "") for a in agents},
+                                                                  state))
+        stale |= {a for a in agents if not (_feedback_path(settings, a, "md").exists()
+                                            and _feedback_path(settings, a, "json").exists())}
+        todo = sorted(stale)
+        frames = _agent_frames(con, todo) if todo else {}
+    frames.update({"scenarios": shared["scenarios"], "failure_clusters": clusters})
+    for agent_id, agent_frames in _split_by_agent(frames, todo):
+        feedback = build_feedback(agent_id, agent_frames, min_cluster_size=min_cluster_size, judge=judge,
+                                  extractor=extractor, safe_keywords=safe_keywords)
+        _feedback_path(settings, agent_id, "md").write_text(render_feedback_markdown(feedback))
+        # no indent: json's C encoder (indent is pure Python, 10x slower)
+        _feedback_path(settings, agent_id, "json").write_text(json.dumps(feedback, default=str))
+    with connect(settings.warehouse_path) as con:
+        write_agent_state(con, FEEDBACK_STEP, {a: (fingerprints.get(a, ""), None) for a in agents})
+    return FeedbackWritten(written=todo, unchanged=[a for a in agents if a not in stale])
+
+
+def _distinct(con, table: str, column: str) -> list[str]:
+    from aob_pipeline.lib.warehouse import table_exists
+
+    if not table_exists(con, table):
+        return []
+    return sorted(str(v) for (v,) in con.execute(f'SELECT DISTINCT "{column}" FROM "{table}" '
+                                                 f'WHERE "{column}" IS NOT NULL').fetchall())
+
+
+def _agent_frames(con, agent_ids: list[str]) -> dict[str, pd.DataFrame | None]:
+    """The rows of ``agent_ids`` in every per-agent table the feedback reads."""
+    con.register("__feedback_agents", pd.DataFrame({"agent_id": agent_ids}))
+    try:
+        frames = {name: read_table(con, name, "agent_id IN (SELECT agent_id FROM __feedback_agents)")
+                  for name in _AGENT_TABLES}
+        frames["trajectory_steps"] = read_table(
+            con, "trajectory_steps", "run_id IN (SELECT run_id FROM trajectories WHERE agent_id IN "
+                                     "(SELECT agent_id FROM __feedback_agents))")
+    finally:
+        con.unregister("__feedback_agents")
+    return frames
+
+
+def _split_by_agent(frames: dict[str, pd.DataFrame | None], agent_ids: list[str]):
+    """(agent, that agent's frames) for each agent: per-agent tables split once by agent (``trajectory_steps``
+    by the agent's runs); shared tables as they are."""
+    split: dict[str, dict[str, pd.DataFrame]] = {}
+    for name in _AGENT_TABLES:
+        frame = frames.get(name)
+        if frame is not None and len(frame):
+            split[name] = {str(a): part for a, part in frame.groupby("agent_id", sort=False)}
+    steps = frames.get("trajectory_steps")
+    runs = frames.get("trajectories")
+    if steps is not None and len(steps) and runs is not None:
+        agent_of_run = dict(zip(runs["run_id"], runs["agent_id"].astype(str)))
+        split["trajectory_steps"] = {a: part for a, part in steps.groupby(steps["run_id"].map(agent_of_run),
+                                                                          sort=False)}
+    for agent_id in agent_ids:
+        agent_frames = {name: frame for name, frame in frames.items() if name not in split}
+        for name, parts in split.items():
+            agent_frames[name] = parts.get(agent_id, frames[name].iloc[0:0])  # type: ignore[index]
+        yield agent_id, agent_frames

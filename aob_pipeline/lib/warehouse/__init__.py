@@ -209,11 +209,13 @@ def replace_partition_rows(
     return {"deleted": int(deleted), "inserted": len(frame)}
 
 
-def read_table(con: duckdb.DuckDBPyConnection, name: str) -> pd.DataFrame | None:
-    """The whole table as a pandas frame, or None when it does not exist yet."""
+def read_table(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None,
+               params: list[Any] | None = None) -> pd.DataFrame | None:
+    """The table as a pandas frame (only the rows matching the SQL condition ``where``, with ``params``), or
+    None when it does not exist yet."""
     if not table_exists(con, name):
         return None
-    return con.execute(f'SELECT * FROM "{name}"').df()
+    return con.execute(f'SELECT * FROM "{name}"' + (f" WHERE {where}" if where else ""), params or []).df()
 
 
 def _stale_marker(published_path: Path) -> Path:
