@@ -115,13 +115,10 @@ def contradictions(reading: TraceReading, verdicts: Mapping[str, Any], modes: It
     return out
 
 
-def coherence_rows(items: Sequence[tuple[TraceReading, Mapping[str, Any], Iterable[str]]],
-                   judge: str, extractor: str) -> pd.DataFrame:
-    """``judge_agreement``-shaped rows, one per shared fact (criterion ``fact:<name>``): n runs, agreement = share
-    of runs without a contradiction on that fact, ``contradictions`` (runs), rate_a the judge's rate of a bad
-    verdict on the fact's criterion, rate_b the detector's flag rate of the fact's mode. kappa is NULL: a criterion
-    fails for more reasons than one mode names, so the two rates are not one rating of the same thing (the
-    contradiction count is the comparison)."""
+def coherence_counts(items: Sequence[tuple[TraceReading, Mapping[str, Any], Iterable[str]]]) -> dict[str, Any]:
+    """What ``coherence_rows`` reports, as counts that add up over agents: ``items`` (runs compared), ``n`` (runs
+    with the three verdicts), and per fact ``contradictions``, ``bad`` (the judge's bad verdicts) and ``flag``
+    (the detector's flags)."""
     counts = {f.name: 0 for f in SHARED_FACTS}
     bad = {f.name: 0 for f in SHARED_FACTS}
     flag = {f.name: 0 for f in SHARED_FACTS}
@@ -136,17 +133,39 @@ def coherence_rows(items: Sequence[tuple[TraceReading, Mapping[str, Any], Iterab
         for f in SHARED_FACTS:
             bad[f.name] += bool(verdicts[f.criterion]) == f.bad
             flag[f.name] += f.mode in modes
+    return {"items": len(items), "n": n, "contradictions": counts, "bad": bad, "flag": flag}
+
+
+def coherence_rows_from_counts(parts: Iterable[Mapping[str, Any]], judge: str, extractor: str) -> pd.DataFrame:
+    """``coherence_rows`` over the sum of several ``coherence_counts`` (e.g. one per agent); empty when no run was
+    compared."""
+    parts = [p for p in parts if p]
+    if not sum(int(p["items"]) for p in parts):
+        return pd.DataFrame()
+    n = sum(int(p["n"]) for p in parts)
     rows = []
     for f in SHARED_FACTS:
+        found, bad, flag = (sum(int(p[key][f.name]) for p in parts) for key in ("contradictions", "bad", "flag"))
         rows.append({"judge_a": judge, "judge_b": extractor, "criterion": f"fact:{f.name}", "n": n,
-                     "agreement": (1 - counts[f.name] / n) if n else None, "kappa": None, "degenerate": None,
-                     "rate_a": bad[f.name] / n if n else None, "rate_b": flag[f.name] / n if n else None,
-                     "contradictions": counts[f.name]})
+                     "agreement": (1 - found / n) if n else None, "kappa": None, "degenerate": None,
+                     "rate_a": bad / n if n else None, "rate_b": flag / n if n else None,
+                     "contradictions": found})
     return pd.DataFrame(rows)
 
 
-__all__ = ["SHARED_FACTS", "SHARED_MODES", "SharedFact", "coherence_rows", "contradictions", "fact_holds",
-           "judge_detector_rows", "modes_by_run"]
+def coherence_rows(items: Sequence[tuple[TraceReading, Mapping[str, Any], Iterable[str]]],
+                   judge: str, extractor: str) -> pd.DataFrame:
+    """``judge_agreement``-shaped rows, one per shared fact (criterion ``fact:<name>``): n runs, agreement = share
+    of runs without a contradiction on that fact, ``contradictions`` (runs), rate_a the judge's rate of a bad
+    verdict on the fact's criterion, rate_b the detector's flag rate of the fact's mode. kappa is NULL: a criterion
+    fails for more reasons than one mode names, so the two rates are not one rating of the same thing (the
+    contradiction count is the comparison)."""
+    return coherence_rows_from_counts([coherence_counts(items)], judge, extractor)
+
+
+__all__ = ["SHARED_FACTS", "SHARED_MODES", "SharedFact", "coherence_counts", "coherence_rows",
+           "coherence_rows_from_counts", "contradictions", "fact_holds", "judge_detector_counts", "judge_detector_rows",
+           "modes_by_run", "update_judge_detector_counts"]
 
 
 def modes_by_run(findings: pd.DataFrame, extractor: str) -> dict[str, set[str]]:
@@ -159,24 +178,85 @@ def modes_by_run(findings: pd.DataFrame, extractor: str) -> dict[str, set[str]]:
     return out
 
 
-def judge_detector_rows(judgements: pd.DataFrame, findings: pd.DataFrame | None, trajectories: Sequence[Any],
-                        scenarios: Mapping[str, Any], judge: str = "reference",
-                        extractor: str = "offline") -> pd.DataFrame:
-    """The ``judge_agreement`` rows comparing ``judge`` with ``extractor`` on every shared fact (``coherence_rows``)
-    over the runs both judged and extracted; empty when there are no findings."""
+def judge_detector_counts(judgements: pd.DataFrame, findings: pd.DataFrame | None, trajectories: Sequence[Any],
+                          scenarios: Mapping[str, Any], judge: str = "reference",
+                          extractor: str = "offline") -> dict[str, dict[str, Any]]:
+    """Agent id -> ``coherence_counts`` of ``judge`` against ``extractor`` over the agent's runs both judged and
+    extracted (agents with no such run are left out)."""
     from aob_pipeline.lib.trace.reading import read_trace
 
     if findings is None or findings.empty or judgements is None or judgements.empty:
-        return pd.DataFrame()
+        return {}
     modes = modes_by_run(findings, extractor)
     mine = judgements[(judgements["judge"] == judge) & judgements["judge_error"].isna()]
     # run_id -> {column: value} (text column names)
     verdicts = cast("dict[str, dict[str, Any]]",
                     mine.drop_duplicates("run_id", keep="last").set_index("run_id").to_dict("index"))
-    items = []
+    items: dict[str, list] = {}
     for t in trajectories:
         v, m = verdicts.get(t.run_id), modes.get(t.run_id)
         if v is None or m is None or t.scenario_id not in scenarios:
             continue
-        items.append((read_trace(t, scenarios[t.scenario_id]), v, m))
-    return coherence_rows(items, judge, extractor) if items else pd.DataFrame()
+        items.setdefault(str(t.agent_id), []).append((read_trace(t, scenarios[t.scenario_id]), v, m))
+    return {agent: coherence_counts(agent_items) for agent, agent_items in items.items()}
+
+
+def judge_detector_rows(judgements: pd.DataFrame, findings: pd.DataFrame | None, trajectories: Sequence[Any],
+                        scenarios: Mapping[str, Any], judge: str = "reference",
+                        extractor: str = "offline") -> pd.DataFrame:
+    """The ``judge_agreement`` rows comparing ``judge`` with ``extractor`` on every shared fact (``coherence_rows``)
+    over the runs both judged and extracted; empty when there are no findings."""
+    counts = judge_detector_counts(judgements, findings, trajectories, scenarios, judge, extractor)
+    return coherence_rows_from_counts(counts.values(), judge, extractor)
+
+
+JUDGE_DETECTOR_STEP = "judge_agreement"
+
+
+def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: str = "offline",
+                                 ) -> tuple[pd.DataFrame, dict[str, tuple[str, Any]], list[str]]:
+    """``judge_detector_rows`` over the warehouse, recomputing only the agents whose judge verdicts, findings,
+    trajectories, the scenarios or this code changed since the counts were stored
+    (``lib.warehouse.incremental``). Returns the rows, the state to store with them (``write_agent_state``
+    under ``JUDGE_DETECTOR_STEP``) and the agents recomputed."""
+    import sys
+
+    import aob_pipeline.lib.trace as trace_package
+    from aob_pipeline.lib.trace import scenario_index
+    from aob_pipeline.lib.trajectories.store import read_trajectories
+    from aob_pipeline.lib.warehouse import read_table
+    from aob_pipeline.lib.warehouse.incremental import (
+        AgentRows,
+        agent_fingerprints,
+        agents_to_recompute,
+        read_agent_state,
+        table_fingerprint,
+    )
+
+    sources = [AgentRows("judgements", f"judge = '{judge}'"), AgentRows("failure_findings", f"extractor = '{extractor}'"),
+               AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)]
+    fingerprints = agent_fingerprints(
+        con, sources, context={"scenarios": table_fingerprint(con, "scenarios"), "judge": judge,
+                               "extractor": extractor},
+        code=(trace_package, sys.modules[__name__]))
+    state = read_agent_state(con, JUDGE_DETECTOR_STEP)
+    todo = agents_to_recompute(fingerprints, state)
+    counts = {a: state[a][1] for a in fingerprints if a not in todo}
+    if todo:
+        con.register("__coherence_agents", pd.DataFrame({"agent_id": todo}))
+        try:
+            where = "agent_id IN (SELECT agent_id FROM __coherence_agents)"
+            judgements = read_table(con, "judgements", f"{where} AND judge = ?", [judge])
+            findings = read_table(con, "failure_findings", f"{where} AND extractor = ?", [extractor])
+            run_ids = [r for (r,) in con.execute(f"SELECT run_id FROM trajectories WHERE {where}").fetchall()]
+        finally:
+            con.unregister("__coherence_agents")
+        scenarios = read_table(con, "scenarios")
+        fresh = {}
+        if judgements is not None and findings is not None and run_ids:
+            fresh = judge_detector_counts(judgements, findings, read_trajectories(con, run_ids=run_ids),
+                                          scenario_index(scenarios) if scenarios is not None else {}, judge,
+                                          extractor)
+        counts.update({a: fresh.get(a) for a in todo})
+    rows = coherence_rows_from_counts([c for c in counts.values() if c], judge, extractor)
+    return rows, {a: (fingerprints[a], counts.get(a)) for a in fingerprints}, todo

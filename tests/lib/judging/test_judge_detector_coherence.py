@@ -68,3 +68,50 @@ def test_both_rule_judges_leave_task_completion_undecided_without_a_reference(fi
         assert not completed["task_completion"].eq(True).any()
         undecided = completed[completed["task_completion"].isna()]
         assert len(undecided) and undecided["task_completion_rationale"].str.contains("no reference answer").all()
+
+
+def test_counts_kept_per_agent_are_recomputed_only_where_rows_changed(field, tmp_path):
+    """update_judge_detector_counts over a warehouse gives the rows of a full judge_detector_rows, and after one
+    agent's findings change it recomputes that agent alone and still gives the full rows."""
+    import duckdb
+
+    from aob_pipeline.lib.failures.findings import findings_frame
+    from aob_pipeline.lib.trace.coherence import (
+        JUDGE_DETECTOR_STEP,
+        judge_detector_rows,
+        update_judge_detector_counts,
+    )
+    from aob_pipeline.lib.trajectories.store import read_trajectories, replace_trajectories
+    from aob_pipeline.lib.warehouse.incremental import write_agent_state
+
+    table, trajectories, judgements, _ = field
+    index = scenario_index(table)
+    extractor = OfflineExtractor(judge_scenarios=index)
+    findings = findings_frame([extractor.extract(t, index[t.scenario_id]) for t in trajectories])
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        replace_trajectories(con, trajectories)
+        for name, frame in (("scenarios", table), ("judgements", judgements), ("failure_findings", findings)):
+            con.register("__f", frame)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __f')
+            con.unregister("__f")
+
+        def full():
+            return judge_detector_rows(con.execute("SELECT * FROM judgements").df(),
+                                       con.execute("SELECT * FROM failure_findings").df(),
+                                       read_trajectories(con), index)
+
+        rows, state, recomputed = update_judge_detector_counts(con)
+        assert recomputed == sorted(AGENTS)
+        assert rows.equals(full()) and len(rows) == len(SHARED_FACTS)
+        write_agent_state(con, JUDGE_DETECTOR_STEP, state)
+        again, _, recomputed = update_judge_detector_counts(con)
+        assert recomputed == [] and again.equals(rows)
+
+        # the oracle's findings now flag a repetition on a run the judge found well sequenced
+        run_id = next(t.run_id for t in trajectories if t.agent_id == "oracle")
+        con.execute("UPDATE failure_findings SET flagged = true WHERE run_id = ? AND slug = 'step_repetition'", [run_id])
+        changed, _, recomputed = update_judge_detector_counts(con)
+        assert recomputed == ["oracle"]
+        assert changed.equals(full())
+        repetition = changed.set_index("criterion").loc["fact:repetition"]
+        assert repetition["contradictions"] == 1
