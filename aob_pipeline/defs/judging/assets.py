@@ -30,13 +30,8 @@ from aob_pipeline.lib.judging import (
     agreement_frame,
     breakdown_frame,
     judge_trajectories,
-    leaderboard_frame,
-    operational_frame,
-    plan_scores_frame,
     scores_frame,
     sensitivity_frame,
-    tool_call_accuracy_frame,
-    tool_calls_frame,
 )
 from aob_pipeline.lib.judging.agreement import JUDGE_AGREEMENT_TABLE
 from aob_pipeline.lib.judging.scoring import SCORE_BREAKDOWNS_TABLE, SCORES_TABLE
@@ -47,7 +42,6 @@ from aob_pipeline.lib.reports.metadata_plots import (
     leaderboard_png,
     trend_png,
 )
-from aob_pipeline.lib.trajectories.store import read_trajectories
 from aob_pipeline.lib.warehouse import (
     add_missing_columns,
     read_table,
@@ -160,20 +154,20 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
     """Per agent and judge: mean score with a bootstrap 95% interval over scenarios, pass rate, pass^k over
     trials, per-criterion rates, tool-call accuracy, plan score (plan-execute agents) and operational
     figures; deployment_ready at a mean of 85 or more. Every run is also appended to `leaderboard_history`
-    so trends show."""
+    so trends show. Incremental: an agent's rows are recomputed only when its scores or trajectories, the
+    scenarios or the number of trials changed (fingerprints in `agent_work_state`); ranks are over the field."""
+    from aob_pipeline.lib.judging.leaderboard_update import LEADERBOARD_STEP, update_leaderboard
+    from aob_pipeline.lib.warehouse.incremental import write_agent_state
+
     with duckdb.get_connection() as con:
-        score_frame, scen, runs = _read(con, "scores", "scenarios", "trajectories")  # runs: the run-level table
-        trajs = read_trajectories(con)
-    board = leaderboard_frame(
-        score_frame,
-        tool_accuracy=tool_call_accuracy_frame(tool_calls_frame(trajs, scen)),
-        plan_scores=plan_scores_frame(trajs, scen),
-        operational=operational_frame(runs),
-    )
+        board, state, recomputed = update_leaderboard(con)
+    context.log.info(f"leaderboard: {len(recomputed)} of {len(state)} agents recomputed, the others' rows reused "
+                     "(their scores and trajectories are unchanged)")
     history = board.assign(evaluated_at=pd.Timestamp.now(tz="UTC").tz_localize(None), run_id=context.run.run_id)
     table = _frame_table("leaderboard", "Per-agent, per-judge leaderboard.", board)
     with duckdb.get_connection() as con:
         replace_tables(con, {"leaderboard": board}, {"leaderboard": table})
+        write_agent_state(con, LEADERBOARD_STEP, state)
         hist_table = _frame_table("leaderboard_history", "Every leaderboard computed, with its time.", history)
         con.execute(hist_table.ddl().replace("CREATE OR REPLACE TABLE", "CREATE TABLE IF NOT EXISTS", 1))
         add_missing_columns(con, hist_table)  # columns a later version added: older rows read NULL there
@@ -208,22 +202,26 @@ def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
     """Cohen's κ per criterion between every two judges (and human labels imported with
     `aob judge import-labels`), on the runs both judged; and the reference judge against the offline failure
     detectors (judge_b 'offline', criterion 'fact:<name>'): contradictions on every fact a criterion and a failure
-    mode share (verification, answer form, repetition, role, ignored tool error, overstated completion)."""
-    from aob_pipeline.lib.trace import scenario_index
-    from aob_pipeline.lib.trace.coherence import judge_detector_rows
+    mode share (verification, answer form, repetition, role, ignored tool error, overstated completion). The
+    judge-versus-detector counts are kept per agent (`agent_work_state`) and recomputed only for agents whose
+    verdicts, findings or trajectories changed."""
+    from aob_pipeline.lib.trace.coherence import JUDGE_DETECTOR_STEP, update_judge_detector_counts
+    from aob_pipeline.lib.warehouse.incremental import write_agent_state
 
     with duckdb.get_connection() as con:
-        judg, human, findings, scen = _read(con, "judgements", "human_labels", "failure_findings", "scenarios")
-        trajs = read_trajectories(con) if findings is not None and len(findings) else []
+        judg, human = _read(con, "judgements", "human_labels")
+        facts, state, recomputed = update_judge_detector_counts(con)
     frames = [f for f in (judg, human) if f is not None and len(f)]
     both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
     frame = agreement_frame(both)
-    facts = judge_detector_rows(judg, findings, trajs, scenario_index(scen) if scen is not None else {})
     if len(facts):
         frame = pd.concat([frame, facts[frame.columns]], ignore_index=True)
     frame["contradictions"] = frame["contradictions"].astype("Int64")
     with duckdb.get_connection() as con:
         replace_tables(con, {"judge_agreement": frame}, {"judge_agreement": JUDGE_AGREEMENT_TABLE})
+        write_agent_state(con, JUDGE_DETECTOR_STEP, state)
+    context.log.info(f"judge against detectors: {len(recomputed)} of {len(state)} agents recomputed, "
+                     "the others' counts reused (their rows are unchanged)")
     contradictions = int(facts["contradictions"].sum()) if len(facts) else None
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame), "kappa": markdown_table(frame[frame["contradictions"].isna()]),

@@ -1,0 +1,147 @@
+"""The leaderboard over the warehouse, recomputing only the agents whose rows changed.
+
+An agent's leaderboard rows (one per judge) depend on its own scores, its own trajectories (tool-call accuracy,
+plan scores, operational figures) and on what every agent shares: the scenarios, the number of pass^k columns
+(the most trials any agent has on a scenario) and the bootstrap settings. ``update_leaderboard`` keeps each
+agent's rows with a fingerprint of those inputs (``lib.warehouse.incremental``) and recomputes only the agents
+whose fingerprint changed; ranks are then given over the whole field. A full recomputation and an incremental one
+build the board the same way (from the per-agent rows), so they give the same table.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import duckdb
+import pandas as pd
+
+from aob_pipeline.lib.judging.scoring import (
+    DEFAULT_BOOTSTRAP,
+    OPERATIONAL_FIGURES,
+    leaderboard_frame,
+    operational_frame,
+    plan_scores_frame,
+    tool_call_accuracy_frame,
+    tool_calls_frame,
+)
+from aob_pipeline.lib.warehouse import read_table, table_exists
+
+LEADERBOARD_STEP = "leaderboard"
+
+_TOOL_COLUMNS = ["n_tool_calls", "valid_rate", "right_entity_rate", "needed_rate", "tool_call_accuracy"]
+_PLAN_COLUMNS = ["plan_score", "plan_valid_rate", "n_plans"]
+_OPERATIONAL_COLUMNS = ["n_runs", *[f"{n}_{s}" for n in OPERATIONAL_FIGURES for s in ("median", "p95")],
+                        "cost_usd_total"]
+
+
+def _columns(k: int) -> list[str]:
+    from aob_pipeline.lib.judging.records import CRITERIA
+
+    return ["agent_id", "judge", "mean_score", "ci_low", "ci_high", "pass_rate", "deployment_ready",
+            "mean_score_public", "mean_score_hidden", "n_hidden_scenarios", "coverage", "n_scenarios",
+            "n_trajectories", "n_judge_errors", *[f"{c}_rate" for c in CRITERIA],
+            *[f"pass_hat_{i}" for i in range(1, k + 1)], *_TOOL_COLUMNS, *_PLAN_COLUMNS, *_OPERATIONAL_COLUMNS]
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-exact Python value (numpy scalars unwrapped, missing values None; floats keep every digit)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    return value
+
+
+def max_trials(con: duckdb.DuckDBPyConnection) -> int:
+    """The most scored trials any agent has on one scenario under one judge (the pass^k columns go up to it)."""
+    if not table_exists(con, "scores"):
+        return 1
+    (k,) = con.execute("SELECT max(n) FROM (SELECT count(*) AS n FROM scores WHERE score IS NOT NULL "
+                       "GROUP BY agent_id, judge, scenario_id)").fetchall()[0]
+    return int(k or 1)
+
+
+def agent_leaderboard_rows(scores: pd.DataFrame, runs: pd.DataFrame | None, trajectories: list, scenarios: Any,
+                           k: int, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict[str, list[dict]]:
+    """Agent id -> its leaderboard rows (one per judge, without rank) as JSON-exact dicts, for the agents in
+    ``scores``."""
+    if scores is None or scores.empty:
+        return {}
+    part = leaderboard_frame(
+        scores, tool_accuracy=tool_call_accuracy_frame(tool_calls_frame(trajectories, scenarios)),
+        plan_scores=plan_scores_frame(trajectories, scenarios),
+        operational=operational_frame(runs) if runs is not None and len(runs) else None, max_k=k,
+        n_boot=n_boot, seed=seed)
+    out: dict[str, list[dict]] = {}
+    for record in part.drop(columns=["rank"]).to_dict("records"):
+        out.setdefault(str(record["agent_id"]), []).append({c: _plain(v) for c, v in record.items()})
+    return out
+
+
+def board_from_rows(rows: list[dict], k: int) -> pd.DataFrame:
+    """The leaderboard from per-agent rows: every column in a fixed order, best mean score first within each
+    judge, ranked."""
+    board = pd.DataFrame(rows, columns=_columns(k))
+    for column in board.columns:
+        if column not in ("agent_id", "judge", "deployment_ready"):
+            board[column] = pd.to_numeric(board[column], errors="coerce").astype("float64")
+    for column in ("n_scenarios", "n_trajectories", "n_judge_errors", "n_hidden_scenarios"):
+        board[column] = board[column].astype("int64")
+    board["deployment_ready"] = board["deployment_ready"].astype(bool)
+    board = board.sort_values(["judge", "mean_score", "agent_id"], ascending=[True, False, True], na_position="last")
+    board.insert(2, "rank", board.groupby("judge").cumcount() + 1)
+    return board.reset_index(drop=True)
+
+
+def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0,
+                       ) -> tuple[pd.DataFrame, dict[str, tuple[str, Any]], list[str]]:
+    """The leaderboard over the warehouse's ``scores``, ``trajectories`` and ``scenarios``, recomputing only the
+    agents whose inputs changed since their rows were stored. Returns the board, the state to store with it
+    (``write_agent_state`` under ``LEADERBOARD_STEP``) and the agents recomputed."""
+    import sys
+
+    import aob_pipeline.lib.agents.llm.plan_execute as plan_module
+    import aob_pipeline.lib.judging.scoring as scoring_module
+    import aob_pipeline.lib.trace as trace_package
+    from aob_pipeline.lib.trajectories.store import read_trajectories
+    from aob_pipeline.lib.warehouse.incremental import (
+        AgentRows,
+        agent_fingerprints,
+        agents_to_recompute,
+        read_agent_state,
+        table_fingerprint,
+    )
+
+    k = max_trials(con)
+    sources = [AgentRows("scores"), AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)]
+    code = (scoring_module, trace_package, plan_module, sys.modules[__name__])
+    fingerprints = agent_fingerprints(
+        con, sources, context={"scenarios": table_fingerprint(con, "scenarios"), "k": k, "n_boot": n_boot,
+                               "seed": seed}, code=code)
+    scored_agents = {a for (a,) in con.execute("SELECT DISTINCT agent_id FROM scores").fetchall()} \
+        if table_exists(con, "scores") else set()
+    fingerprints = {a: f for a, f in fingerprints.items() if a in scored_agents}
+    state = read_agent_state(con, LEADERBOARD_STEP)
+    todo = agents_to_recompute(fingerprints, state)
+    rows_of: dict[str, list[dict]] = {a: state[a][1] for a in fingerprints if a not in todo}
+    if todo:
+        con.register("__board_agents", pd.DataFrame({"agent_id": todo}))
+        try:
+            where = "agent_id IN (SELECT agent_id FROM __board_agents)"
+            scores = read_table(con, "scores", where)
+            runs = read_table(con, "trajectories", where)
+        finally:
+            con.unregister("__board_agents")
+        scenarios = read_table(con, "scenarios")
+        run_ids = [] if runs is None else runs["run_id"].tolist()
+        trajectories = read_trajectories(con, run_ids=run_ids) if run_ids else []
+        fresh = agent_leaderboard_rows(scores, runs, trajectories, scenarios, k, n_boot, seed)
+        rows_of.update({a: fresh.get(a, []) for a in todo})
+    board = board_from_rows([row for a in sorted(rows_of) for row in rows_of[a]], k)
+    return board, {a: (fingerprints[a], rows_of.get(a, [])) for a in fingerprints}, todo
+
+
+__all__ = ["LEADERBOARD_STEP", "agent_leaderboard_rows", "board_from_rows", "max_trials", "update_leaderboard"]

@@ -1,0 +1,87 @@
+"""update_leaderboard: the leaderboard over the warehouse, recomputing only the agents whose rows changed, and the
+same board a full computation gives."""
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from aob_pipeline.lib.judging import ReferenceJudge, judge_trajectories
+from aob_pipeline.lib.judging.leaderboard_update import LEADERBOARD_STEP, update_leaderboard
+from aob_pipeline.lib.judging.scoring import (
+    leaderboard_frame,
+    operational_frame,
+    plan_scores_frame,
+    scores_frame,
+    tool_call_accuracy_frame,
+    tool_calls_frame,
+)
+from aob_pipeline.lib.trace import scenario_index
+from aob_pipeline.lib.trajectories.store import read_trajectories, replace_trajectories
+from aob_pipeline.lib.warehouse.incremental import write_agent_state
+
+SCENARIOS = ["IOT-001", "IOT-005", "FMSR-001", "TSFM-001", "WO-001", "MA-001", "ROB-001"]
+AGENTS = ["oracle", "heuristic_single", "heuristic_plan_execute", "do_nothing", "oracle+step_repetition"]
+
+
+@pytest.fixture()
+def con(run_tiny_field, tmp_path):
+    table, trajectories = run_tiny_field(SCENARIOS, AGENTS)
+    judgements = judge_trajectories(ReferenceJudge(), trajectories, scenario_index(table))
+    with duckdb.connect(str(tmp_path / "w.duckdb")) as con:
+        replace_trajectories(con, trajectories)
+        runs = con.execute("SELECT * FROM trajectories").df()
+        scores = scores_frame(judgements, runs, table)
+        for name, frame in (("scenarios", table), ("scores", scores)):
+            con.register("__f", frame)
+            con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __f')
+            con.unregister("__f")
+        yield con
+
+
+def _full(con) -> pd.DataFrame:
+    scores, scenarios, runs = (con.execute(f"SELECT * FROM {t}").df() for t in ("scores", "scenarios", "trajectories"))
+    trajs = read_trajectories(con)
+    return leaderboard_frame(scores, tool_accuracy=tool_call_accuracy_frame(tool_calls_frame(trajs, scenarios)),
+                             plan_scores=plan_scores_frame(trajs, scenarios), operational=operational_frame(runs),
+                             n_boot=200)
+
+
+def test_first_update_is_the_full_leaderboard(con):
+    board, state, recomputed = update_leaderboard(con, n_boot=200)
+    assert recomputed == sorted(AGENTS) and set(state) == set(AGENTS)
+    full = _full(con)
+    assert list(board["agent_id"]) == list(full["agent_id"]) and list(board["rank"]) == list(full["rank"])
+    for column in full.columns:
+        if column in ("agent_id", "judge", "deployment_ready"):
+            assert list(board[column]) == list(full[column]), column
+        else:
+            np.testing.assert_allclose(board[column].astype(float), full[column].astype(float), equal_nan=True,
+                                       err_msg=column)
+    assert board["plan_score"].notna().any() and board["tool_call_accuracy"].notna().sum() == len(AGENTS) - 1
+
+
+def test_only_changed_agents_are_recomputed_and_the_board_is_what_a_full_update_gives(con):
+    board, state, _ = update_leaderboard(con, n_boot=200)
+    write_agent_state(con, LEADERBOARD_STEP, state)
+    again, _, recomputed = update_leaderboard(con, n_boot=200)
+    assert recomputed == [] and again.equals(board)
+
+    con.execute("UPDATE scores SET score = 0, passed = false WHERE agent_id = 'oracle' AND scenario_id = 'IOT-001'")
+    changed, state, recomputed = update_leaderboard(con, n_boot=200)
+    assert recomputed == ["oracle"]
+    assert changed.set_index("agent_id").loc["oracle", "mean_score"] < board.set_index("agent_id").loc["oracle",
+                                                                                                       "mean_score"]
+    write_agent_state(con, LEADERBOARD_STEP, {})  # forget everything: a full update
+    full, _, recomputed = update_leaderboard(con, n_boot=200)
+    assert recomputed == sorted(AGENTS) and changed.equals(full)
+
+
+def test_a_second_trial_anywhere_recomputes_every_agent(con):
+    _, state, _ = update_leaderboard(con, n_boot=200)
+    write_agent_state(con, LEADERBOARD_STEP, state)
+    con.execute("INSERT INTO scores SELECT * REPLACE (run_id || '-t1' AS run_id, 1 AS trial) FROM scores "
+                "WHERE agent_id = 'do_nothing' AND scenario_id = 'IOT-001'")
+    board, _, recomputed = update_leaderboard(con, n_boot=200)
+    assert recomputed == sorted(AGENTS)  # every agent's rows now carry pass_hat_2
+    assert "pass_hat_2" in board.columns and board["pass_hat_1"].notna().all()
