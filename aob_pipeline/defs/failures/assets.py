@@ -24,7 +24,7 @@ from aob_pipeline.lib.reports.metadata_plots import (
     failure_heatmap_png,
 )
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables
+from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables, table_exists
 
 GROUP = "failures"
 MAX_NOISE_SHARE = 0.5
@@ -322,16 +322,17 @@ def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         extractor_validation_frame,
         planted_faults_frame,
     )
-    from aob_pipeline.lib.trajectories.store import read_trajectories
-
     with duckdb.get_connection() as con:
         findings = read_table(con, "failure_findings")
         members = read_table(con, "failure_cluster_members")
         clusters = read_table(con, "failure_clusters")
-        trajs = read_trajectories(con)
+        # the planted faults are run labels: the run-level table, not every step of every run
+        runs = con.execute("SELECT run_id, agent_id, labels FROM trajectories").df() \
+            if table_exists(con, "trajectories") else None
     if findings is None or findings.empty:
         raise dg.Failure("no failure findings to validate: materialise failure_findings first")
-    frame = extractor_validation_frame(findings, planted_faults_frame(trajs), members, clusters)
+    planted = planted_faults_frame(runs if runs is not None else [])
+    frame = extractor_validation_frame(findings, planted, members, clusters)
     with duckdb.get_connection() as con:
         replace_tables(con, {"extractor_validation": frame}, {"extractor_validation": EXTRACTOR_VALIDATION_TABLE})
     wide = frame[frame["extractor"] != "clusters"].pivot_table(index=["extractor", "fault"], columns="metric",

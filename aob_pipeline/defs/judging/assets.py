@@ -28,7 +28,6 @@ from aob_pipeline.lib.judging import (
     ReferenceJudge,
     TraceOnlyJudge,
     agreement_frame,
-    breakdown_frame,
     judge_trajectories,
     scores_frame,
     sensitivity_frame,
@@ -188,11 +187,15 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
 @dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
 def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Mean score and pass rate per agent and judge by scenario type, category, robustness kind, single
-    versus multi-agent scenario and orchestration."""
+    versus multi-agent scenario and orchestration. Incremental: recomputed only for agents whose scores
+    changed (fingerprints in `agent_work_state`)."""
+    from aob_pipeline.lib.judging.leaderboard_update import BREAKDOWNS_STEP, update_breakdowns
+    from aob_pipeline.lib.warehouse.incremental import write_agent_state
+
     with duckdb.get_connection() as con:
-        (score_frame,) = _read(con, "scores")
-        frame = breakdown_frame(score_frame)
+        frame, state, recomputed = update_breakdowns(con)
         replace_tables(con, {"score_breakdowns": frame}, {"score_breakdowns": SCORE_BREAKDOWNS_TABLE})
+        write_agent_state(con, BREAKDOWNS_STEP, state)
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": markdown_table(frame)})
 
 

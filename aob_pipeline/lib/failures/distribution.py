@@ -135,36 +135,53 @@ def failure_distribution(
     from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS
 
     names = mast_names()
+    for scope in scopes:
+        if scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
     runs = _extracted_runs(findings)
     flagged_mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)]
+    flagged_mast = flagged_mast[["extractor", "run_id", "slug"]]
     extra = _additional_rows(findings, clusters)
     rows: list[dict[str, Any]] = []
-    for extractor_key, ex_runs in runs.groupby("extractor", sort=True):
-        extractor = str(extractor_key)  # (a text column)
-        ex_mast = flagged_mast[flagged_mast["extractor"] == extractor]
-        ex_extra = extra[extra["extractor"] == extractor]
-        for scope, value, group in _groups(ex_runs, scopes):
-            ids = set(group["run_id"])
-            total = len(ids)
-            mast = ex_mast[ex_mast["run_id"].isin(ids)]
-            counts = mast.groupby("slug")["run_id"].nunique()
+    # Grouped counts, one pass per scope (a run is in one group of a scope): no per-group scans of every row.
+    for scope in scopes:
+        if scope == "all":
+            key = runs[["extractor", "run_id"]].assign(_group="all")
+        else:
+            key = runs[["extractor", "run_id", _SCOPE_COLUMN[scope]]].dropna(subset=[_SCOPE_COLUMN[scope]])
+            key = key.assign(_group=key[_SCOPE_COLUMN[scope]].astype(str))[["extractor", "run_id", "_group"]]
+        totals = key.groupby(["extractor", "_group"], sort=True)["run_id"].nunique()
+        mast = flagged_mast.merge(key, on=["extractor", "run_id"])
+        mast_counts = mast.groupby(["extractor", "_group", "slug"])["run_id"].nunique().to_dict()
+        group_extra = extra.merge(key, on=["extractor", "run_id"])
+        extra_rows = group_extra.groupby(["extractor", "_group"]).size().to_dict()
+        titles = group_extra.groupby(["extractor", "_group", "title"], sort=True)["run_id"].agg(["nunique", "size"])
+        titles_of: dict[tuple, list] = {}
+        for (ex, group, title), (n, size) in zip(titles.index, titles.to_numpy()):
+            titles_of.setdefault((ex, group), []).append((str(title), int(n), int(size)))
+        clusters_of: dict[tuple, list] = {}
+        if clusters is not None:
+            clustered = group_extra.dropna(subset=["cluster_id"])
+            agg = {"traces": ("run_id", "nunique"), "rows": ("run_id", "size")}
+            if "cluster_label" in clustered.columns:
+                agg["label"] = ("cluster_label", "first")
+            per_cluster = clustered.groupby(["extractor", "_group", "cluster_id"], sort=True).agg(**agg)
+            for (ex, group, cid), rec in zip(per_cluster.index, per_cluster.to_dict("records")):
+                label = rec.get("label")
+                clusters_of.setdefault((ex, group), []).append(
+                    (str(int(cast(float, cid))), None if label is None or pd.isna(label) else str(label),
+                     int(rec["traces"]), int(rec["rows"])))
+        for (ex, group), total in totals.items():
+            extractor, value, total = str(ex), str(group), int(total)
             for slug in MAST_SLUGS:
-                n = int(counts.get(slug, 0))
+                n = int(mast_counts.get((ex, group, slug), 0))
                 if n or include_zero:
                     rows.append(_dist_row(extractor, scope, value, "mast", slug, names[slug], n, total, None, None))
-            group_extra = ex_extra[ex_extra["run_id"].isin(ids)]
-            n_rows = len(group_extra)
-            for title_key, part in group_extra.groupby("title", sort=True):
-                title = str(title_key)  # (a text column)
-                rows.append(_dist_row(extractor, scope, value, "additional", title, title, part["run_id"].nunique(),
-                                      total, len(part), n_rows))
-            if clusters is not None:
-                for cluster_id, part in group_extra.dropna(subset=["cluster_id"]).groupby("cluster_id", sort=True):
-                    label = None
-                    if "cluster_label" in part.columns and part["cluster_label"].notna().any():
-                        label = str(part["cluster_label"].dropna().iloc[0])
-                    rows.append(_dist_row(extractor, scope, value, "cluster", str(int(cast(float, cluster_id))), label,
-                                          part["run_id"].nunique(), total, len(part), n_rows))
+            n_rows = int(extra_rows.get((ex, group), 0))
+            for title, n, size in titles_of.get((ex, group), []):
+                rows.append(_dist_row(extractor, scope, value, "additional", title, title, n, total, size, n_rows))
+            for cid, label, n, size in clusters_of.get((ex, group), []):
+                rows.append(_dist_row(extractor, scope, value, "cluster", cid, label, n, total, size, n_rows))
     frame = pd.DataFrame(rows, columns=FAILURE_DISTRIBUTION_TABLE.column_names)
     if len(frame):
         order = {"mast": 0, "additional": 1, "cluster": 2}

@@ -1,16 +1,16 @@
-"""The leaderboard over the warehouse, recomputing only the agents whose rows changed.
+"""The leaderboard and the score breakdowns over the warehouse, recomputing only the agents whose rows changed.
 
 An agent's leaderboard rows (one per judge) depend on its own scores, its own trajectories (tool-call accuracy,
 plan scores, operational figures) and on what every agent shares: the scenarios, the number of pass^k columns
 (the most trials any agent has on a scenario) and the bootstrap settings. ``update_leaderboard`` keeps each
 agent's rows with a fingerprint of those inputs (``lib.warehouse.incremental``) and recomputes only the agents
 whose fingerprint changed; ranks are then given over the whole field. A full recomputation and an incremental one
-build the board the same way (from the per-agent rows), so they give the same table.
+build the board the same way (from the per-agent rows), so they give the same table. ``update_breakdowns`` does
+the same for ``score_breakdowns``, whose rows depend on the agent's scores alone.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import duckdb
@@ -26,6 +26,7 @@ from aob_pipeline.lib.judging.scoring import (
     tool_calls_frame,
 )
 from aob_pipeline.lib.warehouse import read_table, table_exists
+from aob_pipeline.lib.warehouse.incremental import rows_by_agent
 
 LEADERBOARD_STEP = "leaderboard"
 
@@ -42,17 +43,6 @@ def _columns(k: int) -> list[str]:
             "mean_score_public", "mean_score_hidden", "n_hidden_scenarios", "coverage", "n_scenarios",
             "n_trajectories", "n_judge_errors", *[f"{c}_rate" for c in CRITERIA],
             *[f"pass_hat_{i}" for i in range(1, k + 1)], *_TOOL_COLUMNS, *_PLAN_COLUMNS, *_OPERATIONAL_COLUMNS]
-
-
-def _plain(value: Any) -> Any:
-    """A JSON-exact Python value (numpy scalars unwrapped, missing values None; floats keep every digit)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-        if isinstance(value, float) and math.isnan(value):
-            return None
-    return value
 
 
 def max_trials(con: duckdb.DuckDBPyConnection) -> int:
@@ -75,10 +65,7 @@ def agent_leaderboard_rows(scores: pd.DataFrame, runs: pd.DataFrame | None, traj
         plan_scores=plan_scores_frame(trajectories, scenarios),
         operational=operational_frame(runs) if runs is not None and len(runs) else None, max_k=k,
         n_boot=n_boot, seed=seed)
-    out: dict[str, list[dict]] = {}
-    for record in part.drop(columns=["rank"]).to_dict("records"):
-        out.setdefault(str(record["agent_id"]), []).append({c: _plain(v) for c, v in record.items()})
-    return out
+    return rows_by_agent(part.drop(columns=["rank"]))
 
 
 def board_from_rows(rows: list[dict], k: int) -> pd.DataFrame:
@@ -107,27 +94,12 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
     import aob_pipeline.lib.judging.scoring as scoring_module
     import aob_pipeline.lib.trace as trace_package
     from aob_pipeline.lib.trajectories.store import read_trajectories
-    from aob_pipeline.lib.warehouse.incremental import (
-        AgentRows,
-        agent_fingerprints,
-        agents_to_recompute,
-        read_agent_state,
-        table_fingerprint,
-    )
+    from aob_pipeline.lib.warehouse.incremental import AgentRows, table_fingerprint, update_per_agent
 
     k = max_trials(con)
-    sources = [AgentRows("scores"), AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)]
-    code = (scoring_module, trace_package, plan_module, sys.modules[__name__])
-    fingerprints = agent_fingerprints(
-        con, sources, context={"scenarios": table_fingerprint(con, "scenarios"), "k": k, "n_boot": n_boot,
-                               "seed": seed}, code=code)
-    scored_agents = {a for (a,) in con.execute("SELECT DISTINCT agent_id FROM scores").fetchall()} \
-        if table_exists(con, "scores") else set()
-    fingerprints = {a: f for a, f in fingerprints.items() if a in scored_agents}
-    state = read_agent_state(con, LEADERBOARD_STEP)
-    todo = agents_to_recompute(fingerprints, state)
-    rows_of: dict[str, list[dict]] = {a: state[a][1] for a in fingerprints if a not in todo}
-    if todo:
+    scenarios = read_table(con, "scenarios")
+
+    def compute(todo: list[str]) -> dict[str, list[dict]]:
         con.register("__board_agents", pd.DataFrame({"agent_id": todo}))
         try:
             where = "agent_id IN (SELECT agent_id FROM __board_agents)"
@@ -135,13 +107,50 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
             runs = read_table(con, "trajectories", where)
         finally:
             con.unregister("__board_agents")
-        scenarios = read_table(con, "scenarios")
         run_ids = [] if runs is None else runs["run_id"].tolist()
         trajectories = read_trajectories(con, run_ids=run_ids) if run_ids else []
-        fresh = agent_leaderboard_rows(scores, runs, trajectories, scenarios, k, n_boot, seed)
-        rows_of.update({a: fresh.get(a, []) for a in todo})
-    board = board_from_rows([row for a in sorted(rows_of) for row in rows_of[a]], k)
-    return board, {a: (fingerprints[a], rows_of.get(a, [])) for a in fingerprints}, todo
+        return agent_leaderboard_rows(scores, runs, trajectories, scenarios, k, n_boot, seed)
+
+    scored = sorted(a for (a,) in con.execute("SELECT DISTINCT agent_id FROM scores").fetchall()) \
+        if table_exists(con, "scores") else []
+    rows_of, state, todo = update_per_agent(
+        con, LEADERBOARD_STEP, [AgentRows("scores"), AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)],
+        compute, context={"scenarios": table_fingerprint(con, "scenarios"), "k": k, "n_boot": n_boot, "seed": seed},
+        code=(scoring_module, trace_package, plan_module, sys.modules[__name__]), agents=scored)
+    board = board_from_rows([row for a in sorted(rows_of) for row in rows_of[a] or []], k)
+    return board, state, todo
 
 
-__all__ = ["LEADERBOARD_STEP", "agent_leaderboard_rows", "board_from_rows", "max_trials", "update_leaderboard"]
+BREAKDOWNS_STEP = "score_breakdowns"
+
+
+def update_breakdowns(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, dict[str, tuple[str, Any]], list[str]]:
+    """``breakdown_frame`` over the warehouse's ``scores``, recomputing only the agents whose scores changed.
+    Returns the frame (by dimension, then agent, judge and value), the state to store (``BREAKDOWNS_STEP``) and
+    the agents recomputed."""
+    import sys
+
+    import aob_pipeline.lib.judging.scoring as scoring_module
+    from aob_pipeline.lib.judging.scoring import BREAKDOWN_DIMENSIONS, SCORE_BREAKDOWNS_TABLE, breakdown_frame
+    from aob_pipeline.lib.warehouse.incremental import AgentRows, update_per_agent
+
+    def compute(todo: list[str]) -> dict[str, list[dict]]:
+        con.register("__breakdown_agents", pd.DataFrame({"agent_id": todo}))
+        try:
+            scores = read_table(con, "scores", "agent_id IN (SELECT agent_id FROM __breakdown_agents)")
+        finally:
+            con.unregister("__breakdown_agents")
+        return rows_by_agent(breakdown_frame(scores)) if scores is not None and len(scores) else {}
+
+    rows_of, state, todo = update_per_agent(con, BREAKDOWNS_STEP, [AgentRows("scores")], compute,
+                                            code=(scoring_module, sys.modules[__name__]))
+    frame = pd.DataFrame([row for a in sorted(rows_of) for row in rows_of[a] or []],
+                         columns=SCORE_BREAKDOWNS_TABLE.column_names)
+    order = {d: i for i, d in enumerate(BREAKDOWN_DIMENSIONS)}
+    frame = frame.sort_values(["dimension", "agent_id", "judge", "value"], key=lambda c: c.map(order)
+                              if c.name == "dimension" else c, kind="stable").reset_index(drop=True)
+    return frame, state, todo
+
+
+__all__ = ["BREAKDOWNS_STEP", "LEADERBOARD_STEP", "agent_leaderboard_rows", "board_from_rows", "max_trials",
+           "update_breakdowns", "update_leaderboard"]

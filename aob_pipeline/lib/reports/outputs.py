@@ -34,10 +34,16 @@ def feedback_dir(settings: Settings) -> Path:
     return path
 
 
-def read_report_frames(settings: Settings) -> tuple[dict[str, pd.DataFrame | None], pd.DataFrame | None]:
-    """Every table the report and feedback read (missing ones are None), plus the leaderboard history."""
+FULL_REPORT_TABLES = tuple(t for t in REPORT_TABLES if t not in ("scenarios", "trajectories", "trajectory_steps"))
+"""What the full report draws from: no trace or scenario text (participant pages and feedback read those)."""
+
+
+def read_report_frames(settings: Settings, tables: tuple[str, ...] = REPORT_TABLES,
+                       ) -> tuple[dict[str, pd.DataFrame | None], pd.DataFrame | None]:
+    """The tables the report and feedback read (``tables``; missing ones are None), plus the leaderboard
+    history."""
     with connect(settings.warehouse_path, read_only=True) as con:
-        frames = {name: read_table(con, name) for name in REPORT_TABLES}
+        frames = {name: read_table(con, name) for name in tables}
         history = read_table(con, "leaderboard_history")
     if frames.get("judge_agreement") is not None:
         frames["agreement"] = frames.pop("judge_agreement")
@@ -49,7 +55,7 @@ def read_report_frames(settings: Settings) -> tuple[dict[str, pd.DataFrame | Non
 def write_report(settings: Settings) -> Path:
     from aob_pipeline.lib.reports.html import render_report
 
-    frames, history = read_report_frames(settings)
+    frames, history = read_report_frames(settings, FULL_REPORT_TABLES)
     return render_report(frames, history, report_path(settings))
 
 

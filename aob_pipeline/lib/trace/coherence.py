@@ -225,24 +225,9 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
     from aob_pipeline.lib.trace import scenario_index
     from aob_pipeline.lib.trajectories.store import read_trajectories
     from aob_pipeline.lib.warehouse import read_table
-    from aob_pipeline.lib.warehouse.incremental import (
-        AgentRows,
-        agent_fingerprints,
-        agents_to_recompute,
-        read_agent_state,
-        table_fingerprint,
-    )
+    from aob_pipeline.lib.warehouse.incremental import AgentRows, table_fingerprint, update_per_agent
 
-    sources = [AgentRows("judgements", f"judge = '{judge}'"), AgentRows("failure_findings", f"extractor = '{extractor}'"),
-               AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)]
-    fingerprints = agent_fingerprints(
-        con, sources, context={"scenarios": table_fingerprint(con, "scenarios"), "judge": judge,
-                               "extractor": extractor},
-        code=(trace_package, sys.modules[__name__]))
-    state = read_agent_state(con, JUDGE_DETECTOR_STEP)
-    todo = agents_to_recompute(fingerprints, state)
-    counts = {a: state[a][1] for a in fingerprints if a not in todo}
-    if todo:
+    def compute(todo: list[str]) -> dict[str, Any]:
         con.register("__coherence_agents", pd.DataFrame({"agent_id": todo}))
         try:
             where = "agent_id IN (SELECT agent_id FROM __coherence_agents)"
@@ -251,12 +236,19 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
             run_ids = [r for (r,) in con.execute(f"SELECT run_id FROM trajectories WHERE {where}").fetchall()]
         finally:
             con.unregister("__coherence_agents")
+        if judgements is None or findings is None or not run_ids:
+            return {}
         scenarios = read_table(con, "scenarios")
-        fresh = {}
-        if judgements is not None and findings is not None and run_ids:
-            fresh = judge_detector_counts(judgements, findings, read_trajectories(con, run_ids=run_ids),
-                                          scenario_index(scenarios) if scenarios is not None else {}, judge,
-                                          extractor)
-        counts.update({a: fresh.get(a) for a in todo})
+        return judge_detector_counts(judgements, findings, read_trajectories(con, run_ids=run_ids),
+                                     scenario_index(scenarios) if scenarios is not None else {}, judge, extractor)
+
+    quoted_judge, quoted_extractor = (name.replace("'", "''") for name in (judge, extractor))
+    sources = [AgentRows("judgements", f"judge = '{quoted_judge}'"),
+               AgentRows("failure_findings", f"extractor = '{quoted_extractor}'"),
+               AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)]
+    counts, state, todo = update_per_agent(
+        con, JUDGE_DETECTOR_STEP, sources, compute,
+        context={"scenarios": table_fingerprint(con, "scenarios"), "judge": judge, "extractor": extractor},
+        code=(trace_package, sys.modules[__name__]))
     rows = coherence_rows_from_counts([c for c in counts.values() if c], judge, extractor)
-    return rows, {a: (fingerprints[a], counts.get(a)) for a in fingerprints}, todo
+    return rows, state, todo

@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -146,5 +147,54 @@ def write_agent_state(con: duckdb.DuckDBPyConnection, step: str, entries: Mappin
         con.executemany(f'INSERT INTO "{AGENT_WORK_STATE_TABLE.name}" VALUES (?, ?, ?, ?)', rows)
 
 
+def update_per_agent(con: duckdb.DuckDBPyConnection, step: str, sources: Sequence[AgentRows],
+                     compute: Callable[[list[str]], Mapping[str, Any]], *, context: Any = None,
+                     code: Iterable[ModuleType] = (), agents: Iterable[str] | None = None,
+                     ) -> tuple[dict[str, Any], dict[str, tuple[str, Any]], list[str]]:
+    """``step``'s per-agent results, recomputed only where needed: ``compute(agents)`` gives agent -> JSON-able
+    result for the agents whose fingerprint (``agent_fingerprints`` of ``sources``, ``context`` and ``code``)
+    is new or changed; the others' results come from the stored state. ``agents`` limits the field (default:
+    every agent with a row in a source). Returns agent -> result, the state to store
+    (``write_agent_state(con, step, state)``, ideally with the step's output) and the agents recomputed."""
+    fingerprints = agent_fingerprints(con, sources, context=context, code=code)
+    if agents is not None:
+        fingerprints = {a: fingerprints.get(a, "") for a in agents}
+    state = read_agent_state(con, step)
+    todo = agents_to_recompute(fingerprints, state)
+    results = {a: state[a][1] for a in fingerprints if a not in todo}
+    if todo:
+        fresh = compute(todo)
+        results.update({a: fresh.get(a) for a in todo})
+    return results, {a: (fingerprints[a], results.get(a)) for a in fingerprints}, todo
+
+
+def plain_value(value: Any) -> Any:
+    """A JSON-exact Python value: numpy scalars unwrapped, missing values (None, NaN, pd.NA) None; floats keep
+    every digit through ``json``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            return value
+        if isinstance(value, float) and math.isnan(value):
+            return None
+    elif type(value).__name__ in ("NAType", "NaTType"):
+        return None
+    return value
+
+
+def rows_by_agent(frame: Any, key: str = "agent_id") -> dict[str, list[dict[str, Any]]]:
+    """A frame's rows as JSON-exact dicts, grouped by agent (the payload ``update_per_agent`` stores)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    if frame is None:
+        return out
+    for record in frame.to_dict("records"):
+        out.setdefault(str(record[key]), []).append({c: plain_value(v) for c, v in record.items()})
+    return out
+
+
 __all__ = ["AGENT_WORK_STATE_TABLE", "AgentRows", "agent_fingerprints", "agents_to_recompute", "code_fingerprint",
-           "read_agent_state", "table_fingerprint", "write_agent_state"]
+           "plain_value", "read_agent_state", "rows_by_agent", "table_fingerprint", "update_per_agent",
+           "write_agent_state"]

@@ -85,3 +85,22 @@ def test_a_second_trial_anywhere_recomputes_every_agent(con):
     board, _, recomputed = update_leaderboard(con, n_boot=200)
     assert recomputed == sorted(AGENTS)  # every agent's rows now carry pass_hat_2
     assert "pass_hat_2" in board.columns and board["pass_hat_1"].notna().all()
+
+
+def test_breakdowns_are_the_full_breakdowns_and_follow_one_agents_change(con):
+    from aob_pipeline.lib.judging.leaderboard_update import BREAKDOWNS_STEP, update_breakdowns
+    from aob_pipeline.lib.judging.scoring import breakdown_frame
+
+    def full():
+        frame = breakdown_frame(con.execute("SELECT * FROM scores").df())
+        return frame.sort_values(["dimension", "agent_id", "judge", "value"]).reset_index(drop=True)
+
+    frame, state, recomputed = update_breakdowns(con)
+    assert recomputed == sorted(AGENTS)
+    key = ["dimension", "agent_id", "judge", "value"]
+    pd.testing.assert_frame_equal(frame.sort_values(key).reset_index(drop=True), full(), check_dtype=False)
+    write_agent_state(con, BREAKDOWNS_STEP, state)
+    con.execute("UPDATE scores SET score = 0, passed = false WHERE agent_id = 'heuristic_single'")
+    changed, _, recomputed = update_breakdowns(con)
+    assert recomputed == ["heuristic_single"]
+    pd.testing.assert_frame_equal(changed.sort_values(key).reset_index(drop=True), full(), check_dtype=False)
