@@ -171,8 +171,9 @@ def failure_distribution(
                 clusters_of.setdefault((ex, group), []).append(
                     (str(int(cast(float, cid))), None if label is None or pd.isna(label) else str(label),
                      int(rec["traces"]), int(rec["rows"])))
-        for (ex, group), total in totals.items():
-            extractor, value, total = str(ex), str(group), int(total)
+        for index, count in totals.items():
+            ex, group = cast("tuple[str, str]", index)
+            extractor, value, total = str(ex), str(group), int(count)
             for slug in MAST_SLUGS:
                 n = int(mast_counts.get((ex, group, slug), 0))
                 if n or include_zero:

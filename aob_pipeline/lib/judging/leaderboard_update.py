@@ -54,7 +54,7 @@ def max_trials(con: duckdb.DuckDBPyConnection) -> int:
     return int(k or 1)
 
 
-def agent_leaderboard_rows(scores: pd.DataFrame, runs: pd.DataFrame | None, trajectories: list, scenarios: Any,
+def agent_leaderboard_rows(scores: pd.DataFrame | None, runs: pd.DataFrame | None, trajectories: list, scenarios: Any,
                            k: int, n_boot: int = DEFAULT_BOOTSTRAP, seed: int = 0) -> dict[str, list[dict]]:
     """Agent id -> its leaderboard rows (one per judge, without rank) as JSON-exact dicts, for the agents in
     ``scores``."""

@@ -213,8 +213,9 @@ def _split_by_agent(frames: dict[str, pd.DataFrame | None], agent_ids: list[str]
         agent_of_run = dict(zip(runs["run_id"], runs["agent_id"].astype(str)))
         split["trajectory_steps"] = {a: part for a, part in steps.groupby(steps["run_id"].map(agent_of_run),
                                                                           sort=False)}
+    empty = {name: frame.iloc[0:0] for name, frame in frames.items() if name in split and frame is not None}
     for agent_id in agent_ids:
         agent_frames = {name: frame for name, frame in frames.items() if name not in split}
         for name, parts in split.items():
-            agent_frames[name] = parts.get(agent_id, frames[name].iloc[0:0])  # type: ignore[index]
+            agent_frames[name] = parts.get(agent_id, empty[name])
         yield agent_id, agent_frames
