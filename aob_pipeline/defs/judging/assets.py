@@ -23,6 +23,7 @@ from aob_pipeline.defs.resources import (
     markdown_table,
 )
 from aob_pipeline.lib.judging import (
+    CRITERIA,
     JUDGEMENTS_TABLE,
     LLMJudge,
     ReferenceJudge,
@@ -46,6 +47,7 @@ from aob_pipeline.lib.warehouse import (
     read_table,
     replace_partition_rows,
     replace_tables,
+    table_exists,
 )
 from aob_pipeline.lib.warehouse.schema import Column, Table
 
@@ -211,8 +213,12 @@ def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
     from aob_pipeline.lib.trace.coherence import JUDGE_DETECTOR_STEP, update_judge_detector_counts
     from aob_pipeline.lib.warehouse.incremental import write_agent_state
 
+    verdict_columns = ", ".join(f'"{c}"' for c in ("run_id", "judge", "judge_error", *CRITERIA))
     with duckdb.get_connection() as con:
-        judg, human = _read(con, "judgements", "human_labels")
+        # the verdicts only: rationales and suggestions are most of the table and kappa does not read them
+        judg = con.execute(f"SELECT {verdict_columns} FROM judgements").df() if table_exists(con, "judgements") \
+            else None
+        (human,) = _read(con, "human_labels")
         facts, state, recomputed = update_judge_detector_counts(con)
     frames = [f for f in (judg, human) if f is not None and len(f)]
     both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)

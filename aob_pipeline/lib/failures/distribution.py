@@ -211,7 +211,7 @@ def new_failure_counts(findings: pd.DataFrame, scopes: Sequence[str] = SCOPES) -
     _check(findings)
     runs = _extracted_runs(findings)
     extra = findings[findings["kind"] == "additional"]
-    per_run = extra.groupby(["extractor", "run_id"])["title"].nunique()
+    per_run = extra.groupby(["extractor", "run_id"])["title"].nunique().to_dict()  # a dict: 1 µs a lookup
     rows = []
     for extractor, ex_runs in runs.groupby("extractor", sort=True):
         for scope, value, group in _groups(ex_runs, scopes):

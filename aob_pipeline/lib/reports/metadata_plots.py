@@ -41,6 +41,10 @@ MAX_TREND_RUNS = 60
 MAX_HEATMAP_MODES = 12
 """The failure heat map shows the failure modes / clusters with the highest mean share, at most this many."""
 MAX_LEGEND_CLUSTERS = 10
+MAX_PLOT_AGENTS = 30
+"""Agent plots (leaderboard bars, criteria and failure heat maps, trend lines) show at most this many agents: the
+best by mean score (or, on the failure heat map, those failing most); a community field of hundreds would be
+unreadable at this size and take seconds to draw. The title says how many of how many are shown."""
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -92,6 +96,10 @@ def _judge_suffix(judge: str | None) -> str:
     return f" (judge: {judge})" if judge else ""
 
 
+def _of_agents(shown: int, total: int) -> str:
+    return f" — top {shown} of {total} agents" if total > shown else ""
+
+
 def _short(text: str, n: int = 32) -> str:
     text = str(text)
     return text if len(text) <= n else text[: n - 1] + "…"
@@ -123,6 +131,8 @@ def leaderboard_png(board: pd.DataFrame | None) -> bytes | None:
     part = part[part["mean_score"].notna()].sort_values("mean_score", ascending=True)
     if part.empty:
         return None
+    n_agents = len(part)
+    part = part.tail(MAX_PLOT_AGENTS)
     mean = part["mean_score"].astype(float)
     ready = (part["deployment_ready"].fillna(False).astype(bool) if "deployment_ready" in part.columns
              else mean >= DEPLOYMENT_READY_SCORE)
@@ -144,7 +154,7 @@ def leaderboard_png(board: pd.DataFrame | None) -> bytes | None:
         ax.set_xlim(0, 112)
         ax.set_xlabel("mean score (0–100), 95% bootstrap interval", fontsize=8)
         ax.tick_params(labelsize=8)
-        ax.set_title("Leaderboard" + _judge_suffix(judge), fontsize=10)
+        ax.set_title("Leaderboard" + _judge_suffix(judge) + _of_agents(len(part), n_agents), fontsize=10)
         ax.legend(handles=[Patch(color=READY_COLOUR, label="deployment-ready"),
                            Patch(color=NOT_READY_COLOUR, label="not ready"),
                            Line2D([], [], color=READY_COLOUR, linestyle="--",
@@ -164,6 +174,8 @@ def criteria_png(board: pd.DataFrame | None) -> bytes | None:
         return None
     if "mean_score" in part.columns:
         part = part.sort_values("mean_score", ascending=False)
+    n_agents = len(part)
+    part = part.head(MAX_PLOT_AGENTS)
     with _figure(_height(len(part), base=1.8, per_row=0.3)) as (fig, ax):
         image = _heatmap(ax, part[columns].astype(float).to_numpy(), cmap="Blues", vmin=0.0, vmax=1.0,
                          fmt=lambda v: f"{v:.0%}")
@@ -171,7 +183,7 @@ def criteria_png(board: pd.DataFrame | None) -> bytes | None:
                       [CRITERION_LABELS.get(c.removesuffix("_rate"), c) for c in columns],
                       rotation=25, ha="right", fontsize=7.5)
         ax.set_yticks(range(len(part)), part["agent_id"].astype(str).tolist(), fontsize=7.5)
-        ax.set_title("Per-criterion rates" + _judge_suffix(judge), fontsize=10)
+        ax.set_title("Per-criterion rates" + _judge_suffix(judge) + _of_agents(len(part), n_agents), fontsize=10)
         fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=7)
         return _png(fig)
 
@@ -194,6 +206,9 @@ def trend_png(history: pd.DataFrame | None) -> bytes | None:
         return None
     kept = run_times.index[-MAX_TREND_RUNS:]
     frame = frame[frame[run_col].isin(kept)].sort_values(time_col)
+    latest = frame.groupby(frame["agent_id"].astype(str))["mean_score"].last().sort_values(ascending=False)
+    n_agents = len(latest)
+    frame = frame[frame["agent_id"].astype(str).isin(latest.index[:MAX_PLOT_AGENTS])]
     import matplotlib.dates as mdates
 
     with _figure() as (fig, ax):
@@ -212,7 +227,8 @@ def trend_png(history: pd.DataFrame | None) -> bytes | None:
         ax.xaxis.set_major_locator(locator)
         ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         ax.tick_params(labelsize=7.5)
-        ax.set_title(f"Mean score across the last {len(kept)} runs" + _judge_suffix(judge), fontsize=10)
+        ax.set_title(f"Mean score across the last {len(kept)} runs" + _judge_suffix(judge)
+                     + _of_agents(min(n_agents, MAX_PLOT_AGENTS), n_agents), fontsize=10)
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
         return _png(fig)
 
@@ -318,6 +334,9 @@ def failure_heatmap_png(distribution: pd.DataFrame | None, clusters: pd.DataFram
         return None
     n_modes = table.shape[1]
     table = table.iloc[:, :MAX_HEATMAP_MODES]
+    n_agents = len(table)
+    table = table.loc[table.sum(axis=1).sort_values(ascending=False, kind="stable").index[:MAX_PLOT_AGENTS]]
+    table = table.sort_index()
     vmax = max(0.01, float(table.to_numpy().max()))
     with _figure(_height(len(table), base=2.4, per_row=0.3)) as (fig, ax):
         image = _heatmap(ax, table.to_numpy(), cmap="Reds", vmin=0.0, vmax=vmax, fmt=lambda v: f"{v:.0%}",
@@ -325,8 +344,8 @@ def failure_heatmap_png(distribution: pd.DataFrame | None, clusters: pd.DataFram
         ax.set_xticks(range(table.shape[1]), [str(c) for c in table.columns], rotation=40, ha="right", fontsize=7)
         ax.set_yticks(range(len(table)), [str(i) for i in table.index], fontsize=7.5)
         shown = f"top {table.shape[1]} of {n_modes} modes" if n_modes > table.shape[1] else f"{n_modes} modes"
-        ax.set_title(f"Share of each agent's traces per failure mode ({shown}; extractor: {extractor})",
-                     fontsize=9)
+        ax.set_title(f"Share of each agent's traces per failure mode ({shown}; extractor: {extractor})"
+                     + _of_agents(len(table), n_agents), fontsize=9)
         fig.colorbar(image, ax=ax, fraction=0.04, pad=0.02).ax.tick_params(labelsize=7)
         return _png(fig)
 

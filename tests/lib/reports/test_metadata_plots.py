@@ -128,3 +128,31 @@ def test_image_metadata_leaves_a_failing_plot_out_with_a_warning(frames, caplog)
     with caplog.at_level(logging.WARNING):
         assert image_metadata("broken_plot", broken, frames["leaderboard"]) == {}
     assert "broken_plot" in caplog.text and "KeyError" in caplog.text
+
+
+def test_a_community_field_is_drawn_as_its_top_agents(monkeypatch):
+    """300 agents: the leaderboard, criteria and trend images show the best 30 (the title says so)."""
+    drawn = {}
+
+    def capture(fig):
+        ax = fig.axes[0]
+        drawn["rows"] = len(ax.get_yticklabels())
+        drawn["title"] = ax.get_title()
+        drawn["lines"] = len(ax.get_lines())
+        return b"png"
+
+    monkeypatch.setattr(mp, "_png", capture)
+    n = 300
+    board = pd.DataFrame({"agent_id": [f"a{i:03d}" for i in range(n)], "judge": "reference",
+                          "mean_score": [i / 3 for i in range(n)], "ci_low": 0.0, "ci_high": 100.0,
+                          "deployment_ready": False,
+                          **{f"{c}_rate": 0.5 for c in ("task_completion", "retrieval_accuracy")}})
+    mp.leaderboard_png(board)
+    assert drawn["rows"] == mp.MAX_PLOT_AGENTS and "top 30 of 300 agents" in drawn["title"]
+    mp.criteria_png(board)
+    assert drawn["rows"] == mp.MAX_PLOT_AGENTS and "top 30 of 300 agents" in drawn["title"]
+    history = pd.concat([board.assign(evaluated_at=pd.Timestamp("2026-12-01") + pd.Timedelta(days=d),
+                                      run_id=f"r{d}") for d in range(2)])
+    mp.trend_png(history)
+    assert "top 30 of 300 agents" in drawn["title"]
+    assert drawn["lines"] == mp.MAX_PLOT_AGENTS + 1  # one per agent shown, and the 85-point line
