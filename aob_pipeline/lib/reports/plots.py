@@ -159,8 +159,9 @@ def _per_group_scores(scores: pd.DataFrame, group: str, judge: str | None) -> pd
     if scored.empty or group not in scored.columns:
         return pd.DataFrame(columns=[group, "mean_score", "pass_rate", "n_runs", "n_agents"])
     # each (agent, scenario) weighs the same whatever its trials, as on the leaderboard
+    scored = scored.assign(_passed=scored["passed"].fillna(False).astype(bool).astype(float))  # NULL: not passed
     per_cell = scored.groupby([group, "agent_id", "scenario_id"], dropna=False).agg(
-        score=("score", "mean"), passed=("passed", lambda s: s.fillna(False).astype(bool).mean()), runs=("run_id", "size"))
+        score=("score", "mean"), passed=("_passed", "mean"), runs=("run_id", "size"))
     out = per_cell.groupby(level=0, dropna=False).agg(
         mean_score=("score", "mean"), pass_rate=("passed", "mean"), n_runs=("runs", "sum"))
     out["n_agents"] = per_cell.reset_index().groupby(group, dropna=False)["agent_id"].nunique()
