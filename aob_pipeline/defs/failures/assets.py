@@ -27,6 +27,10 @@ from aob_pipeline.lib.scenarios.materialize import scenario_from_row
 from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables, table_exists
 
 GROUP = "failures"
+FINDINGS_COUNT_COLUMNS = ("run_id", "agent_id", "scenario_id", "orchestration", "extractor", "kind", "slug", "title",
+                          "flagged")
+"""What the distribution and the validation count (not the texts: descriptions, evidence and summaries are most of
+the bytes of a million-row table)."""
 MAX_NOISE_SHARE = 0.5
 
 class FindingsConfig(dg.Config):
@@ -97,7 +101,7 @@ def failure_embeddings(context: dg.AssetExecutionContext, duckdb: DuckDBResource
     from aob_pipeline.lib.embeddings import embed_texts, get_embedder
 
     with duckdb.get_connection() as con:
-        findings = read_table(con, "failure_findings")
+        findings = read_table(con, "failure_findings", "kind = 'additional'")  # the texts: additional modes only
     texts = _failure_texts(findings) if findings is not None else pd.DataFrame(columns=["text"])
     counts = texts.groupby("text").size() if len(texts) else pd.Series(dtype=int)
     distinct = list(counts.index)
@@ -136,7 +140,7 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
     from aob_pipeline.lib.failures.naming import FAILURE_CLUSTERS_TABLE
 
     with duckdb.get_connection() as con:
-        findings = read_table(con, "failure_findings")
+        findings = read_table(con, "failure_findings", "kind = 'additional'")
         emb = read_table(con, "failure_embeddings")
         before = {name: read_table(con, name) for name in
                   ("failure_cluster_members", "failure_clusters", "failure_cluster_quality")}
@@ -290,7 +294,7 @@ def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     from aob_pipeline.lib.failures.distribution import compare_with_published, new_failure_counts
 
     with duckdb.get_connection() as con:
-        findings = read_table(con, "failure_findings")
+        findings = read_table(con, "failure_findings", columns=FINDINGS_COUNT_COLUMNS)
         members = read_table(con, "failure_cluster_members")
         clusters = read_table(con, "failure_clusters")
     if members is not None and clusters is not None and len(clusters):
@@ -323,7 +327,7 @@ def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         planted_faults_frame,
     )
     with duckdb.get_connection() as con:
-        findings = read_table(con, "failure_findings")
+        findings = read_table(con, "failure_findings", columns=FINDINGS_COUNT_COLUMNS)
         members = read_table(con, "failure_cluster_members")
         clusters = read_table(con, "failure_clusters")
         # the planted faults are run labels: the run-level table, not every step of every run

@@ -30,11 +30,11 @@ from aob_pipeline.lib.judging import (
     TraceOnlyJudge,
     agreement_frame,
     judge_trajectories,
-    scores_frame,
     sensitivity_frame,
 )
 from aob_pipeline.lib.judging.agreement import JUDGE_AGREEMENT_TABLE
-from aob_pipeline.lib.judging.scoring import SCORE_BREAKDOWNS_TABLE, SCORES_TABLE
+from aob_pipeline.lib.judging.records import VERDICT_COLUMNS
+from aob_pipeline.lib.judging.scoring import SCORE_BREAKDOWNS_TABLE
 from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
 from aob_pipeline.lib.reports.metadata_plots import (
     criteria_png,
@@ -47,7 +47,6 @@ from aob_pipeline.lib.warehouse import (
     read_table,
     replace_partition_rows,
     replace_tables,
-    table_exists,
 )
 from aob_pipeline.lib.warehouse.schema import Column, Table
 
@@ -141,13 +140,16 @@ def _read(con, *names: str) -> list[pd.DataFrame | None]:
 def scores(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per judgement: score = 100 × (true among the five positive criteria) / 5, minus 20 when
     hallucinating, floored at 0; passed = all five true and no hallucination; with the scenario's type,
-    category, robustness and split and the run's orchestration for breakdowns."""
+    category, robustness and split and the run's orchestration for breakdowns. Incremental: only the rows of
+    agents whose judgements, trajectories or the scenarios changed are recomputed (`agent_work_state`)."""
+    from aob_pipeline.lib.judging.incremental import update_scores
+
     with duckdb.get_connection() as con:
-        judg, trajs, scen = _read(con, "judgements", "trajectories", "scenarios")
-        frame = scores_frame(judg, trajs, scen)
-        replace_tables(con, {"scores": frame}, {"scores": SCORES_TABLE})
-    return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "mean_score": float(frame["score"].mean())
-                                          if len(frame) else None})
+        count, recomputed = update_scores(con)
+        (mean,) = con.execute("SELECT avg(score) FROM scores").fetchall()[0]
+    context.log.info(f"scores: {len(recomputed)} agents' rows recomputed, the others' kept (unchanged inputs)")
+    return dg.MaterializeResult(metadata={"dagster/row_count": count, "mean_score": None if mean is None else float(mean),
+                                          "agents_recomputed": len(recomputed)})
 
 
 @dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
@@ -157,7 +159,7 @@ def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: 
     figures; deployment_ready at a mean of 85 or more. Every run is also appended to `leaderboard_history`
     so trends show. Incremental: an agent's rows are recomputed only when its scores or trajectories, the
     scenarios or the number of trials changed (fingerprints in `agent_work_state`); ranks are over the field."""
-    from aob_pipeline.lib.judging.leaderboard_update import LEADERBOARD_STEP, update_leaderboard
+    from aob_pipeline.lib.judging.incremental import LEADERBOARD_STEP, update_leaderboard
     from aob_pipeline.lib.warehouse.incremental import write_agent_state
 
     with duckdb.get_connection() as con:
@@ -191,7 +193,7 @@ def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Mean score and pass rate per agent and judge by scenario type, category, robustness kind, single
     versus multi-agent scenario and orchestration. Incremental: recomputed only for agents whose scores
     changed (fingerprints in `agent_work_state`)."""
-    from aob_pipeline.lib.judging.leaderboard_update import BREAKDOWNS_STEP, update_breakdowns
+    from aob_pipeline.lib.judging.incremental import BREAKDOWNS_STEP, update_breakdowns
     from aob_pipeline.lib.warehouse.incremental import write_agent_state
 
     with duckdb.get_connection() as con:
@@ -213,11 +215,9 @@ def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
     from aob_pipeline.lib.trace.coherence import JUDGE_DETECTOR_STEP, update_judge_detector_counts
     from aob_pipeline.lib.warehouse.incremental import write_agent_state
 
-    verdict_columns = ", ".join(f'"{c}"' for c in ("run_id", "judge", "judge_error", *CRITERIA))
     with duckdb.get_connection() as con:
         # the verdicts only: rationales and suggestions are most of the table and kappa does not read them
-        judg = con.execute(f"SELECT {verdict_columns} FROM judgements").df() if table_exists(con, "judgements") \
-            else None
+        judg = read_table(con, "judgements", columns=("run_id", "judge", "judge_error", *CRITERIA))
         (human,) = _read(con, "human_labels")
         facts, state, recomputed = update_judge_detector_counts(con)
     frames = [f for f in (judg, human) if f is not None and len(f)]
@@ -244,7 +244,7 @@ def judge_sensitivity(duckdb: DuckDBResource) -> dg.MaterializeResult:
     the criterion it targets (sensitivity), how often it flips others (off-target), and specificity on the
     clean inner runs — per judge."""
     with duckdb.get_connection() as con:
-        judg = read_table(con, "judgements")
+        judg = read_table(con, "judgements", columns=VERDICT_COLUMNS)
         runs = con.execute("SELECT run_id, agent_id, scenario_id, trial, labels FROM trajectories").df()
         frame = sensitivity_frame(judg, runs)
         replace_tables(con, {"judge_sensitivity": frame}, {"judge_sensitivity": JUDGE_SENSITIVITY_TABLE})

@@ -159,6 +159,11 @@ JUDGEMENTS_TABLE = Table(
     key=("run_id", "judge"),
 )
 
+VERDICT_COLUMNS = tuple(c.name for c in JUDGEMENTS_TABLE.columns
+                        if not c.name.endswith("_rationale") and c.name not in ("suggestions", "samples"))
+"""The judgements columns without the texts (rationales, suggestions, samples): what scores, agreement and
+sensitivity read (the texts are most of the table's bytes)."""
+
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str, separators=(",", ":"))

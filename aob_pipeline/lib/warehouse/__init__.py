@@ -9,7 +9,7 @@ leaves every previous table as it was. The tables themselves are declared as ``T
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
@@ -210,12 +210,14 @@ def replace_partition_rows(
 
 
 def read_table(con: duckdb.DuckDBPyConnection, name: str, where: str | None = None,
-               params: list[Any] | None = None) -> pd.DataFrame | None:
-    """The table as a pandas frame (only the rows matching the SQL condition ``where``, with ``params``), or
-    None when it does not exist yet."""
+               params: list[Any] | None = None, columns: Sequence[str] | None = None) -> pd.DataFrame | None:
+    """The table as a pandas frame (only ``columns``, and only the rows matching the SQL condition ``where``,
+    with ``params``), or None when it does not exist yet."""
     if not table_exists(con, name):
         return None
-    return con.execute(f'SELECT * FROM "{name}"' + (f" WHERE {where}" if where else ""), params or []).df()
+    selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+    return con.execute(f'SELECT {selected} FROM "{name}"' + (f" WHERE {where}" if where else ""),
+                       params or []).df()
 
 
 def _stale_marker(published_path: Path) -> Path:

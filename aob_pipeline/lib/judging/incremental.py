@@ -1,4 +1,5 @@
-"""The leaderboard and the score breakdowns over the warehouse, recomputing only the agents whose rows changed.
+"""The scores, the leaderboard and the score breakdowns over the warehouse, recomputing only the agents whose rows
+changed.
 
 An agent's leaderboard rows (one per judge) depend on its own scores, its own trajectories (tool-call accuracy,
 plan scores, operational figures) and on what every agent shares: the scenarios, the number of pass^k columns
@@ -6,7 +7,8 @@ plan scores, operational figures) and on what every agent shares: the scenarios,
 agent's rows with a fingerprint of those inputs (``lib.warehouse.incremental``) and recomputes only the agents
 whose fingerprint changed; ranks are then given over the whole field. A full recomputation and an incremental one
 build the board the same way (from the per-agent rows), so they give the same table. ``update_breakdowns`` does
-the same for ``score_breakdowns``, whose rows depend on the agent's scores alone.
+the same for ``score_breakdowns``, whose rows depend on the agent's scores alone; ``update_scores`` rewrites the
+``scores`` rows of the agents whose judgements or trajectories changed, in place.
 """
 
 from __future__ import annotations
@@ -152,5 +154,76 @@ def update_breakdowns(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, dic
     return frame, state, todo
 
 
-__all__ = ["BREAKDOWNS_STEP", "LEADERBOARD_STEP", "agent_leaderboard_rows", "board_from_rows", "max_trials",
-           "update_breakdowns", "update_leaderboard"]
+SCORES_STEP = "scores"
+
+
+def update_scores(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str]]:
+    """Bring the ``scores`` table up to date: the rows of agents whose judgements, trajectories, the scenarios or
+    the scoring code changed are recomputed and replaced, rows of agents with no judgement any more are removed,
+    and the state is stored in the same transaction. Rebuilds the whole table when it is missing or every agent
+    changed. Returns the table's row count and the agents recomputed."""
+    import sys
+
+    import aob_pipeline.lib.judging.records as records_module
+    import aob_pipeline.lib.judging.scoring as scoring_module
+    from aob_pipeline.lib.judging.records import VERDICT_COLUMNS
+    from aob_pipeline.lib.judging.scoring import SCORES_TABLE, scores_frame
+    from aob_pipeline.lib.warehouse import replace_tables
+    from aob_pipeline.lib.warehouse.incremental import (
+        AgentRows,
+        agent_fingerprints,
+        agents_to_recompute,
+        read_agent_state,
+        table_fingerprint,
+        write_agent_state,
+    )
+
+    fingerprints = agent_fingerprints(
+        con, [AgentRows("judgements"), AgentRows("trajectories")],
+        context={"scenarios": table_fingerprint(con, "scenarios")},
+        code=(scoring_module, records_module, sys.modules[__name__]))
+    judged = set() if not table_exists(con, "judgements") else \
+        {a for (a,) in con.execute("SELECT DISTINCT agent_id FROM judgements").fetchall()}
+    fingerprints = {a: f for a, f in fingerprints.items() if a in judged}
+    state = read_agent_state(con, SCORES_STEP) if table_exists(con, "scores") else {}
+    todo = agents_to_recompute(fingerprints, state)
+    gone = sorted(set(state) - set(fingerprints))
+    whole = not state or len(todo) == len(fingerprints)
+    frame = pd.DataFrame(columns=SCORES_TABLE.column_names)
+    if whole or todo:
+        con.register("__scores_agents", pd.DataFrame({"agent_id": todo}, dtype="object"))
+        try:
+            where = None if whole else "agent_id IN (SELECT agent_id FROM __scores_agents)"
+            judgements = read_table(con, "judgements", where, columns=VERDICT_COLUMNS)
+            runs = read_table(con, "trajectories", where)
+        finally:
+            con.unregister("__scores_agents")
+        if judgements is not None:
+            frame = scores_frame(judgements, runs, read_table(con, "scenarios"))
+    new_state = {a: (f, None) for a, f in fingerprints.items()}
+    if whole:
+        replace_tables(con, {"scores": frame}, {"scores": SCORES_TABLE})
+        write_agent_state(con, SCORES_STEP, new_state)
+    elif todo or gone:
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.register("__scores_replaced", pd.DataFrame({"agent_id": todo + gone}))
+            con.register("__scores_rows", frame)
+            try:
+                con.execute("DELETE FROM scores WHERE agent_id IN (SELECT agent_id FROM __scores_replaced)")
+                select = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in SCORES_TABLE.columns)
+                con.execute(f"INSERT INTO scores SELECT {select} FROM __scores_rows")
+            finally:
+                con.unregister("__scores_replaced")
+                con.unregister("__scores_rows")
+            write_agent_state(con, SCORES_STEP, new_state)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+    (count,) = con.execute("SELECT count(*) FROM scores").fetchall()[0]
+    return int(count), sorted(fingerprints) if whole else todo
+
+
+__all__ = ["BREAKDOWNS_STEP", "LEADERBOARD_STEP", "SCORES_STEP", "agent_leaderboard_rows", "board_from_rows", "max_trials",
+           "update_breakdowns", "update_leaderboard", "update_scores"]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from aob_pipeline.lib.judging import ReferenceJudge, judge_trajectories
-from aob_pipeline.lib.judging.leaderboard_update import LEADERBOARD_STEP, update_leaderboard
+from aob_pipeline.lib.judging.incremental import LEADERBOARD_STEP, update_leaderboard, update_scores
 from aob_pipeline.lib.judging.scoring import (
     leaderboard_frame,
     operational_frame,
@@ -32,7 +32,7 @@ def con(run_tiny_field, tmp_path):
         replace_trajectories(con, trajectories)
         runs = con.execute("SELECT * FROM trajectories").df()
         scores = scores_frame(judgements, runs, table)
-        for name, frame in (("scenarios", table), ("scores", scores)):
+        for name, frame in (("scenarios", table), ("scores", scores), ("judgements", judgements)):
             con.register("__f", frame)
             con.execute(f'CREATE TABLE "{name}" AS SELECT * FROM __f')
             con.unregister("__f")
@@ -88,7 +88,7 @@ def test_a_second_trial_anywhere_recomputes_every_agent(con):
 
 
 def test_breakdowns_are_the_full_breakdowns_and_follow_one_agents_change(con):
-    from aob_pipeline.lib.judging.leaderboard_update import BREAKDOWNS_STEP, update_breakdowns
+    from aob_pipeline.lib.judging.incremental import BREAKDOWNS_STEP, update_breakdowns
     from aob_pipeline.lib.judging.scoring import breakdown_frame
 
     def full():
@@ -104,3 +104,33 @@ def test_breakdowns_are_the_full_breakdowns_and_follow_one_agents_change(con):
     changed, _, recomputed = update_breakdowns(con)
     assert recomputed == ["heuristic_single"]
     pd.testing.assert_frame_equal(changed.sort_values(key).reset_index(drop=True), full(), check_dtype=False)
+
+
+def test_scores_are_rewritten_only_for_agents_whose_judgements_changed(con):
+    def table():
+        return con.execute("SELECT * FROM scores ORDER BY run_id, judge").df()
+
+    def full():
+        frame = scores_frame(con.execute("SELECT * FROM judgements").df(),
+                             con.execute("SELECT * FROM trajectories").df(), con.execute("SELECT * FROM scenarios").df())
+        return frame.sort_values(["run_id", "judge"]).reset_index(drop=True)
+
+    con.execute("DROP TABLE scores")
+    count, recomputed = update_scores(con)
+    assert recomputed == sorted(AGENTS) and count == len(full())
+    first = table()
+    pd.testing.assert_frame_equal(first, full(), check_dtype=False)
+    assert update_scores(con) == (count, [])
+    assert table().equals(first)
+
+    con.execute("UPDATE judgements SET hallucination = NOT hallucination WHERE agent_id = 'heuristic_single'")
+    count, recomputed = update_scores(con)
+    assert recomputed == ["heuristic_single"] and count == len(first)
+    after = table()
+    pd.testing.assert_frame_equal(after, full(), check_dtype=False)
+    assert not after.equals(first)
+
+    con.execute("DELETE FROM judgements WHERE agent_id = 'do_nothing'")
+    count, recomputed = update_scores(con)
+    assert recomputed == [] and "do_nothing" not in set(table()["agent_id"])
+    pd.testing.assert_frame_equal(table(), full(), check_dtype=False)
