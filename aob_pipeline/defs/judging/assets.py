@@ -136,7 +136,8 @@ def _read(con, *names: str) -> list[pd.DataFrame | None]:
     return [read_table(con, n) for n in names]
 
 
-@dg.asset(deps=["judgements"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+@dg.asset(deps=["judgements", "trajectories", "scenarios"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
 def scores(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """One row per judgement: score = 100 × (true among the five positive criteria) / 5, minus 20 when
     hallucinating, floored at 0; passed = all five true and no hallucination; with the scenario's type,
@@ -152,7 +153,8 @@ def scores(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.Mate
                                           "agents_recomputed": len(recomputed)})
 
 
-@dg.asset(deps=["scores"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+@dg.asset(deps=["scores", "trajectories", "scenarios"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
 def leaderboard(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: AobSettingsResource) -> dg.MaterializeResult:
     """Per agent and judge: mean score with a bootstrap 95% interval over scenarios, pass rate, pass^k over
     trials, per-criterion rates, tool-call accuracy, plan score (plan-execute agents) and operational
@@ -203,8 +205,8 @@ def score_breakdowns(duckdb: DuckDBResource) -> dg.MaterializeResult:
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "preview": markdown_table(frame)})
 
 
-@dg.asset(deps=["judgements", "failure_findings"], group_name=GROUP, kinds={"duckdb"}, owners=["team:evaluation"],
-          pool=WAREHOUSE_WRITE_POOL)
+@dg.asset(deps=["judgements", "failure_findings", "trajectories", "scenarios"], group_name=GROUP, kinds={"duckdb"},
+          owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
 def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -> dg.MaterializeResult:
     """Cohen's κ per criterion between every two judges (and human labels imported with
     `aob judge import-labels`), on the runs both judged; and the reference judge against the offline failure

@@ -21,7 +21,8 @@ def html_report(context: dg.AssetExecutionContext, aob: AobSettingsResource) -> 
                                           "size_kb": round(path.stat().st_size / 1024, 1)})
 
 
-@dg.asset(deps=UPSTREAM, group_name=GROUP, kinds={"markdown"}, owners=["team:evaluation"], pool=WAREHOUSE_WRITE_POOL)
+@dg.asset(deps=[*UPSTREAM, "trajectories", "scenarios"], group_name=GROUP, kinds={"markdown"}, owners=["team:evaluation"],
+          pool=WAREHOUSE_WRITE_POOL)
 def agent_feedback(context: dg.AssetExecutionContext, aob: AobSettingsResource) -> dg.MaterializeResult:
     """Participant-facing feedback per agent ($AOB_HOME/reports/feedback/<agent>.md and .json): for hidden
     scenarios only aggregate scores with intervals, criteria rates and failure-cluster summaries (a cluster

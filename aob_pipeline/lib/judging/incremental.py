@@ -96,7 +96,7 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
     import aob_pipeline.lib.judging.scoring as scoring_module
     import aob_pipeline.lib.trace as trace_package
     from aob_pipeline.lib.trajectories.store import read_trajectories
-    from aob_pipeline.lib.warehouse.incremental import AgentRows, table_fingerprint, update_per_agent
+    from aob_pipeline.lib.warehouse.incremental import AgentRows, scenarios_fingerprint, update_per_agent
 
     k = max_trials(con)
     scenarios = read_table(con, "scenarios")
@@ -117,7 +117,7 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
         if table_exists(con, "scores") else []
     rows_of, state, todo = update_per_agent(
         con, LEADERBOARD_STEP, [AgentRows("scores"), AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)],
-        compute, context={"scenarios": table_fingerprint(con, "scenarios"), "k": k, "n_boot": n_boot, "seed": seed},
+        compute, context={"scenarios": scenarios_fingerprint(con), "k": k, "n_boot": n_boot, "seed": seed},
         code=(scoring_module, trace_package, plan_module, sys.modules[__name__]), agents=scored)
     board = board_from_rows([row for a in sorted(rows_of) for row in rows_of[a] or []], k)
     return board, state, todo
@@ -174,13 +174,13 @@ def update_scores(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str]]:
         agent_fingerprints,
         agents_to_recompute,
         read_agent_state,
-        table_fingerprint,
+        scenarios_fingerprint,
         write_agent_state,
     )
 
     fingerprints = agent_fingerprints(
         con, [AgentRows("judgements"), AgentRows("trajectories")],
-        context={"scenarios": table_fingerprint(con, "scenarios")},
+        context={"scenarios": scenarios_fingerprint(con)},
         code=(scoring_module, records_module, sys.modules[__name__]))
     judged = set() if not table_exists(con, "judgements") else \
         {a for (a,) in con.execute("SELECT DISTINCT agent_id FROM judgements").fetchall()}

@@ -121,7 +121,7 @@ def write_all_feedback(settings: Settings, min_cluster_size: int = 5, *, force: 
         agent_fingerprints,
         agents_to_recompute,
         read_agent_state,
-        table_fingerprint,
+        scenarios_fingerprint,
         write_agent_state,
     )
 
@@ -147,7 +147,7 @@ def write_all_feedback(settings: Settings, min_cluster_size: int = 5, *, force: 
                 agent_clusters[str(agent)] = [[c, label_of.get(c), safe_keywords.get(c)]
                                               for c in sorted({int(x) for x in part})]
         context = {
-            "scenarios": table_fingerprint(con, "scenarios"), "judge": judge, "extractor": extractor,
+            "scenarios": scenarios_fingerprint(con), "judge": judge, "extractor": extractor,
             "min_cluster_size": min_cluster_size, "vocabulary": sorted(published_vocabulary()),
             "known_names": sorted(known_cluster_names()), "mast": sorted(mast_mode_names().items()),
             "clusters_computed": members is not None,

@@ -225,7 +225,7 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
     from aob_pipeline.lib.trace import scenario_index
     from aob_pipeline.lib.trajectories.store import read_trajectories
     from aob_pipeline.lib.warehouse import read_table
-    from aob_pipeline.lib.warehouse.incremental import AgentRows, table_fingerprint, update_per_agent
+    from aob_pipeline.lib.warehouse.incremental import AgentRows, scenarios_fingerprint, update_per_agent
 
     def compute(todo: list[str]) -> dict[str, Any]:
         con.register("__coherence_agents", pd.DataFrame({"agent_id": todo}))
@@ -248,7 +248,7 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
                AgentRows("trajectories"), AgentRows("trajectory_steps", by_run=True)]
     counts, state, todo = update_per_agent(
         con, JUDGE_DETECTOR_STEP, sources, compute,
-        context={"scenarios": table_fingerprint(con, "scenarios"), "judge": judge, "extractor": extractor},
+        context={"scenarios": scenarios_fingerprint(con), "judge": judge, "extractor": extractor},
         code=(trace_package, sys.modules[__name__]))
     rows = coherence_rows_from_counts([c for c in counts.values() if c], judge, extractor)
     return rows, state, todo

@@ -73,14 +73,26 @@ def _tables(con: duckdb.DuckDBPyConnection) -> set[str]:
                                       "WHERE table_schema = 'main'").fetchall()}
 
 
-def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str, where: str | None = None) -> list[Any]:
-    """An order-free fingerprint of a whole table (row count and the XOR of every row's hash), for the inputs
-    every agent shares; ``[table, None]`` when it does not exist."""
+def table_fingerprint(con: duckdb.DuckDBPyConnection, table: str, where: str | None = None,
+                      exclude: Sequence[str] = ()) -> list[Any]:
+    """An order-free fingerprint of a whole table (row count and the XOR of every row's hash, leaving out the
+    ``exclude`` columns), for the inputs every agent shares; ``[table, None]`` when it does not exist."""
     if table not in _tables(con):
         return [table, None]
-    count, digest = con.execute(f'SELECT count(*), bit_xor(hash(s)) FROM "{table}" s'
+    present = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                                         "'main' AND table_name = ?", [table]).fetchall()}
+    left_out = [c for c in exclude if c in present]
+    rows = f'(SELECT * EXCLUDE ({", ".join(chr(34) + c + chr(34) for c in left_out)}) FROM "{table}")' if left_out \
+        else f'"{table}"'
+    count, digest = con.execute(f"SELECT count(*), bit_xor(hash(s)) FROM {rows} s"
                                 + (f" WHERE {where}" if where else "")).fetchall()[0]
     return [table, int(count), None if digest is None else int(digest)]
+
+
+def scenarios_fingerprint(con: duckdb.DuckDBPyConnection) -> list[Any]:
+    """``table_fingerprint`` of ``scenarios`` without ``answer_seconds`` (how long computing the answer took: it
+    differs at every materialisation while the scenarios stay the same)."""
+    return table_fingerprint(con, "scenarios", exclude=("answer_seconds",))
 
 
 def code_fingerprint(*modules: ModuleType) -> str:
@@ -196,5 +208,5 @@ def rows_by_agent(frame: Any, key: str = "agent_id") -> dict[str, list[dict[str,
 
 
 __all__ = ["AGENT_WORK_STATE_TABLE", "AgentRows", "agent_fingerprints", "agents_to_recompute", "code_fingerprint",
-           "plain_value", "read_agent_state", "rows_by_agent", "table_fingerprint", "update_per_agent",
+           "plain_value", "read_agent_state", "rows_by_agent", "scenarios_fingerprint", "table_fingerprint", "update_per_agent",
            "write_agent_state"]

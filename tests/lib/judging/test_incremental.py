@@ -66,6 +66,9 @@ def test_only_changed_agents_are_recomputed_and_the_board_is_what_a_full_update_
     write_agent_state(con, LEADERBOARD_STEP, state)
     again, _, recomputed = update_leaderboard(con, n_boot=200)
     assert recomputed == [] and again.equals(board)
+    # the scenarios built again: only how long computing the answers took differs, nothing is recomputed
+    con.execute("UPDATE scenarios SET answer_seconds = answer_seconds + 1")
+    assert update_leaderboard(con, n_boot=200)[2] == []
 
     con.execute("UPDATE scores SET score = 0, passed = false WHERE agent_id = 'oracle' AND scenario_id = 'IOT-001'")
     changed, state, recomputed = update_leaderboard(con, n_boot=200)
