@@ -17,7 +17,12 @@ from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, load_partition_runs
 from aob_pipeline.defs.resources import WAREHOUSE_WRITE_POOL, AobSettingsResource, markdown_table
 from aob_pipeline.lib.failures.distribution import FAILURE_DISTRIBUTION_TABLE
 from aob_pipeline.lib.failures.distribution import failure_distribution as distribution_of
-from aob_pipeline.lib.failures.findings import FAILURE_FINDINGS_TABLE, extract_findings, findings_frame
+from aob_pipeline.lib.failures.findings import (
+    FAILURE_FINDINGS_TABLE,
+    FINDINGS_COUNT_COLUMNS,
+    extract_findings,
+    findings_frame,
+)
 from aob_pipeline.lib.failures.storage import FAILURE_CLUSTER_MEMBERS_TABLE, FAILURE_EMBEDDINGS_TABLE
 from aob_pipeline.lib.reports.metadata_plots import (
     cluster_map_png,
@@ -27,10 +32,6 @@ from aob_pipeline.lib.scenarios.materialize import scenario_from_row
 from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables, table_exists
 
 GROUP = "failures"
-FINDINGS_COUNT_COLUMNS = ("run_id", "agent_id", "scenario_id", "orchestration", "extractor", "kind", "slug", "title",
-                          "flagged")
-"""What the distribution and the validation count (not the texts: descriptions, evidence and summaries are most of
-the bytes of a million-row table)."""
 MAX_NOISE_SHARE = 0.5
 
 class FindingsConfig(dg.Config):
@@ -303,10 +304,11 @@ def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     frame = distribution_of(findings, clusters=members)
     with duckdb.get_connection() as con:
         replace_tables(con, {"failure_distribution": frame}, {"failure_distribution": FAILURE_DISTRIBUTION_TABLE})
+    per_trace = new_failure_counts(findings)
     return dg.MaterializeResult(metadata={
         "dagster/row_count": len(frame),
-        "versus_published": markdown_table(compare_with_published(findings), 20),
-        "new_failures_per_trace": markdown_table(new_failure_counts(findings), 15),
+        "versus_published": markdown_table(compare_with_published(findings, frame, per_trace), 20),
+        "new_failures_per_trace": markdown_table(per_trace, 15),
         **image_metadata("failure_heatmap", failure_heatmap_png, frame, clusters, log=context.log),
     })
 

@@ -230,7 +230,8 @@ def new_failure_counts(findings: pd.DataFrame, scopes: Sequence[str] = SCOPES) -
 COMPARISON_COLUMNS = ["extractor", "measure", "published", "published_share", "ours", "ours_share"]
 
 
-def compare_with_published(findings: pd.DataFrame) -> pd.DataFrame:
+def compare_with_published(findings: pd.DataFrame, distribution: pd.DataFrame | None = None,
+                           counts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our figures side by side with upstream's, per extractor (columns ``COMPARISON_COLUMNS``).
 
     Rows: each published emergent family (``measure`` is its title; counts are additional-mode rows, shares are of
@@ -239,8 +240,11 @@ def compare_with_published(findings: pd.DataFrame) -> pd.DataFrame:
     mode`` and ``traces with two or more new modes`` (shares of all traces) and the totals.
     """
     _check(findings)
-    dist = failure_distribution(findings, scopes=("all",))
-    counts = new_failure_counts(findings, scopes=("all",))
+    # ``distribution`` / ``counts``: this findings frame's failure_distribution / new_failure_counts when already
+    # computed (their scope 'all' rows are used)
+    dist = failure_distribution(findings, scopes=("all",)) if distribution is None \
+        else distribution[distribution["scope"] == "all"]
+    counts = new_failure_counts(findings, scopes=("all",)) if counts is None else counts[counts["scope"] == "all"]
     rows = []
     for extractor in sorted(set(dist["extractor"]) | set(counts["extractor"])):
         extra = dist[(dist["extractor"] == extractor) & (dist["kind"] == "additional")]

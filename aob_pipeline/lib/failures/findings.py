@@ -283,6 +283,11 @@ FAILURE_FINDINGS_TABLE = Table(
     key=("run_id", "extractor", "kind", "title"),
 )
 
+FINDINGS_COUNT_COLUMNS = ("run_id", "agent_id", "scenario_id", "orchestration", "extractor", "kind", "slug", "title",
+                          "flagged")
+"""What the distribution, the validation and the report count (not the texts: descriptions, evidence and summaries
+are most of the bytes of a table with a row per MAST mode and run)."""
+
 
 def _row(f: Finding, **values: Any) -> dict[str, Any]:
     base = {

@@ -61,7 +61,6 @@ from aob_pipeline.lib.failures.findings import (
     STEP_REPETITION,
     check_slugs_known,
 )
-from aob_pipeline.lib.warehouse import frame_records
 
 PLANTED_FAULTS_LABEL = "planted_faults"
 """Trajectory label under which the fault-injecting wrapper records what it planted (as in agents/faults.py)."""
@@ -153,8 +152,17 @@ def planted_faults_frame(trajectories: Iterable[Any] | pd.DataFrame) -> pd.DataF
         missing = [c for c in ("run_id", "agent_id", "labels") if c not in trajectories.columns]
         if missing:
             raise ValueError(f"trajectories: missing column(s) {', '.join(missing)}")
-        records = [(r["run_id"], r["agent_id"], _labels_of(r["labels"], f"trajectories run {r['run_id']}"))
-                   for r in frame_records(trajectories)]
+        parsed: dict[Any, dict[str, Any]] = {}  # each distinct labels text is parsed once
+
+        def run_labels(value: Any, run_id: Any) -> dict[str, Any]:
+            if not isinstance(value, str):
+                return _labels_of(value, f"trajectories run {run_id}")
+            if value not in parsed:
+                parsed[value] = _labels_of(value, f"trajectories run {run_id}")
+            return parsed[value]
+
+        records = [(run_id, agent_id, run_labels(value, run_id)) for run_id, agent_id, value in
+                   zip(trajectories["run_id"], trajectories["agent_id"], trajectories["labels"])]
     else:
         runs = cast("Iterable[Any]", trajectories)  # Trajectory objects (mypy keeps the frame in the union)
         records = [(t.run_id, t.agent_id, dict(t.labels or {})) for t in runs]
@@ -178,12 +186,21 @@ def planted_faults_frame(trajectories: Iterable[Any] | pd.DataFrame) -> pd.DataF
 
 def flagged_runs(findings: pd.DataFrame, expectation: FaultExpectation) -> set[tuple[str, str]]:
     """(run_id, extractor) pairs whose finding shows ``expectation`` (``failure_findings`` rows)."""
-    mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)
-                    & findings["slug"].isin(expectation.mast)]
-    extra = findings[(findings["kind"] == "additional")]
-    extra = extra[extra["title"].map(expectation.matches_title)] if len(extra) else extra
-    pairs = set(zip(mast["run_id"], mast["extractor"])) | set(zip(extra["run_id"], extra["extractor"]))
-    return pairs
+    return _flagged_pairs(*_flag_rows(findings), expectation)
+
+
+def _flag_rows(findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The flagged MAST rows and the additional rows of ``findings``: what every fault's flags are read from."""
+    mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)]
+    return mast, findings[findings["kind"] == "additional"]
+
+
+def _flagged_pairs(mast: pd.DataFrame, extra: pd.DataFrame, expectation: FaultExpectation) -> set[tuple[str, str]]:
+    mast = mast[mast["slug"].isin(expectation.mast)]
+    if len(extra):  # each distinct title is matched once (titles repeat across thousands of runs)
+        titles = {t for t in extra["title"].unique() if expectation.matches_title(t)}
+        extra = extra[extra["title"].isin(titles)]
+    return set(zip(mast["run_id"], mast["extractor"])) | set(zip(extra["run_id"], extra["extractor"]))
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -222,8 +239,9 @@ def extractor_scores(
             raise ValueError(f"failure_findings: run(s) {unknown[:3]} of extractor {extractor} have no trajectory "
                              "labels in 'planted'")
         clean = {r for r in ok_runs if by_run[r]["clean"]}
+        flag_rows = _flag_rows(mine)
         for fault, expectation in expectations.items():
-            flagged = {run for run, ex in flagged_runs(mine, expectation) if ex == extractor} & ok_runs
+            flagged = {run for run, ex in _flagged_pairs(*flag_rows, expectation) if ex == extractor} & ok_runs
             positives = {r for r in ok_runs if fault in by_run[r]["planted"]}
             not_planted = {r for r in ok_runs if fault in by_run[r]["not_planted"]}
             tp, fp = len(flagged & positives), len(flagged - positives)

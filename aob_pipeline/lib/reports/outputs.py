@@ -38,12 +38,21 @@ FULL_REPORT_TABLES = tuple(t for t in REPORT_TABLES if t not in ("scenarios", "t
 """What the full report draws from: no trace or scenario text (participant pages and feedback read those)."""
 
 
+def _full_report_columns() -> dict[str, tuple[str, ...]]:
+    from aob_pipeline.lib.failures.findings import FINDINGS_COUNT_COLUMNS
+    from aob_pipeline.lib.judging.records import VERDICT_COLUMNS
+
+    return {"judgements": VERDICT_COLUMNS, "failure_findings": FINDINGS_COUNT_COLUMNS}
+
+
 def read_report_frames(settings: Settings, tables: tuple[str, ...] = REPORT_TABLES,
+                       columns: dict[str, tuple[str, ...]] | None = None,
                        ) -> tuple[dict[str, pd.DataFrame | None], pd.DataFrame | None]:
-    """The tables the report and feedback read (``tables``; missing ones are None), plus the leaderboard
-    history."""
+    """The tables the report and feedback read (``tables``, only ``columns[table]`` when given; missing ones are
+    None), plus the leaderboard history."""
+    columns = columns or {}
     with connect(settings.warehouse_path, read_only=True) as con:
-        frames = {name: read_table(con, name) for name in tables}
+        frames = {name: read_table(con, name, columns=columns.get(name)) for name in tables}
         history = read_table(con, "leaderboard_history")
     if frames.get("judge_agreement") is not None:
         frames["agreement"] = frames.pop("judge_agreement")
@@ -55,7 +64,7 @@ def read_report_frames(settings: Settings, tables: tuple[str, ...] = REPORT_TABL
 def write_report(settings: Settings) -> Path:
     from aob_pipeline.lib.reports.html import render_report
 
-    frames, history = read_report_frames(settings, FULL_REPORT_TABLES)
+    frames, history = read_report_frames(settings, FULL_REPORT_TABLES, _full_report_columns())
     return render_report(frames, history, report_path(settings))
 
 
