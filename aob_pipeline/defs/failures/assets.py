@@ -29,7 +29,7 @@ from aob_pipeline.lib.reports.metadata_plots import (
     failure_heatmap_png,
 )
 from aob_pipeline.lib.scenarios.materialize import scenario_from_row
-from aob_pipeline.lib.warehouse import read_table, replace_partition_rows, replace_tables, table_exists
+from aob_pipeline.lib.warehouse import read_polars, read_table, replace_partition_rows, replace_tables, table_exists
 
 GROUP = "failures"
 MAX_NOISE_SHARE = 0.5
@@ -295,12 +295,17 @@ def failure_distribution(context: dg.AssetExecutionContext, duckdb: DuckDBResour
     from aob_pipeline.lib.failures.distribution import compare_with_published, new_failure_counts
 
     with duckdb.get_connection() as con:
-        findings = read_table(con, "failure_findings", columns=FINDINGS_COUNT_COLUMNS)
-        members = read_table(con, "failure_cluster_members")
+        if not table_exists(con, "failure_findings"):
+            raise dg.Failure("no failure findings to count: materialise failure_findings first")
+        # polars through Arrow: the counts are group-bys over a row per MAST mode and run (a million at 300 agents)
+        findings = read_polars(con, f"SELECT {', '.join(FINDINGS_COUNT_COLUMNS)} FROM failure_findings")
         clusters = read_table(con, "failure_clusters")
-    if members is not None and clusters is not None and len(clusters):
-        names = clusters[["cluster_id", "label"]].rename(columns={"label": "cluster_label"})
-        members = members.merge(names, on="cluster_id", how="left")  # cluster rows carry their cluster's name
+        members = None
+        if table_exists(con, "failure_cluster_members"):
+            # cluster rows carry their cluster's name
+            label = "c.label" if clusters is not None else "NULL"
+            join = "LEFT JOIN failure_clusters c USING (cluster_id)" if clusters is not None else ""
+            members = read_polars(con, f"SELECT m.*, {label} AS cluster_label FROM failure_cluster_members m {join}")
     frame = distribution_of(findings, clusters=members)
     with duckdb.get_connection() as con:
         replace_tables(con, {"failure_distribution": frame}, {"failure_distribution": FAILURE_DISTRIBUTION_TABLE})

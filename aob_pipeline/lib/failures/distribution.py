@@ -19,9 +19,12 @@ extraction succeeded (``flagged`` not NULL):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
+
+if TYPE_CHECKING:
+    import polars as pl
 
 from aob_pipeline.lib.failures.findings import (
     EXTRANEOUS_OUTPUT_FORMATTING,
@@ -80,34 +83,54 @@ NEW_FAILURE_COLUMNS = ["extractor", "scope", "group_value", "total_traces", "tra
                        "traces_two_or_more", "share_one", "share_two_or_more"]
 
 
-def _check(findings: pd.DataFrame) -> None:
-    needed = ["run_id", "agent_id", "orchestration", "extractor", "kind", "slug", "title", "flagged"]
-    missing = [c for c in needed if c not in findings.columns]
+FINDINGS_COLUMNS = ["run_id", "agent_id", "orchestration", "extractor", "kind", "slug", "title", "flagged"]
+"""The ``failure_findings`` columns the distribution reads."""
+
+Frame = Union[pd.DataFrame, "pl.DataFrame"]
+"""A findings or cluster-assignment frame: pandas, or polars straight from DuckDB (``.pl()``, Arrow, no copy)."""
+
+
+def _check(findings: Frame) -> None:
+    missing = [c for c in FINDINGS_COLUMNS if c not in findings.columns]
     if missing:
         raise ValueError(f"failure_findings: missing column(s) {', '.join(missing)}")
 
 
-def _extracted_runs(findings: pd.DataFrame) -> pd.DataFrame:
-    """One row per (extractor, run) whose extraction succeeded, with agent and orchestration."""
-    mast = findings[(findings["kind"] == "mast") & findings["flagged"].notna()]
-    return mast[["extractor", "run_id", "agent_id", "orchestration"]].drop_duplicates(["extractor", "run_id"])
+def _polars(frame: Frame, columns: Sequence[str]) -> pl.DataFrame:
+    """``columns`` of ``frame`` as a polars frame (pandas is converted once; missing values become null)."""
+    import polars as pl
+
+    if isinstance(frame, pl.DataFrame):
+        return frame.select(columns)
+    return pl.from_pandas(frame[list(columns)], nan_to_null=True)
 
 
-def _groups(runs: pd.DataFrame, scopes: Sequence[str]) -> list[tuple[str, str, pd.DataFrame]]:
-    out = []
-    for scope in scopes:
-        if scope not in SCOPES:
-            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
-        if scope == "all":
-            out.append(("all", "all", runs))
-        else:
-            for value, part in runs.groupby(_SCOPE_COLUMN[scope], sort=True):
-                out.append((scope, str(value), part))
-    return out
+def _extracted_runs(findings: pl.DataFrame) -> pl.DataFrame:
+    """One row per (extractor, run) whose extraction succeeded, with agent and orchestration (its first row's)."""
+    import polars as pl
+
+    mast = findings.filter((pl.col("kind") == "mast") & pl.col("flagged").is_not_null())
+    return mast.select("extractor", "run_id", "agent_id", "orchestration").unique(
+        subset=["extractor", "run_id"], keep="first", maintain_order=True)
 
 
-def _additional_rows(findings: pd.DataFrame, clusters: pd.DataFrame | None) -> pd.DataFrame:
-    extra = findings[findings["kind"] == "additional"][["extractor", "run_id", "title"]].copy()
+def _scope_keys(runs: pl.DataFrame, scope: str) -> pl.DataFrame:
+    """(extractor, run_id, _group): the group of each extracted run in ``scope`` (runs without a value left out)."""
+    import polars as pl
+
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+    if scope == "all":
+        return runs.select("extractor", "run_id", pl.lit("all").alias("_group"))
+    column = _SCOPE_COLUMN[scope]
+    return runs.filter(pl.col(column).is_not_null()).select(
+        "extractor", "run_id", pl.col(column).cast(pl.Utf8).alias("_group"))
+
+
+def _additional_rows(findings: pl.DataFrame, clusters: Frame | None) -> pl.DataFrame:
+    import polars as pl
+
+    extra = findings.filter(pl.col("kind") == "additional").select("extractor", "run_id", "title")
     if clusters is None:
         return extra
     missing = [c for c in ("run_id", "title", "cluster_id") if c not in clusters.columns]
@@ -115,12 +138,16 @@ def _additional_rows(findings: pd.DataFrame, clusters: pd.DataFrame | None) -> p
         raise ValueError(f"cluster assignments: missing column(s) {', '.join(missing)}")
     keys = ["run_id", "title"] + (["extractor"] if "extractor" in clusters.columns else [])
     columns = keys + ["cluster_id"] + (["cluster_label"] if "cluster_label" in clusters.columns else [])
-    return extra.merge(clusters[columns].drop_duplicates(keys), on=keys, how="left")
+    assigned = _polars(clusters, columns).with_columns(pl.col("cluster_id").cast(pl.Float64))
+    if "cluster_label" in assigned.columns:
+        assigned = assigned.with_columns(pl.col("cluster_label").cast(pl.Utf8))
+    assigned = assigned.unique(subset=keys, keep="first", maintain_order=True)
+    return extra.join(assigned, on=keys, how="left", nulls_equal=False, maintain_order="left")
 
 
 def failure_distribution(
-    findings: pd.DataFrame,
-    clusters: pd.DataFrame | None = None,
+    findings: Frame,
+    clusters: Frame | None = None,
     scopes: Sequence[str] = SCOPES,
     include_zero: bool = False,
 ) -> pd.DataFrame:
@@ -129,7 +156,11 @@ def failure_distribution(
     ``clusters``: optional cluster assignment of the additional-mode rows — columns ``run_id``, ``title``,
     ``cluster_id`` (``extractor`` too when several extractors were clustered; ``cluster_label`` for names).
     ``include_zero``: also list MAST modes no trace of the group shows (share 0), so every group has all 14.
+    The counts are polars group-bys (a run is in one group of a scope), so a field of hundreds of agents and a
+    million finding rows takes well under a second.
     """
+    import polars as pl
+
     _check(findings)
     from aob_pipeline.lib.failures.findings import mast_names
     from aob_pipeline.lib.failures.taxonomy import MAST_SLUGS
@@ -138,50 +169,43 @@ def failure_distribution(
     for scope in scopes:
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
-    runs = _extracted_runs(findings)
-    flagged_mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)]
-    flagged_mast = flagged_mast[["extractor", "run_id", "slug"]]
-    extra = _additional_rows(findings, clusters)
+    found = _polars(findings, FINDINGS_COLUMNS)
+    runs = _extracted_runs(found)
+    flagged_mast = found.filter((pl.col("kind") == "mast") & pl.col("flagged").fill_null(False)).select(
+        "extractor", "run_id", "slug")
+    extra = _additional_rows(found, clusters)
     rows: list[dict[str, Any]] = []
-    # Grouped counts, one pass per scope (a run is in one group of a scope): no per-group scans of every row.
     for scope in scopes:
-        if scope == "all":
-            key = runs[["extractor", "run_id"]].assign(_group="all")
-        else:
-            key = runs[["extractor", "run_id", _SCOPE_COLUMN[scope]]].dropna(subset=[_SCOPE_COLUMN[scope]])
-            key = key.assign(_group=key[_SCOPE_COLUMN[scope]].astype(str))[["extractor", "run_id", "_group"]]
-        totals = key.groupby(["extractor", "_group"], sort=True)["run_id"].nunique()
-        mast = flagged_mast.merge(key, on=["extractor", "run_id"])
-        mast_counts = mast.groupby(["extractor", "_group", "slug"])["run_id"].nunique().to_dict()
-        group_extra = extra.merge(key, on=["extractor", "run_id"])
-        extra_rows = group_extra.groupby(["extractor", "_group"]).size().to_dict()
-        titles = group_extra.groupby(["extractor", "_group", "title"], sort=True)["run_id"].agg(["nunique", "size"])
+        key = _scope_keys(runs, scope)
+        group = ["extractor", "_group"]
+        totals = key.group_by(group).agg(pl.col("run_id").n_unique().alias("n")).sort(group)
+        mast_counts = {(e, g, slug): n for e, g, slug, n in flagged_mast.join(key, on=["extractor", "run_id"])
+                       .group_by([*group, "slug"]).agg(pl.col("run_id").n_unique()).iter_rows()}
+        group_extra = extra.join(key, on=["extractor", "run_id"])
+        extra_rows = {(e, g): n for e, g, n in group_extra.group_by(group).len().iter_rows()}
         titles_of: dict[tuple, list] = {}
-        for (ex, group, title), (n, size) in zip(titles.index, titles.to_numpy()):
-            titles_of.setdefault((ex, group), []).append((str(title), int(n), int(size)))
+        for e, g, title, n, size in group_extra.group_by([*group, "title"]).agg(
+                pl.col("run_id").n_unique().alias("n"), pl.len().alias("size")).sort([*group, "title"]).iter_rows():
+            titles_of.setdefault((e, g), []).append((str(title), int(n), int(size)))
         clusters_of: dict[tuple, list] = {}
         if clusters is not None:
-            clustered = group_extra.dropna(subset=["cluster_id"])
-            agg = {"traces": ("run_id", "nunique"), "rows": ("run_id", "size")}
-            if "cluster_label" in clustered.columns:
-                agg["label"] = ("cluster_label", "first")
-            per_cluster = clustered.groupby(["extractor", "_group", "cluster_id"], sort=True).agg(**agg)
-            for (ex, group, cid), rec in zip(per_cluster.index, per_cluster.to_dict("records")):
-                label = rec.get("label")
-                clusters_of.setdefault((ex, group), []).append(
-                    (str(int(cast(float, cid))), None if label is None or pd.isna(label) else str(label),
-                     int(rec["traces"]), int(rec["rows"])))
-        for index, count in totals.items():
-            ex, group = cast("tuple[str, str]", index)
-            extractor, value, total = str(ex), str(group), int(count)
+            labels = [pl.col("cluster_label").drop_nulls().first().alias("label")] \
+                if "cluster_label" in group_extra.columns else [pl.lit(None, dtype=pl.Utf8).alias("label")]
+            per_cluster = group_extra.filter(pl.col("cluster_id").is_not_null() & pl.col("cluster_id").is_not_nan()) \
+                .group_by([*group, "cluster_id"]).agg(pl.col("run_id").n_unique().alias("n"), pl.len().alias("size"),
+                                                       *labels).sort([*group, "cluster_id"])
+            for e, g, cid, n, size, label in per_cluster.iter_rows():
+                clusters_of.setdefault((e, g), []).append((str(int(cid)), label, int(n), int(size)))
+        for ex, grp, total in totals.iter_rows():
+            extractor, value, total = str(ex), str(grp), int(total)
             for slug in MAST_SLUGS:
-                n = int(mast_counts.get((ex, group, slug), 0))
+                n = int(mast_counts.get((ex, grp, slug), 0))
                 if n or include_zero:
                     rows.append(_dist_row(extractor, scope, value, "mast", slug, names[slug], n, total, None, None))
-            n_rows = int(extra_rows.get((ex, group), 0))
-            for title, n, size in titles_of.get((ex, group), []):
+            n_rows = int(extra_rows.get((ex, grp), 0))
+            for title, n, size in titles_of.get((ex, grp), []):
                 rows.append(_dist_row(extractor, scope, value, "additional", title, title, n, total, size, n_rows))
-            for cid, label, n, size in clusters_of.get((ex, group), []):
+            for cid, label, n, size in clusters_of.get((ex, grp), []):
                 rows.append(_dist_row(extractor, scope, value, "cluster", cid, label, n, total, size, n_rows))
     frame = pd.DataFrame(rows, columns=FAILURE_DISTRIBUTION_TABLE.column_names)
     if len(frame):
@@ -206,25 +230,32 @@ def _dist_row(extractor: str, scope: str, value: str, kind: str, mode: str, labe
     }
 
 
-def new_failure_counts(findings: pd.DataFrame, scopes: Sequence[str] = SCOPES) -> pd.DataFrame:
+def new_failure_counts(findings: Frame, scopes: Sequence[str] = SCOPES) -> pd.DataFrame:
     """Traces with no, exactly one, and two or more additional (new) failure modes (columns ``NEW_FAILURE_COLUMNS``)."""
+    import polars as pl
+
     _check(findings)
-    runs = _extracted_runs(findings)
-    extra = findings[findings["kind"] == "additional"]
-    per_run = extra.groupby(["extractor", "run_id"])["title"].nunique().to_dict()  # a dict: 1 µs a lookup
+    found = _polars(findings, FINDINGS_COLUMNS)
+    runs = _extracted_runs(found)
+    per_run = found.filter(pl.col("kind") == "additional").group_by("extractor", "run_id").agg(
+        pl.col("title").n_unique().alias("modes"))
     rows = []
-    for extractor, ex_runs in runs.groupby("extractor", sort=True):
-        for scope, value, group in _groups(ex_runs, scopes):
-            counts = [int(per_run.get((extractor, r), 0)) for r in group["run_id"]]
-            total = len(counts)
-            one = sum(1 for c in counts if c == 1)
-            several = sum(1 for c in counts if c >= 2)
+    for scope in scopes:
+        counted = _scope_keys(runs, scope).join(per_run, on=["extractor", "run_id"], how="left").with_columns(
+            pl.col("modes").fill_null(0))
+        summary = counted.group_by("extractor", "_group").agg(
+            pl.len().alias("total"), (pl.col("modes") == 1).sum().alias("one"),
+            (pl.col("modes") >= 2).sum().alias("several")).sort("extractor", "_group")
+        for extractor, value, total, one, several in summary.iter_rows():
             rows.append({
                 "extractor": extractor, "scope": scope, "group_value": value, "total_traces": total,
                 "traces_none": total - one - several, "traces_one": one, "traces_two_or_more": several,
                 "share_one": one / total if total else 0.0, "share_two_or_more": several / total if total else 0.0,
             })
-    return pd.DataFrame(rows, columns=NEW_FAILURE_COLUMNS)
+    frame = pd.DataFrame(rows, columns=NEW_FAILURE_COLUMNS)
+    order = {scope: i for i, scope in enumerate(scopes)}  # per extractor, scopes in the order asked
+    return frame.sort_values(["extractor", "scope"], key=lambda c: c.map(order) if c.name == "scope" else c,
+                             kind="stable").reset_index(drop=True)
 
 
 COMPARISON_COLUMNS = ["extractor", "measure", "published", "published_share", "ours", "ours_share"]

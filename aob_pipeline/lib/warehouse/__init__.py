@@ -20,6 +20,7 @@ from aob_pipeline.lib.warehouse.schema import Table
 
 if TYPE_CHECKING:
     import pandas as pd
+    import polars as pl
 
 
 DEFAULT_WAIT_SECONDS = 60.0
@@ -218,6 +219,12 @@ def read_table(con: duckdb.DuckDBPyConnection, name: str, where: str | None = No
     selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
     return con.execute(f'SELECT {selected} FROM "{name}"' + (f" WHERE {where}" if where else ""),
                        params or []).df()
+
+
+def read_polars(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
+    """The rows of a query as a polars frame, through Arrow (``con.sql(...).pl()``: no row-by-row conversion and
+    no pandas object columns). For the frames the pipeline groups and counts in bulk."""
+    return con.sql(sql).pl()
 
 
 def _stale_marker(published_path: Path) -> Path:

@@ -86,6 +86,13 @@ def test_shares_per_cluster_when_an_assignment_is_given():
     assert noise["traces"] == 1 and pd.isna(noise["label"])
     with pytest.raises(ValueError, match="cluster_id"):
         failure_distribution(FINDINGS, clusters.drop(columns=["cluster_id"]))
+    # polars frames (what the asset reads from DuckDB through Arrow) give the same tables
+    import polars as pl
+
+    as_polars = pl.from_pandas(FINDINGS, nan_to_null=True)
+    pd.testing.assert_frame_equal(failure_distribution(as_polars, pl.from_pandas(clusters)),
+                                  failure_distribution(FINDINGS, clusters))
+    pd.testing.assert_frame_equal(new_failure_counts(as_polars), new_failure_counts(FINDINGS))
 
 
 def test_traces_with_one_and_with_several_new_failures():
