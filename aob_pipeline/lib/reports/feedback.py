@@ -46,6 +46,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -317,7 +318,9 @@ def _cluster_summaries(frames: Mapping[str, pd.DataFrame | None], hidden_runs: p
             name = label.strip()
         else:
             name = f"Failure cluster {cid}" + (f": {', '.join(keywords[:3])}" if keywords else "")
-        types = pd.Series([type_of.get(r, "other") for r in runs]).value_counts()
+        # most runs first, equal counts by name (not in the set's hash-seeded order, which changes per process)
+        counted = Counter(type_of.get(r, "other") for r in runs)
+        types = dict(sorted(counted.items(), key=lambda kv: (-kv[1], kv[0])))
         cluster_scores = hidden_scores[hidden_scores["run_id"].isin(runs) & hidden_scores["score"].notna()]
         modes = _mast_shares(findings, runs, extractor)[:3]
         description = (

@@ -1,10 +1,11 @@
 """Per-agent work redone only for the agents whose inputs changed: the incremental mode of the steps that read
 every agent.
 
-The evaluation is partitioned by agent, but a few steps downstream read every agent's rows: participant feedback,
-the leaderboard's per-agent figures, the judge-versus-detector comparison. Their per-agent part depends only on
-that agent's rows plus a few inputs shared by all agents, so each such step keeps, per agent, a fingerprint of
-exactly what it read and what it computed from it, in the warehouse table ``agent_work_state``:
+The evaluation is partitioned by agent, but a few steps downstream read every agent's rows: the scores, the
+leaderboard's per-agent figures, the score breakdowns, the judge-versus-detector comparison, participant
+feedback. Their per-agent part depends only on that agent's rows plus a few inputs shared by all agents, so each
+such step keeps, per agent, a fingerprint of exactly what it read and what it computed from it, in the warehouse
+table ``agent_work_state``:
 
 - an order-free DuckDB hash of the agent's rows in every source table (``AgentRows``: a table, optionally
   filtered, joined to ``trajectories`` by ``run_id`` when it has no ``agent_id``);
@@ -14,8 +15,14 @@ exactly what it read and what it computed from it, in the warehouse table ``agen
 A later run recomputes the agents whose fingerprint changed or that are new, reuses the stored result (the
 ``payload``, JSON) for the others, and forgets agents that have no rows any more. Like a dbt incremental model,
 but keyed by content rather than by a timestamp: a re-judged run, an edited scenario or a changed cluster name is
-never missed. Writing the state in the same transaction as the step's output keeps the two consistent; a run that
-fails before that leaves the old state, so the next run recomputes rather than trusts.
+never missed. A stored (fingerprint, result) pair is right whatever happens to the step's output, because the
+fingerprint is of the inputs; where the result lives in a table or in files (scores, feedback), the state is
+written in the same transaction as the rows or after the files, so a run that fails half-way recomputes rather
+than trusts.
+
+Why not agent-partitioned assets for this work: an unpartitioned step that reads every agent still runs once per
+run, and with per-agent state it costs what changed. Partitioning it instead would need its own run after the
+last block of a non-consecutive selection (see docs/DEPLOYMENT.md) and a partition per agent for every such table.
 """
 
 from __future__ import annotations
@@ -35,9 +42,9 @@ from aob_pipeline.lib.warehouse.schema import Column, Table
 
 AGENT_WORK_STATE_TABLE = Table(
     "agent_work_state",
-    "Per step that reads every agent (participant feedback, leaderboard figures, judge-versus-detector "
-    "comparison), each agent's input fingerprint and the stored result, so a later run recomputes only the "
-    "agents whose rows changed.",
+    "Per step that reads every agent (scores, leaderboard, score breakdowns, judge-versus-detector comparison, "
+    "participant feedback), each agent's input fingerprint and the stored result, so a later run recomputes only "
+    "the agents whose rows changed.",
     (
         Column("step", "VARCHAR", "The step that keeps this state (e.g. agent_feedback)."),
         Column("agent_id", "VARCHAR", "The agent."),

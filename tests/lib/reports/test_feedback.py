@@ -2,6 +2,7 @@
 hidden text reaches any participant-facing output."""
 
 import json
+import re
 
 import pandas as pd
 import pytest
@@ -138,3 +139,11 @@ def test_undecided_verdicts_are_left_out_of_rates_not_a_crash(frames, tmp_path):
     assert hidden["pass_rate"] == pytest.approx(mine["passed"].fillna(False).astype(bool).mean(), abs=1e-4)
     page = render_report(undecided_frames, frames["history"], tmp_path / "report.html")
     assert "plot-orchestration" in page.read_text()
+
+
+def test_cluster_descriptions_list_scenario_types_by_count_then_name(frames):
+    """Equal counts are ordered by name: the feedback is the same in every process (a set's order is not)."""
+    for agent in ("alpha", "beta", "oracle"):
+        for cluster in build_feedback(agent, frames, n_boot=50)["hidden"]["clusters"]:
+            listed = re.findall(r"([\w-]+) \((\d+)\)", cluster["description"].split(" on ", 1)[1].split(" scenarios")[0])
+            assert listed and listed == sorted(listed, key=lambda t: (-int(t[1]), t[0])), cluster["description"]
