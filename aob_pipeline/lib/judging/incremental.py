@@ -95,7 +95,7 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
     import aob_pipeline.lib.agents.llm.plan_execute as plan_module
     import aob_pipeline.lib.judging.scoring as scoring_module
     import aob_pipeline.lib.trace as trace_package
-    from aob_pipeline.lib.trajectories.store import read_trajectories
+    from aob_pipeline.lib.trajectories.store import read_trajectories_of
     from aob_pipeline.lib.warehouse.incremental import AgentRows, scenarios_fingerprint, update_per_agent
 
     k = max_trials(con)
@@ -110,7 +110,7 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
         finally:
             con.unregister("__board_agents")
         run_ids = [] if runs is None else runs["run_id"].tolist()
-        trajectories = read_trajectories(con, run_ids=run_ids) if run_ids else []
+        trajectories = read_trajectories_of(con, run_ids)
         return agent_leaderboard_rows(scores, runs, trajectories, scenarios, k, n_boot, seed)
 
     scored = sorted(a for (a,) in con.execute("SELECT DISTINCT agent_id FROM scores").fetchall()) \

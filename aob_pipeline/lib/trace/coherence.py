@@ -223,7 +223,7 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
 
     import aob_pipeline.lib.trace as trace_package
     from aob_pipeline.lib.trace import scenario_index
-    from aob_pipeline.lib.trajectories.store import read_trajectories
+    from aob_pipeline.lib.trajectories.store import read_trajectories_of
     from aob_pipeline.lib.warehouse import read_table
     from aob_pipeline.lib.warehouse.incremental import AgentRows, scenarios_fingerprint, update_per_agent
 
@@ -239,7 +239,7 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
         if judgements is None or findings is None or not run_ids:
             return {}
         scenarios = read_table(con, "scenarios")
-        return judge_detector_counts(judgements, findings, read_trajectories(con, run_ids=run_ids),
+        return judge_detector_counts(judgements, findings, read_trajectories_of(con, run_ids),
                                      scenario_index(scenarios) if scenarios is not None else {}, judge, extractor)
 
     quoted_judge, quoted_extractor = (name.replace("'", "''") for name in (judge, extractor))

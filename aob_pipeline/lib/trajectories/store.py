@@ -196,6 +196,18 @@ def _read(con: duckdb.DuckDBPyConnection, where: str, params: list[Any]) -> list
     return from_rows(trajectories, steps)
 
 
+def read_trajectories_of(con: duckdb.DuckDBPyConnection, run_ids: Sequence[str]) -> list[Trajectory]:
+    """``read_trajectories(con, run_ids=run_ids)``, except that a list naming every stored run is one full read:
+    the full read is the one kept for the next step (a first run over a whole field recomputes every agent in
+    several steps, and each would otherwise read every trajectory again)."""
+    if not run_ids:
+        return []
+    (stored,) = con.execute("SELECT count(*) FROM trajectories").fetchall()[0]
+    if len(set(run_ids)) >= stored:
+        return read_trajectories(con)
+    return read_trajectories(con, run_ids=run_ids)
+
+
 def trajectory_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Row counts of the two tables (0 when absent) — handy for asset metadata."""
     out: dict[str, Any] = {}

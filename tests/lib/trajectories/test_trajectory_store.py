@@ -109,3 +109,17 @@ def test_a_repeated_full_read_is_served_again_only_while_both_tables_are_unchang
     assert read_trajectories(con, agent_id="b")[0].final_answer == "edited"
     replace_trajectories(con, [traj("c", "S1", 0)])
     assert {t.agent_id for t in read_trajectories(con)} == {"a", "b", "c"}
+
+
+def test_reading_every_run_by_id_is_the_full_read_the_next_step_reuses(tmp_path):
+    from aob_pipeline.lib.trajectories.store import read_trajectories_of
+
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    replace_trajectories(con, [traj("a", "S1", 0), traj("a", "S2", 0), traj("b", "S1", 0)])
+    ids = [r for (r,) in con.execute("SELECT run_id FROM trajectories").fetchall()]
+    every = read_trajectories_of(con, ids)
+    assert sorted(t.run_id for t in every) == sorted(ids)
+    assert read_trajectories(con)[0] is every[0], "naming every run is the full read, kept for the next reader"
+    some = read_trajectories_of(con, ids[:1])
+    assert [t.run_id for t in some] == ids[:1]
+    assert read_trajectories_of(con, []) == []
