@@ -33,9 +33,8 @@ from aob_pipeline.lib.judging import (
     sensitivity_frame,
 )
 from aob_pipeline.lib.judging.agreement import JUDGE_AGREEMENT_TABLE
-from aob_pipeline.lib.judging.records import VERDICT_COLUMNS
 from aob_pipeline.lib.judging.scoring import SCORE_BREAKDOWNS_TABLE
-from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE
+from aob_pipeline.lib.judging.sensitivity import JUDGE_SENSITIVITY_TABLE, read_sensitivity_inputs
 from aob_pipeline.lib.reports.metadata_plots import (
     criteria_png,
     judge_agreement_png,
@@ -246,9 +245,8 @@ def judge_sensitivity(duckdb: DuckDBResource) -> dg.MaterializeResult:
     the criterion it targets (sensitivity), how often it flips others (off-target), and specificity on the
     clean inner runs — per judge."""
     with duckdb.get_connection() as con:
-        judg = read_table(con, "judgements", columns=VERDICT_COLUMNS)
-        runs = con.execute("SELECT run_id, agent_id, scenario_id, trial, labels FROM trajectories").df()
-        frame = sensitivity_frame(judg, runs)
+        judg, runs, judges = read_sensitivity_inputs(con)  # the fault runs and their clean twins only
+        frame = sensitivity_frame(judg, runs, judges=judges)
         replace_tables(con, {"judge_sensitivity": frame}, {"judge_sensitivity": JUDGE_SENSITIVITY_TABLE})
     return dg.MaterializeResult(metadata={"dagster/row_count": len(frame), "table": markdown_table(frame)})
 

@@ -168,11 +168,12 @@ def _verdicts_by_run(judgements: pd.DataFrame, judge: str) -> dict[str, dict[str
 
 
 def sensitivity_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Sequence[Trajectory],
-                      targets: Mapping[str, str] | None = None) -> pd.DataFrame:
+                      targets: Mapping[str, str] | None = None, judges: Sequence[str] | None = None) -> pd.DataFrame:
     """Per judge and planted fault: target criterion, n_pairs, n_flippable, sensitivity, detection_rate,
     off_target_rate, specificity, n_unplanted (wrapped runs where the fault could not be planted),
     mean_score_clean, mean_score_faulty. Faults without a target in ``targets`` get target NULL and only
-    the counts and scores."""
+    the counts and scores. ``judges``: every judge to report (default: those in ``judgements``; give them when
+    ``judgements`` holds only the fault and clean runs, ``read_sensitivity_inputs``)."""
     targets = dict(FAULT_TARGETS if targets is None else targets)
     runs = _runs_frame(trajectories)
     pairs = fault_pairs(runs)
@@ -183,7 +184,7 @@ def sensitivity_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Seq
             fault = agent.split(FAULT_SEPARATOR, 1)[1]
             unplanted[fault] = unplanted.get(fault, 0) + 1
     rows = []
-    for judge in sorted(set(judgements["judge"])):
+    for judge in sorted(set(judgements["judge"]) if judges is None else set(judges)):
         verdicts = _verdicts_by_run(judgements, judge)
         faults = sorted(set(pairs["fault"]) | set(unplanted))
         for fault in faults:
@@ -215,6 +216,36 @@ def sensitivity_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Seq
             row["mean_score_faulty"] = float(pd.Series(scores_f, dtype=float).mean()) if judged else math.nan
             rows.append(row)
     return pd.DataFrame(rows, columns=JUDGE_SENSITIVITY_TABLE.column_names)
+
+
+def read_sensitivity_inputs(con: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    """What ``sensitivity_frame`` reads from the warehouse, and only that: the runs of the fault-injecting agents
+    (an agent id with ``+`` or a ``planted_faults`` label) and of their inner agents, those runs' verdicts (no
+    rationales), and every judge's name. At 300 agents this is the built-in field's few thousand runs, not every
+    judgement."""
+    from aob_pipeline.lib.judging.records import VERDICT_COLUMNS
+
+    columns = "run_id, agent_id, scenario_id, trial, labels"
+    wrapped = con.execute(f"SELECT {columns} FROM trajectories WHERE contains(agent_id, ?) "
+                          f"OR contains(CAST(labels AS VARCHAR), ?)", [FAULT_SEPARATOR, PLANTED_FAULTS_LABEL]).df()
+    inner = sorted({str(_labels(labels).get("inner_agent") or str(agent).split(FAULT_SEPARATOR, 1)[0])
+                    for agent, labels in zip(wrapped["agent_id"], wrapped["labels"])})
+    con.register("__sensitivity_inner", pd.DataFrame({"agent_id": inner}, dtype="object"))
+    try:
+        runs = con.execute(f"SELECT {columns} FROM trajectories WHERE contains(agent_id, ?) OR contains("
+                           "CAST(labels AS VARCHAR), ?) OR agent_id IN (SELECT agent_id FROM __sensitivity_inner)",
+                           [FAULT_SEPARATOR, PLANTED_FAULTS_LABEL]).df()
+    finally:
+        con.unregister("__sensitivity_inner")
+    con.register("__sensitivity_runs", runs[["run_id"]])
+    try:
+        selected = ", ".join(f'"{c}"' for c in VERDICT_COLUMNS)
+        judgements = con.execute(f"SELECT {selected} FROM judgements WHERE run_id IN "
+                                 "(SELECT run_id FROM __sensitivity_runs)").df()
+    finally:
+        con.unregister("__sensitivity_runs")
+    judges = sorted(str(j) for (j,) in con.execute("SELECT DISTINCT judge FROM judgements").fetchall())
+    return judgements, runs, judges
 
 
 def criterion_flips_frame(judgements: pd.DataFrame, trajectories: pd.DataFrame | Sequence[Trajectory]) -> pd.DataFrame:

@@ -137,3 +137,15 @@ def test_scores_are_rewritten_only_for_agents_whose_judgements_changed(con):
     count, recomputed = update_scores(con)
     assert recomputed == [] and "do_nothing" not in set(table()["agent_id"])
     pd.testing.assert_frame_equal(table(), full(), check_dtype=False)
+
+
+def test_sensitivity_reads_only_the_fault_runs_and_their_clean_twins(con):
+    from aob_pipeline.lib.judging.sensitivity import read_sensitivity_inputs, sensitivity_frame
+
+    full = sensitivity_frame(con.execute("SELECT * FROM judgements").df(),
+                             con.execute("SELECT run_id, agent_id, scenario_id, trial, labels FROM trajectories").df())
+    judgements, runs, judges = read_sensitivity_inputs(con)
+    assert set(runs["agent_id"]) == {"oracle", "oracle+step_repetition"}
+    assert set(judgements["run_id"]) <= set(runs["run_id"]) and judges == ["reference"]
+    pd.testing.assert_frame_equal(sensitivity_frame(judgements, runs, judges=judges), full)
+    assert (full["n_pairs"] > 0).any()
