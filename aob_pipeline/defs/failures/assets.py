@@ -334,13 +334,14 @@ def extractor_validation(context: dg.AssetExecutionContext, duckdb: DuckDBResour
         planted_faults_frame,
     )
     with duckdb.get_connection() as con:
-        findings = read_table(con, "failure_findings", columns=FINDINGS_COUNT_COLUMNS)
+        findings = read_polars(con, f"SELECT {', '.join(FINDINGS_COUNT_COLUMNS)} FROM failure_findings") \
+            if table_exists(con, "failure_findings") else None  # polars through Arrow: counted by filters
         members = read_table(con, "failure_cluster_members")
         clusters = read_table(con, "failure_clusters")
         # the planted faults are run labels: the run-level table, not every step of every run
         runs = con.execute("SELECT run_id, agent_id, labels FROM trajectories").df() \
             if table_exists(con, "trajectories") else None
-    if findings is None or findings.empty:
+    if findings is None or findings.is_empty():
         raise dg.Failure("no failure findings to validate: materialise failure_findings first")
     planted = planted_faults_frame(runs if runs is not None else [])
     frame = extractor_validation_frame(findings, planted, members, clusters)

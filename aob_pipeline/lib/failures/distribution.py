@@ -97,12 +97,9 @@ def _check(findings: Frame) -> None:
 
 
 def _polars(frame: Frame, columns: Sequence[str]) -> pl.DataFrame:
-    """``columns`` of ``frame`` as a polars frame (pandas is converted once; missing values become null)."""
-    import polars as pl
+    from aob_pipeline.lib.warehouse import as_polars
 
-    if isinstance(frame, pl.DataFrame):
-        return frame.select(columns)
-    return pl.from_pandas(frame[list(columns)], nan_to_null=True)
+    return as_polars(frame, columns)
 
 
 def _extracted_runs(findings: pl.DataFrame) -> pl.DataFrame:

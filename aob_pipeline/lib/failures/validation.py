@@ -45,11 +45,16 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import pandas as pd
 
-from aob_pipeline.lib.failures.findings import (
+from aob_pipeline.lib.warehouse import as_polars
+
+if TYPE_CHECKING:
+    import polars as pl
+
+from aob_pipeline.lib.failures.findings import (  # noqa: E402 - after the type-only import
     ACTION_REASONING_MISMATCH,
     DISOBEY_ROLE_SPECIFICATION,
     DISOBEY_TASK_SPECIFICATION,
@@ -184,23 +189,31 @@ def planted_faults_frame(trajectories: Iterable[Any] | pd.DataFrame) -> pd.DataF
 # --------------------------------------------------------------------------------- precision / recall
 
 
-def flagged_runs(findings: pd.DataFrame, expectation: FaultExpectation) -> set[tuple[str, str]]:
+def flagged_runs(findings: pd.DataFrame | pl.DataFrame, expectation: FaultExpectation) -> set[tuple[str, str]]:
     """(run_id, extractor) pairs whose finding shows ``expectation`` (``failure_findings`` rows)."""
-    return _flagged_pairs(*_flag_rows(findings), expectation)
+    return _flagged_pairs(*_flag_rows(as_polars(findings, _SCORED_COLUMNS)), expectation)
 
 
-def _flag_rows(findings: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+_SCORED_COLUMNS = ["run_id", "extractor", "kind", "slug", "title", "flagged"]
+
+
+def _flag_rows(findings: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The flagged MAST rows and the additional rows of ``findings``: what every fault's flags are read from."""
-    mast = findings[(findings["kind"] == "mast") & findings["flagged"].fillna(False).astype(bool)]
-    return mast, findings[findings["kind"] == "additional"]
+    import polars as pl
+
+    mast = findings.filter((pl.col("kind") == "mast") & pl.col("flagged").fill_null(False))
+    return mast, findings.filter(pl.col("kind") == "additional")
 
 
-def _flagged_pairs(mast: pd.DataFrame, extra: pd.DataFrame, expectation: FaultExpectation) -> set[tuple[str, str]]:
-    mast = mast[mast["slug"].isin(expectation.mast)]
-    if len(extra):  # each distinct title is matched once (titles repeat across thousands of runs)
-        titles = {t for t in extra["title"].unique() if expectation.matches_title(t)}
-        extra = extra[extra["title"].isin(titles)]
-    return set(zip(mast["run_id"], mast["extractor"])) | set(zip(extra["run_id"], extra["extractor"]))
+def _flagged_pairs(mast: pl.DataFrame, extra: pl.DataFrame, expectation: FaultExpectation) -> set[tuple[str, str]]:
+    import polars as pl
+
+    mast = mast.filter(pl.col("slug").is_in(list(expectation.mast)))
+    # each distinct title is matched once (titles repeat across thousands of runs)
+    titles = [t for t in extra["title"].unique().to_list() if expectation.matches_title(t)]
+    extra = extra.filter(pl.col("title").is_in(titles))
+    return set(zip(mast["run_id"].to_list(), mast["extractor"].to_list())) | \
+        set(zip(extra["run_id"].to_list(), extra["extractor"].to_list()))
 
 
 def _ratio(num: int, den: int) -> float | None:
@@ -214,7 +227,7 @@ SCORE_COLUMNS = [
 
 
 def extractor_scores(
-    findings: pd.DataFrame,
+    findings: pd.DataFrame | pl.DataFrame,
     planted: pd.DataFrame,
     expectations: Mapping[str, FaultExpectation] = FAULT_EXPECTATIONS,
 ) -> pd.DataFrame:
@@ -224,16 +237,17 @@ def extractor_scores(
     extraction failed (``flagged`` NULL) are left out for that extractor. ``precision`` is None when nothing
     was flagged, ``recall`` None when the fault was never planted (NaN in the frame).
     """
-    needed = ["run_id", "extractor", "kind", "slug", "title", "flagged"]
-    missing = [c for c in needed if c not in findings.columns]
+    import polars as pl
+
+    missing = [c for c in _SCORED_COLUMNS if c not in findings.columns]
     if missing:
         raise ValueError(f"failure_findings: missing column(s) {', '.join(missing)}")
+    found = as_polars(findings, _SCORED_COLUMNS)  # polars filters: a row per MAST mode and run is a million rows
     by_run = {r["run_id"]: r for r in planted.to_dict("records")}
     rows = []
-    for extractor in sorted(findings["extractor"].unique()):
-        mine = findings[findings["extractor"] == extractor]
-        mast = mine[mine["kind"] == "mast"]
-        ok_runs = set(mast.loc[mast["flagged"].notna(), "run_id"])
+    for extractor in sorted(found["extractor"].unique().to_list()):
+        mine = found.filter(pl.col("extractor") == extractor)
+        ok_runs = set(mine.filter((pl.col("kind") == "mast") & pl.col("flagged").is_not_null())["run_id"].to_list())
         unknown = sorted(ok_runs - set(by_run))
         if unknown:
             raise ValueError(f"failure_findings: run(s) {unknown[:3]} of extractor {extractor} have no trajectory "
@@ -304,7 +318,7 @@ def _ari(truth: Sequence[Any], labels: Sequence[Any]) -> float | None:
 
 
 def cluster_recovery(
-    findings: pd.DataFrame,
+    findings: pd.DataFrame | pl.DataFrame,
     clusters: pd.DataFrame,
     planted: pd.DataFrame,
     extractor: str | None = None,
@@ -318,7 +332,10 @@ def cluster_recovery(
     missing = [c for c in ("run_id", "title", "cluster_id") if c not in clusters.columns]
     if missing:
         raise ValueError(f"cluster assignments: missing column(s) {', '.join(missing)}")
-    rows = findings[findings["kind"] == "additional"][["run_id", "extractor", "title"]]
+    import polars as pl
+
+    additional = as_polars(findings, ["run_id", "extractor", "kind", "title"]).filter(pl.col("kind") == "additional")
+    rows = additional.select("run_id", "extractor", "title").to_pandas()
     if extractor is not None:
         rows = rows[rows["extractor"] == extractor]
     keys = ["run_id", "title"] + (["extractor"] if "extractor" in clusters.columns else [])
@@ -368,7 +385,7 @@ EXTRACTOR_VALIDATION_TABLE = Table(
 )
 
 
-def extractor_validation_frame(findings: pd.DataFrame, planted: pd.DataFrame, cluster_members: pd.DataFrame | None,
+def extractor_validation_frame(findings: pd.DataFrame | pl.DataFrame, planted: pd.DataFrame, cluster_members: pd.DataFrame | None,
                                clusters: pd.DataFrame | None) -> pd.DataFrame:
     """The ``extractor_validation`` rows (``EXTRACTOR_VALIDATION_TABLE``) from ``failure_findings``,
     ``planted_faults_frame(trajectories)``, ``failure_cluster_members`` and ``failure_clusters``."""

@@ -227,6 +227,15 @@ def read_polars(con: duckdb.DuckDBPyConnection, sql: str) -> pl.DataFrame:
     return con.sql(sql).pl()
 
 
+def as_polars(frame: pd.DataFrame | pl.DataFrame, columns: Sequence[str]) -> pl.DataFrame:
+    """``columns`` of a pandas or polars frame as a polars frame (pandas is converted once, NaN as null)."""
+    import polars as pl
+
+    if isinstance(frame, pl.DataFrame):
+        return frame.select(list(columns))
+    return pl.from_pandas(frame[list(columns)], nan_to_null=True)
+
+
 def _stale_marker(published_path: Path) -> Path:
     return Path(published_path).with_name("STALE.json")
 

@@ -168,3 +168,9 @@ def test_the_validation_table_has_precision_recall_per_fault_and_cluster_recover
     assert value[("clusters", "distinct_name_share", "all")] == 1.0
     same = extractor_validation_frame(frame, planted_faults_frame(runs), members, names.assign(label="x"))
     assert same.set_index(["metric"]).loc["distinct_name_share", "value"] == 0.5  # two clusters, one name
+    # the findings as polars (what the asset reads from DuckDB through Arrow): the same table
+    import polars as pl
+
+    as_polars = pl.from_pandas(frame, nan_to_null=True)
+    pd.testing.assert_frame_equal(extractor_validation_frame(as_polars, planted_faults_frame(runs), members, names),
+                                  table)
