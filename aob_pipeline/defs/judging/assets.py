@@ -225,7 +225,8 @@ def judge_agreement(context: dg.AssetExecutionContext, duckdb: DuckDBResource) -
     both = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=JUDGEMENTS_TABLE.column_names)
     frame = agreement_frame(both)
     if len(facts):
-        frame = pd.concat([frame, facts[frame.columns]], ignore_index=True)
+        # one frame from both sets of rows (a concat of a frame whose column is all NULL warns and may retype it)
+        frame = pd.DataFrame(frame.to_dict("records") + facts[frame.columns].to_dict("records"), columns=frame.columns)
     frame["contradictions"] = frame["contradictions"].astype("Int64")
     with duckdb.get_connection() as con:
         replace_tables(con, {"judge_agreement": frame}, {"judge_agreement": JUDGE_AGREEMENT_TABLE})

@@ -246,9 +246,10 @@ def judge_agreement_png(agreement: pd.DataFrame | None) -> bytes | None:
     kappa = frame.pivot_table(index="pair", columns="criterion", values="kappa", aggfunc="mean").reindex(columns=order)
     degenerate = None
     if "degenerate" in frame.columns:
-        degenerate = (frame.assign(degenerate=frame["degenerate"].fillna(False).astype(bool))
+        flags = frame["degenerate"].map(lambda v: bool(v) if v is not None and not pd.isna(v) else False)
+        degenerate = (frame.assign(degenerate=flags.astype(bool))
                       .pivot_table(index="pair", columns="criterion", values="degenerate", aggfunc="max")
-                      .reindex(index=kappa.index, columns=order).fillna(False).astype(bool))
+                      .reindex(index=kappa.index, columns=order).astype("boolean").fillna(False).astype(bool))
     with _figure(_height(len(kappa), base=1.8, per_row=0.35)) as (fig, ax):
         image = _heatmap(ax, kappa.to_numpy(), cmap="RdYlGn", vmin=-1.0, vmax=1.0, fmt=lambda v: f"{v:.2f}")
         if degenerate is not None:
