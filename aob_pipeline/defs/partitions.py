@@ -14,15 +14,16 @@ from collections.abc import Iterable, Sequence
 
 import dagster as dg
 
-AGENTS_PARTITIONS = dg.DynamicPartitionsDefinition(name="agents")
+AGENTS_PARTITIONS_NAME = "agents"
+AGENTS_PARTITIONS = dg.DynamicPartitionsDefinition(name=AGENTS_PARTITIONS_NAME)
 
 
 def sync_partitions(instance: dg.DagsterInstance, agent_ids: Iterable[str]) -> list[str]:
     """Add the agents the instance does not know yet, in the order given; return them (nothing is removed)."""
-    have = set(instance.get_dynamic_partitions(AGENTS_PARTITIONS.name))
+    have = set(instance.get_dynamic_partitions(AGENTS_PARTITIONS_NAME))
     new = [a for a in dict.fromkeys(agent_ids) if a not in have]
     if new:
-        instance.add_dynamic_partitions(AGENTS_PARTITIONS.name, new)
+        instance.add_dynamic_partitions(AGENTS_PARTITIONS_NAME, new)
     return new
 
 
@@ -53,7 +54,7 @@ def exact_range_tags(instance: dg.DagsterInstance, agent_ids: Iterable[str] | No
     """Run tags for exactly ``agent_ids`` (every agent partition when None): one partition range per block of
     consecutive partitions. Running them all materialises those agents and no other — `aob evaluate --agent A
     --agent B` runs A and B only, whoever was registered between them."""
-    agents = instance.get_dynamic_partitions(AGENTS_PARTITIONS.name)
+    agents = instance.get_dynamic_partitions(AGENTS_PARTITIONS_NAME)
     if not agents:
         raise ValueError("no agent partitions yet: run sync_partitions first")
     wanted = list(agents if agent_ids is None else dict.fromkeys(agent_ids))
@@ -64,7 +65,7 @@ def exact_range_tags(instance: dg.DagsterInstance, agent_ids: Iterable[str] | No
 
 def agents_in_range(instance: dg.DagsterInstance, tags: dict[str, str]) -> list[str]:
     """The agent partitions a run with these partition-range tags covers (registration order)."""
-    agents = list(instance.get_dynamic_partitions(AGENTS_PARTITIONS.name))
+    agents = list(instance.get_dynamic_partitions(AGENTS_PARTITIONS_NAME))
     start, end = tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]
     return agents[agents.index(start):agents.index(end) + 1]
 

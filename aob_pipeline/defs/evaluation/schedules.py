@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -25,7 +26,8 @@ def scenario_files_changed(instance: dg.DagsterInstance) -> bool:
     from aob_pipeline.defs.scenarios.assets import scenario_files_version
 
     event = instance.get_latest_materialization_event(SCENARIOS_KEY)
-    built_from = event.asset_materialization.tags.get("dagster/code_version") if event and event.asset_materialization else None
+    materialization = event.asset_materialization if event else None
+    built_from = (materialization.tags or {}).get("dagster/code_version") if materialization else None
     return built_from != scenario_files_version()
 
 
@@ -34,7 +36,8 @@ NIGHTLY_QUEUE_TAG = {"aob/queue": "nightly"}
 that `aob` writes limits runs with this tag to one at a time (QueuedRunCoordinator ``tag_concurrency_limits``)."""
 
 
-def _requests(runs: list[tuple[dict[str, str], list[dg.AssetKey] | None]], summary: str) -> list[dg.RunRequest]:
+def _requests(runs: Sequence[tuple[dict[str, str], Sequence[dg.AssetKey] | None]], summary: str,
+              ) -> list[dg.RunRequest]:
     total = len(runs)
     return [
         dg.RunRequest(run_key=None, run_config=NIGHTLY_RUN_CONFIG, asset_selection=assets,

@@ -6,6 +6,7 @@ hash, so a nightly run embeds only texts it has never seen.
 """
 
 import os
+from typing import Any
 
 import dagster as dg
 import numpy as np
@@ -42,10 +43,10 @@ class FindingsConfig(dg.Config):
     concurrency: int = 4
 
 
-def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> list:
+def _extractors(config: FindingsConfig, judge_scenarios: dict | None = None) -> list[Any]:
     from aob_pipeline.lib.failures.detectors import OfflineExtractor
 
-    extractors = [OfflineExtractor(judge_scenarios=judge_scenarios)]
+    extractors: list[Any] = [OfflineExtractor(judge_scenarios=judge_scenarios)]
     model = config.llm_extractor_model or os.environ.get("AOB_TRAJFM_MODEL")
     if model:
         from aob_pipeline.lib.failures.llm_extractor import LLMExtractor
@@ -145,6 +146,7 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
         emb = read_table(con, "failure_embeddings")
         before = {name: read_table(con, name) for name in
                   ("failure_cluster_members", "failure_clusters", "failure_cluster_quality")}
+    findings, emb = _required(findings, "failure_findings"), _required(emb, "failure_embeddings")
     members = _failure_texts(findings)
     vec_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in zip(emb["text"], emb["embedding"])}
     members = members[members["text"].isin(vec_by_text)]
@@ -163,14 +165,16 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
         quality = quality_frame(result)
         _save_cluster_model(model_path, result.model, context)
     else:
-        labels, coords = kept.labels, _kept_coordinates(before["failure_cluster_members"], members, kept)
-        old = before["failure_clusters"]
+        labels = kept.labels
+        coords = _kept_coordinates(_required(before["failure_cluster_members"], "failure_cluster_members"), members,
+                                   kept)
+        old = _required(before["failure_clusters"], "failure_clusters")
         stability = {int(c): float(v) for c, v in zip(old["cluster_id"], old["stability"]) if pd.notna(v)}
         clusters = cluster_table(members["title"].tolist(), vectors, labels, coords,
                                  documents=members["text"].tolist(), stability=stability)
         names = dict(zip(old["cluster_id"].astype(int), old["label"]))  # ids and names stay across nights
         clusters["label"] = [names.get(int(c), label) for c, label in zip(clusters["cluster_id"], clusters["label"])]
-        quality = before["failure_cluster_quality"]
+        quality = _required(before["failure_cluster_quality"], "failure_cluster_quality")
         quality = quality[~quality["metric"].str.startswith("nightly.")]
     quality = pd.concat([quality, pd.DataFrame([
         {"metric": "nightly.kept_earlier_clusters", "value": float(kept is not None), "note": why},
@@ -197,6 +201,13 @@ def failure_clusters(context: dg.AssetExecutionContext, duckdb: DuckDBResource, 
         "nightly": why,
         **image_metadata("cluster_map", cluster_map_png, member_frame, clusters, log=context.log),
     })
+
+
+def _required(frame: pd.DataFrame | None, table: str) -> pd.DataFrame:
+    """``frame``, or a failure naming the table to materialise first when it does not exist yet."""
+    if frame is None:
+        raise dg.Failure(f"the table {table} does not exist yet: materialise it first")
+    return frame
 
 
 def _previous_ids(before: dict) -> dict[str, int]:
@@ -270,6 +281,8 @@ def taxonomy(context: dg.AssetExecutionContext, duckdb: DuckDBResource, aob: Aob
         members = read_table(con, "failure_cluster_members")
         emb = read_table(con, "failure_embeddings")
         previous = read_table(con, "taxonomy")
+    clusters, members = _required(clusters, "failure_clusters"), _required(members, "failure_cluster_members")
+    emb = _required(emb, "failure_embeddings")
     tax = load_taxonomy()
     vec_by_text = {t: np.asarray(v, dtype=np.float32) for t, v in zip(emb["text"], emb["embedding"])}
     vectors = np.stack([vec_by_text[t] for t in members["text"]])

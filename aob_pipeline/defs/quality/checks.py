@@ -11,6 +11,7 @@ value, parameters, a few unexpected rows), plus the suite's statistics.
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 import duckdb
@@ -40,7 +41,7 @@ WORLD_CHECK_DESCRIPTIONS = {
 }
 
 
-def quality_metadata(result: QualityResult) -> dict[str, object]:
+def quality_metadata(result: QualityResult) -> dict[str, Any]:
     """Check metadata: the failures as a markdown table and the suite's statistics."""
     metadata: dict[str, object] = {
         "suite": result.suite,

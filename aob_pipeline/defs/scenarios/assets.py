@@ -13,6 +13,7 @@ earlier steps; twins paraphrase existing public scenarios.
 
 
 import hashlib
+from typing import Any
 
 import dagster as dg
 from dagster_duckdb import DuckDBResource
@@ -52,7 +53,7 @@ def scenario_files_version() -> str:
 
 def _outcome_result(outcome: CheckOutcome, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
                     ) -> dg.AssetCheckResult:
-    metadata = {k: v for k, v in outcome.metadata.items() if isinstance(v, (int, float, str, bool))}
+    metadata: dict[str, Any] = {k: v for k, v in outcome.metadata.items() if isinstance(v, (int, float, str, bool))}
     if outcome.problems:
         shown = outcome.problems[:50]
         more = len(outcome.problems) - len(shown)

@@ -121,7 +121,7 @@ def trajectories(
         written = replace_trajectories(con, trajs, run_pairs)
         replace_partition_rows(con, TRAJECTORY_INPUTS_TABLE, inputs, inputs[["agent_id", "scenario_id"]])
     summary = summarize(trajs, seconds)
-    per_agent = {}
+    per_agent: dict[str, dict[str, int]] = {}
     for t in trajs:
         row = per_agent.setdefault(t.agent_id, {"runs": 0, "completed": 0, "failed": 0, "timed_out": 0, "crashed": 0})
         row["runs"] += 1

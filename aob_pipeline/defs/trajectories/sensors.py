@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from aob_pipeline.defs.partitions import AGENTS_PARTITIONS, range_tags, sync_partitions
+from aob_pipeline.defs.partitions import AGENTS_PARTITIONS_NAME, range_tags, sync_partitions
 from aob_pipeline.lib.agents.registry import load_agent_registry
 from aob_pipeline.lib.settings import Settings
 
@@ -21,7 +21,7 @@ from aob_pipeline.lib.settings import Settings
 def agent_registry_sensor(context: dg.SensorEvaluationContext):
     settings = Settings.from_env()
     agent_ids = [s.agent_id for s in load_agent_registry(settings)]
-    known_before = set(context.instance.get_dynamic_partitions(AGENTS_PARTITIONS.name))
+    known_before = set(context.instance.get_dynamic_partitions(AGENTS_PARTITIONS_NAME))
     new_agents = sync_partitions(context.instance, agent_ids)
     if not known_before:
         # First evaluation on a fresh instance: register partitions only; `aob demo` or a backfill runs them.
@@ -51,10 +51,12 @@ def note_if_published_left_stale(instance: dg.DagsterInstance, run: dg.DagsterRu
         return None
     published = instance.get_records_for_run(
         run.run_id, of_type=dg.DagsterEventType.ASSET_MATERIALIZATION, limit=10_000).records
-    if any(r.event_log_entry.dagster_event.asset_key == PUBLISHED_KEY for r in published):
+    if any(r.event_log_entry.dagster_event is not None and r.event_log_entry.dagster_event.asset_key == PUBLISHED_KEY
+           for r in published):
         return None
-    failed = [r.event_log_entry.dagster_event.step_key for r in instance.get_records_for_run(
-        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=100).records]
+    failed = [str(event.step_key) for r in instance.get_records_for_run(
+        run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE, limit=100).records
+        if (event := r.event_log_entry.dagster_event) is not None and event.step_key]
     reason = f"failed step(s): {', '.join(failed)}" if failed else "the run failed"
     return mark_published_stale(settings.published_path, run.run_id, reason)
 

@@ -258,7 +258,7 @@ def new_failure_counts(findings: Frame, scopes: Sequence[str] = SCOPES) -> pd.Da
 COMPARISON_COLUMNS = ["extractor", "measure", "published", "published_share", "ours", "ours_share"]
 
 
-def compare_with_published(findings: pd.DataFrame, distribution: pd.DataFrame | None = None,
+def compare_with_published(findings: Frame, distribution: pd.DataFrame | None = None,
                            counts: pd.DataFrame | None = None) -> pd.DataFrame:
     """Our figures side by side with upstream's, per extractor (columns ``COMPARISON_COLUMNS``).
 
