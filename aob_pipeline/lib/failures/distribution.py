@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Union
 
 import pandas as pd
 
+from aob_pipeline.lib.warehouse import as_polars
+
 if TYPE_CHECKING:
     import polars as pl
 
@@ -96,12 +98,6 @@ def _check(findings: Frame) -> None:
         raise ValueError(f"failure_findings: missing column(s) {', '.join(missing)}")
 
 
-def _polars(frame: Frame, columns: Sequence[str]) -> pl.DataFrame:
-    from aob_pipeline.lib.warehouse import as_polars
-
-    return as_polars(frame, columns)
-
-
 def _extracted_runs(findings: pl.DataFrame) -> pl.DataFrame:
     """One row per (extractor, run) whose extraction succeeded, with agent and orchestration (its first row's)."""
     import polars as pl
@@ -135,7 +131,7 @@ def _additional_rows(findings: pl.DataFrame, clusters: Frame | None) -> pl.DataF
         raise ValueError(f"cluster assignments: missing column(s) {', '.join(missing)}")
     keys = ["run_id", "title"] + (["extractor"] if "extractor" in clusters.columns else [])
     columns = keys + ["cluster_id"] + (["cluster_label"] if "cluster_label" in clusters.columns else [])
-    assigned = _polars(clusters, columns).with_columns(pl.col("cluster_id").cast(pl.Float64))
+    assigned = as_polars(clusters, columns).with_columns(pl.col("cluster_id").cast(pl.Float64))
     if "cluster_label" in assigned.columns:
         assigned = assigned.with_columns(pl.col("cluster_label").cast(pl.Utf8))
     assigned = assigned.unique(subset=keys, keep="first", maintain_order=True)
@@ -166,7 +162,7 @@ def failure_distribution(
     for scope in scopes:
         if scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
-    found = _polars(findings, FINDINGS_COLUMNS)
+    found = as_polars(findings, FINDINGS_COLUMNS)
     runs = _extracted_runs(found)
     flagged_mast = found.filter((pl.col("kind") == "mast") & pl.col("flagged").fill_null(False)).select(
         "extractor", "run_id", "slug")
@@ -232,7 +228,7 @@ def new_failure_counts(findings: Frame, scopes: Sequence[str] = SCOPES) -> pd.Da
     import polars as pl
 
     _check(findings)
-    found = _polars(findings, FINDINGS_COLUMNS)
+    found = as_polars(findings, FINDINGS_COLUMNS)
     runs = _extracted_runs(found)
     per_run = found.filter(pl.col("kind") == "additional").group_by("extractor", "run_id").agg(
         pl.col("title").n_unique().alias("modes"))

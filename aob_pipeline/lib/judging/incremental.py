@@ -28,7 +28,7 @@ from aob_pipeline.lib.judging.scoring import (
     tool_calls_frame,
 )
 from aob_pipeline.lib.warehouse import read_table, table_exists
-from aob_pipeline.lib.warehouse.incremental import rows_by_agent
+from aob_pipeline.lib.warehouse.incremental import only_agents, rows_by_agent
 
 LEADERBOARD_STEP = "leaderboard"
 
@@ -102,13 +102,9 @@ def update_leaderboard(con: duckdb.DuckDBPyConnection, n_boot: int = DEFAULT_BOO
     scenarios = read_table(con, "scenarios")
 
     def compute(todo: list[str]) -> dict[str, list[dict]]:
-        con.register("__board_agents", pd.DataFrame({"agent_id": todo}))
-        try:
-            where = "agent_id IN (SELECT agent_id FROM __board_agents)"
+        with only_agents(con, todo) as where:
             scores = read_table(con, "scores", where)
             runs = read_table(con, "trajectories", where)
-        finally:
-            con.unregister("__board_agents")
         run_ids = [] if runs is None else runs["run_id"].tolist()
         trajectories = read_trajectories_of(con, run_ids)
         return agent_leaderboard_rows(scores, runs, trajectories, scenarios, k, n_boot, seed)
@@ -137,11 +133,8 @@ def update_breakdowns(con: duckdb.DuckDBPyConnection) -> tuple[pd.DataFrame, dic
     from aob_pipeline.lib.warehouse.incremental import AgentRows, update_per_agent
 
     def compute(todo: list[str]) -> dict[str, list[dict]]:
-        con.register("__breakdown_agents", pd.DataFrame({"agent_id": todo}))
-        try:
-            scores = read_table(con, "scores", "agent_id IN (SELECT agent_id FROM __breakdown_agents)")
-        finally:
-            con.unregister("__breakdown_agents")
+        with only_agents(con, todo) as where:
+            scores = read_table(con, "scores", where)
         return rows_by_agent(breakdown_frame(scores)) if scores is not None and len(scores) else {}
 
     rows_of, state, todo = update_per_agent(con, BREAKDOWNS_STEP, [AgentRows("scores")], compute,
@@ -191,13 +184,10 @@ def update_scores(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str]]:
     whole = not state or len(todo) == len(fingerprints)
     frame = pd.DataFrame(columns=SCORES_TABLE.column_names)
     if whole or todo:
-        con.register("__scores_agents", pd.DataFrame({"agent_id": todo}, dtype="object"))
-        try:
-            where = None if whole else "agent_id IN (SELECT agent_id FROM __scores_agents)"
+        with only_agents(con, todo) as some:
+            where = None if whole else some
             judgements = read_table(con, "judgements", where, columns=VERDICT_COLUMNS)
             runs = read_table(con, "trajectories", where)
-        finally:
-            con.unregister("__scores_agents")
         if judgements is not None:
             frame = scores_frame(judgements, runs, read_table(con, "scenarios"))
     new_state = {a: (f, None) for a, f in fingerprints.items()}
@@ -207,14 +197,13 @@ def update_scores(con: duckdb.DuckDBPyConnection) -> tuple[int, list[str]]:
     elif todo or gone:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.register("__scores_replaced", pd.DataFrame({"agent_id": todo + gone}))
             con.register("__scores_rows", frame)
             try:
-                con.execute("DELETE FROM scores WHERE agent_id IN (SELECT agent_id FROM __scores_replaced)")
+                with only_agents(con, todo + gone) as replaced:
+                    con.execute(f"DELETE FROM scores WHERE {replaced}")
                 select = ", ".join(f'CAST("{c.name}" AS {c.type})' for c in SCORES_TABLE.columns)
                 con.execute(f"INSERT INTO scores SELECT {select} FROM __scores_rows")
             finally:
-                con.unregister("__scores_replaced")
                 con.unregister("__scores_rows")
             write_agent_state(con, SCORES_STEP, new_state)
             con.execute("COMMIT")

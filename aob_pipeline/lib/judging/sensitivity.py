@@ -224,19 +224,16 @@ def read_sensitivity_inputs(con: Any) -> tuple[pd.DataFrame, pd.DataFrame, list[
     rationales), and every judge's name. At 300 agents this is the built-in field's few thousand runs, not every
     judgement."""
     from aob_pipeline.lib.judging.records import VERDICT_COLUMNS
+    from aob_pipeline.lib.warehouse.incremental import only_agents
 
     columns = "run_id, agent_id, scenario_id, trial, labels"
     wrapped = con.execute(f"SELECT {columns} FROM trajectories WHERE contains(agent_id, ?) "
                           f"OR contains(CAST(labels AS VARCHAR), ?)", [FAULT_SEPARATOR, PLANTED_FAULTS_LABEL]).df()
     inner = sorted({str(_labels(labels).get("inner_agent") or str(agent).split(FAULT_SEPARATOR, 1)[0])
                     for agent, labels in zip(wrapped["agent_id"], wrapped["labels"])})
-    con.register("__sensitivity_inner", pd.DataFrame({"agent_id": inner}, dtype="object"))
-    try:
+    with only_agents(con, inner) as inner_agents:
         runs = con.execute(f"SELECT {columns} FROM trajectories WHERE contains(agent_id, ?) OR contains("
-                           "CAST(labels AS VARCHAR), ?) OR agent_id IN (SELECT agent_id FROM __sensitivity_inner)",
-                           [FAULT_SEPARATOR, PLANTED_FAULTS_LABEL]).df()
-    finally:
-        con.unregister("__sensitivity_inner")
+                           f"CAST(labels AS VARCHAR), ?) OR {inner_agents}", [FAULT_SEPARATOR, PLANTED_FAULTS_LABEL]).df()
     con.register("__sensitivity_runs", runs[["run_id"]])
     try:
         selected = ", ".join(f'"{c}"' for c in VERDICT_COLUMNS)

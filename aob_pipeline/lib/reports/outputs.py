@@ -123,7 +123,7 @@ def write_all_feedback(settings: Settings, min_cluster_size: int = 5, *, force: 
         published_vocabulary,
         render_feedback_markdown,
     )
-    from aob_pipeline.lib.reports.plots import mast_mode_names
+    from aob_pipeline.lib.reports.plots import mast_mode_names, preferred_extractor_of, primary_judge_of
     from aob_pipeline.lib.warehouse import connect, table_exists
     from aob_pipeline.lib.warehouse.incremental import (
         AgentRows,
@@ -135,11 +135,8 @@ def write_all_feedback(settings: Settings, min_cluster_size: int = 5, *, force: 
     )
 
     with connect(settings.warehouse_path, read_only=True) as con:
-        judges = _distinct(con, "scores", "judge") or _distinct(con, "judgements", "judge")
-        judge = "reference" if "reference" in judges else (judges[0] if judges else None)
-        extractors = _distinct(con, "failure_findings", "extractor")
-        llm = [e for e in extractors if e != "offline"]
-        extractor = llm[0] if llm else (extractors[0] if extractors else None)
+        judge = primary_judge_of(_distinct(con, "scores", "judge") or _distinct(con, "judgements", "judge"))
+        extractor = preferred_extractor_of(_distinct(con, "failure_findings", "extractor"))
         # What hidden cluster summaries may say is worked out over every agent's rows, once.
         shared = {name: read_table(con, name) for name in ("failure_clusters", "scenarios")}
         shared["failure_cluster_members"] = read_table(con, "failure_cluster_members")
@@ -196,15 +193,12 @@ def _distinct(con, table: str, column: str) -> list[str]:
 
 def _agent_frames(con, agent_ids: list[str]) -> dict[str, pd.DataFrame | None]:
     """The rows of ``agent_ids`` in every per-agent table the feedback reads."""
-    con.register("__feedback_agents", pd.DataFrame({"agent_id": agent_ids}))
-    try:
-        frames = {name: read_table(con, name, "agent_id IN (SELECT agent_id FROM __feedback_agents)")
-                  for name in _AGENT_TABLES}
+    from aob_pipeline.lib.warehouse.incremental import only_agents
+
+    with only_agents(con, agent_ids) as where:
+        frames = {name: read_table(con, name, where) for name in _AGENT_TABLES}
         frames["trajectory_steps"] = read_table(
-            con, "trajectory_steps", "run_id IN (SELECT run_id FROM trajectories WHERE agent_id IN "
-                                     "(SELECT agent_id FROM __feedback_agents))")
-    finally:
-        con.unregister("__feedback_agents")
+            con, "trajectory_steps", f"run_id IN (SELECT run_id FROM trajectories WHERE {where})")
     return frames
 
 

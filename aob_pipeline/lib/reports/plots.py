@@ -14,9 +14,9 @@ additional-mode row with run_id, title, cluster_id and, when available, map_x / 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import cast
+from typing import Any, cast
 
 import pandas as pd
 
@@ -89,17 +89,25 @@ def primary_judge(frame: pd.DataFrame | None) -> str | None:
     """The judge a report shows first: ``reference`` when present, else the first judge by name."""
     if frame is None or _empty(frame) or "judge" not in frame.columns:
         return None
-    judges = sorted(str(j) for j in frame["judge"].dropna().unique())
-    if not judges:
-        return None
-    return "reference" if "reference" in judges else judges[0]
+    return primary_judge_of(frame["judge"].dropna().unique())
+
+
+def primary_judge_of(judges: Iterable[Any]) -> str | None:
+    """``primary_judge`` among judge names."""
+    names = sorted(str(j) for j in judges)
+    return ("reference" if "reference" in names else names[0]) if names else None
 
 
 def preferred_extractor(findings: pd.DataFrame | None) -> str | None:
     """The extractor whose findings the report shows: an LLM extractor when one ran, else ``offline``."""
     if findings is None or _empty(findings) or "extractor" not in findings.columns:
         return None
-    names = sorted(str(e) for e in findings["extractor"].dropna().unique())
+    return preferred_extractor_of(findings["extractor"].dropna().unique())
+
+
+def preferred_extractor_of(extractors: Iterable[Any]) -> str | None:
+    """``preferred_extractor`` among extractor names."""
+    names = sorted(str(e) for e in extractors)
     llm = [n for n in names if n != "offline"]
     return llm[0] if llm else (names[0] if names else None)
 

@@ -225,17 +225,13 @@ def update_judge_detector_counts(con: Any, judge: str = "reference", extractor: 
     from aob_pipeline.lib.trace import scenario_index
     from aob_pipeline.lib.trajectories.store import read_trajectories_of
     from aob_pipeline.lib.warehouse import read_table
-    from aob_pipeline.lib.warehouse.incremental import AgentRows, scenarios_fingerprint, update_per_agent
+    from aob_pipeline.lib.warehouse.incremental import AgentRows, only_agents, scenarios_fingerprint, update_per_agent
 
     def compute(todo: list[str]) -> dict[str, Any]:
-        con.register("__coherence_agents", pd.DataFrame({"agent_id": todo}))
-        try:
-            where = "agent_id IN (SELECT agent_id FROM __coherence_agents)"
+        with only_agents(con, todo) as where:
             judgements = read_table(con, "judgements", f"{where} AND judge = ?", [judge])
             findings = read_table(con, "failure_findings", f"{where} AND extractor = ?", [extractor])
             run_ids = [r for (r,) in con.execute(f"SELECT run_id FROM trajectories WHERE {where}").fetchall()]
-        finally:
-            con.unregister("__coherence_agents")
         if judgements is None or findings is None or not run_ids:
             return {}
         scenarios = read_table(con, "scenarios")

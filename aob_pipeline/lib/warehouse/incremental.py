@@ -30,7 +30,8 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
@@ -187,6 +188,20 @@ def update_per_agent(con: duckdb.DuckDBPyConnection, step: str, sources: Sequenc
     return results, {a: (fingerprints[a], results.get(a)) for a in fingerprints}, todo
 
 
+@contextmanager
+def only_agents(con: duckdb.DuckDBPyConnection, agent_ids: Sequence[str]) -> Iterator[str]:
+    """The SQL condition ``agent_id IN (...)`` for ``agent_ids`` (a temporary view of them while the block runs):
+    how a step reads just the agents it recomputes."""
+    import pandas as pd
+
+    view = f"__agents_{id(agent_ids):x}"
+    con.register(view, pd.DataFrame({"agent_id": list(agent_ids)}, dtype="object"))
+    try:
+        yield f"agent_id IN (SELECT agent_id FROM {view})"
+    finally:
+        con.unregister(view)
+
+
 def plain_value(value: Any) -> Any:
     """A JSON-exact Python value: numpy scalars unwrapped, missing values (None, NaN, pd.NA) None; floats keep
     every digit through ``json``."""
@@ -215,5 +230,5 @@ def rows_by_agent(frame: Any, key: str = "agent_id") -> dict[str, list[dict[str,
 
 
 __all__ = ["AGENT_WORK_STATE_TABLE", "AgentRows", "agent_fingerprints", "agents_to_recompute", "code_fingerprint",
-           "plain_value", "read_agent_state", "rows_by_agent", "scenarios_fingerprint", "table_fingerprint", "update_per_agent",
+           "only_agents", "plain_value", "read_agent_state", "rows_by_agent", "scenarios_fingerprint", "table_fingerprint", "update_per_agent",
            "write_agent_state"]
